@@ -1,0 +1,54 @@
+"""Dagster resources: where the warehouse, landing, export and vocabulary folders are.
+
+Values default to `trialhouse.settings` (environment variables), so `dg dev` and the
+`trialhouse` command act on the same files.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+
+from trialhouse.settings import Settings
+
+# Every asset and check that writes the warehouse runs in this pool (limit 1): DuckDB allows one
+# writing process per file.
+WAREHOUSE_POOL = "warehouse"
+
+
+class WarehouseResource(DuckDBResource):
+    """The DuckDB warehouse file, via dagster-duckdb."""
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with self.get_connection() as con:
+            yield con
+
+
+class PathsResource(dg.ConfigurableResource):
+    """Folders the pipeline reads and writes besides the warehouse."""
+
+    landing: str
+    export: str
+    vocab: Optional[str] = None
+
+    @property
+    def landing_path(self) -> Path:
+        return Path(self.landing)
+
+    @property
+    def export_path(self) -> Path:
+        return Path(self.export)
+
+
+def build_resources(settings: Settings | None = None) -> dict:
+    s = settings or Settings.from_env()
+    return {
+        "warehouse": WarehouseResource(database=s.warehouse),
+        "paths": PathsResource(landing=s.landing, export=s.export, vocab=s.vocab),
+    }

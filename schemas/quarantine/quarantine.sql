@@ -1,0 +1,17 @@
+-- Records held back from the published warehouse, each with a machine-readable reason.
+-- Every landed record is either published or here: nothing is dropped silently.
+CREATE SCHEMA IF NOT EXISTS quarantine;
+
+CREATE TABLE IF NOT EXISTS quarantine.record (
+    run_id          VARCHAR,
+    quarantined_at  TIMESTAMP NOT NULL,
+    source_file     VARCHAR NOT NULL,        -- landing-relative path of the file
+    record_key      VARCHAR NOT NULL,        -- nct id, or position in the file when there is none
+    source_record   VARCHAR NOT NULL,        -- '' / 'studies[3]' / zip member name
+    suite           VARCHAR NOT NULL,        -- e.g. raw_ingest, ctgov_raw, fhir_staging, omop_staging
+    rule            VARCHAR NOT NULL,        -- machine-readable rule id
+    field           VARCHAR,                 -- JSON path or table.column of the offending field
+    reason          VARCHAR NOT NULL,        -- readable: names the file, the record and the field
+    payload         VARCHAR,                 -- the record as received (text: it may not even be JSON)
+    released_at     TIMESTAMP                -- set when a retry published it
+);

@@ -1,0 +1,55 @@
+"""Shared fixtures: real ClinicalTrials.gov records copied from ../shared/ctgov into tests/data."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+DATA = Path(__file__).resolve().parent / "data"
+CTGOV = DATA / "ctgov"
+
+
+def study_files() -> list[Path]:
+    return sorted(CTGOV.glob("NCT*.json"))
+
+
+def page_files() -> list[Path]:
+    return sorted((CTGOV / "pages").glob("*.json"))
+
+
+def version_files() -> list[Path]:
+    return sorted((CTGOV / "versions").glob("*.json"))
+
+
+class Landing:
+    """A temporary landing folder that tests drop real files into."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        (root / "ctgov").mkdir(parents=True, exist_ok=True)
+
+    def drop(self, src: Path, name: str | None = None, subdir: str = "") -> Path:
+        dest = self.root / "ctgov" / subdir / (name or src.name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        return dest
+
+    def write(self, name: str, data: bytes | str) -> Path:
+        dest = self.root / "ctgov" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data.encode() if isinstance(data, str) else data)
+        return dest
+
+
+@pytest.fixture
+def landing(tmp_path) -> Landing:
+    return Landing(tmp_path / "landing")
+
+
+@pytest.fixture
+def con(tmp_path):
+    c = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    yield c
+    c.close()

@@ -1,0 +1,31 @@
+"""Snapshot of the asset graph: what the UI shows, and the house rules every asset follows."""
+import dagster as dg
+
+from orchestration.definitions import defs
+from orchestration.resources import WAREHOUSE_POOL
+
+GROUPS = {"ctgov", "fhir", "omop", "sites", "quality"}
+
+
+def asset_specs():
+    return list(defs.resolve_all_asset_specs())
+
+
+def test_asset_graph_snapshot():
+    keys = sorted(s.key.to_user_string() for s in asset_specs())
+    assert keys == ["raw/ctgov_study_version"]
+
+
+def test_every_asset_has_description_group_and_writer_pool():
+    for spec in asset_specs():
+        assert spec.description and len(spec.description) > 40, spec.key
+        assert spec.group_name in GROUPS, spec.key
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.pools == {WAREHOUSE_POOL} or node.pools == [WAREHOUSE_POOL] or WAREHOUSE_POOL in node.pools, key
+
+
+def test_definitions_load_with_resources():
+    assert {"warehouse", "paths"} <= set(defs.resources)
+    assert isinstance(defs, dg.Definitions)

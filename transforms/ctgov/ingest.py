@@ -1,0 +1,207 @@
+"""Landing files → raw.landed_file, raw.ctgov_study_version and quarantine.record.
+
+Append-only and idempotent: a file is processed once per content hash, and a study version is
+stored once per (nct_id, content hash), so re-running over the same landing folder adds nothing
+and files may arrive in any order. Work is committed in batches so a crash in the middle of the
+600,000-study zip loses at most one batch; the file is marked loaded only at its end, and a rerun
+simply skips the versions already stored.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from schemas import ensure_base_schemas, sql_text
+from transforms.ctgov.identity import IdentityError, identify
+from transforms.ctgov.records import FileFormatError, RawRecord, read_records
+
+CTGOV_SUBDIR = "ctgov"
+BATCH_SIZE = 2000
+QUARANTINE_SUITE = "raw_ingest"
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: Path  # absolute
+    rel: str  # relative to the landing root, '/'-separated: what every message and row names
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class IngestSummary:
+    files_seen: int = 0
+    files_new: int = 0
+    files_loaded: int = 0
+    files_failed: int = 0
+    records_seen: int = 0
+    records_quarantined: int = 0
+    new_versions: int = 0
+    studies_touched: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "files_seen": self.files_seen,
+            "files_new": self.files_new,
+            "files_loaded": self.files_loaded,
+            "files_failed": self.files_failed,
+            "records_seen": self.records_seen,
+            "records_quarantined": self.records_quarantined,
+            "new_versions": self.new_versions,
+            "studies_seen": len(self.studies_touched),
+        }
+
+
+def _is_candidate(name: str) -> bool:
+    # Hidden and in-flight files (the API sync writes `.name.partial` then renames) are not landed yet.
+    return not name.startswith(".") and not name.endswith((".partial", ".tmp"))
+
+
+def scan_landing(landing: Path, subdir: str = CTGOV_SUBDIR) -> list[LandingFile]:
+    """Every candidate file under `<landing>/<subdir>/`, any depth, in a stable order."""
+    root = landing / subdir
+    found: list[LandingFile] = []
+    if not root.is_dir():
+        return found
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not _is_candidate(name):
+                continue
+            p = Path(dirpath) / name
+            st = p.stat()
+            found.append(LandingFile(p, p.relative_to(landing).as_posix(), st.st_size, st.st_mtime_ns))
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _known_sha(con, f: LandingFile) -> str | None:
+    row = con.execute(
+        "SELECT sha256 FROM raw.landing_path WHERE path = ? AND size_bytes = ? AND mtime_ns = ?",
+        [f.rel, f.size, f.mtime_ns],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _remember_path(con, f: LandingFile, sha: str, now: dt.datetime) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO raw.landing_path VALUES (?, ?, ?, ?, ?)",
+        [f.rel, f.size, f.mtime_ns, sha, now],
+    )
+
+
+class _VersionWriter:
+    """Buffers versions and quarantined records, and writes them in set-based batches."""
+
+    def __init__(self, con, f: LandingFile, sha: str, run_id: str | None, now: dt.datetime):
+        self.con, self.f, self.sha, self.run_id, self.now = con, f, sha, run_id, now
+        self.rows: list[tuple] = []
+        self.new_versions = 0
+        self.quarantined = 0
+        self.nct_ids: set[str] = set()
+
+    def add(self, rec: RawRecord) -> None:
+        if rec.record is None:
+            self._quarantine(rec, rec.source_record or "$", rec.field, rec.error or "unreadable record", rec.text)
+            return
+        try:
+            ident = identify(rec.record)
+        except IdentityError as exc:
+            self._quarantine(rec, rec.source_record or "$", exc.field, str(exc), json.dumps(rec.record))
+            return
+        self.nct_ids.add(ident.nct_id)
+        self.rows.append(
+            (ident.nct_id, ident.content_hash, ident.last_update_post_date, ident.version_holder,
+             json.dumps(rec.record, ensure_ascii=False), rec.source_record)
+        )
+        if len(self.rows) >= BATCH_SIZE:
+            self.flush()
+
+    def _quarantine(self, rec: RawRecord, key: str, fld: str | None, reason: str, payload: str | None) -> None:
+        where = f"{self.f.rel}" + (f" record {rec.source_record}" if rec.source_record else "")
+        self.con.execute(
+            "INSERT INTO quarantine.record (run_id, quarantined_at, source_file, record_key, source_record,"
+            " suite, rule, field, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.run_id, self.now, self.f.rel, key, rec.source_record, QUARANTINE_SUITE,
+             "record_keyable", fld, f"{where}: {reason}", payload],
+        )
+        self.quarantined += 1
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        batch = pd.DataFrame(
+            self.rows,
+            columns=["nct_id", "content_hash", "last_update_post_date", "version_holder", "payload", "source_record"],
+        )
+        self.rows = []
+        self.con.register("incoming_versions", batch)
+        try:
+            inserted = self.con.execute(
+                sql_text("raw/insert_versions.sql"), [self.f.rel, self.sha, self.now, self.run_id]
+            ).fetchone()[0]
+        finally:
+            self.con.unregister("incoming_versions")
+        self.new_versions += int(inserted)
+
+
+def ingest_file(con, f: LandingFile, run_id: str | None, summary: IngestSummary) -> None:
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    sha = _known_sha(con, f) or sha256_file(f.path)
+    _remember_path(con, f, sha, now)
+    if con.execute("SELECT 1 FROM raw.landed_file WHERE sha256 = ?", [sha]).fetchone():
+        return  # same content already processed (possibly under another name)
+    summary.files_new += 1
+    writer = _VersionWriter(con, f, sha, run_id, now)
+    seen = 0
+    status, error, kind = "loaded", None, "unknown"
+    try:
+        kind, records = read_records(f.path, f.rel)
+        for rec in records:
+            seen += 1
+            writer.add(rec)
+        writer.flush()
+    except FileFormatError as exc:
+        status, error = "failed", str(exc)
+    except (OSError, ValueError) as exc:  # e.g. a zip truncated in the middle
+        writer.flush()
+        status, error = "failed", f"{f.rel}: read failed after {seen} records: {exc}"
+    con.execute(
+        "INSERT INTO raw.landed_file VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [sha, f.rel, f.size, kind, now, status, error, seen, writer.quarantined, writer.new_versions, run_id],
+    )
+    summary.records_seen += seen
+    summary.records_quarantined += writer.quarantined
+    summary.new_versions += writer.new_versions
+    summary.studies_touched |= writer.nct_ids
+    if status == "failed":
+        summary.files_failed += 1
+        summary.errors.append(error)
+    else:
+        summary.files_loaded += 1
+
+
+def ingest_landing(con, landing: Path, run_id: str | None = None,
+                   files: Iterable[LandingFile] | None = None) -> IngestSummary:
+    """Register and load every new file under `<landing>/ctgov/` (or just `files`)."""
+    ensure_base_schemas(con)
+    summary = IngestSummary()
+    for f in (scan_landing(landing) if files is None else files):
+        summary.files_seen += 1
+        ingest_file(con, f, run_id, summary)
+    return summary

@@ -1,0 +1,121 @@
+"""Reading ClinicalTrials.gov API v2 registry files into individual study records.
+
+Three shapes arrive in the landing folder: a single study (`GET /studies/{nctId}`), an API
+page (`GET /studies`, `{"studies": [...], "nextPageToken": ...}`) and the bulk download zip
+(one JSON file per study, ~600,000 members, ~10 GB unzipped). The zip is read member by member
+so memory stays bounded by the largest single study (3.6 MB), never the archive.
+
+Every problem is reported as a `RecordError` that names the file, the record and the field,
+so one bad record never hides the good ones next to it.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+KIND_STUDY = "ctgov_study"
+KIND_PAGE = "ctgov_page"
+KIND_ZIP = "ctgov_zip"
+
+
+class FileFormatError(Exception):
+    """The file as a whole cannot be read: not JSON, not a zip, not an API v2 shape."""
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One study record as found in a file, or the reason it is unusable."""
+
+    source_record: str  # '' for a single-study file, 'studies[i]' in a page, the member name in a zip
+    record: dict | None  # the parsed study, when it parsed to a JSON object
+    text: str | None  # the text as received, kept for quarantine when parsing failed
+    error: str | None = None
+    field: str | None = None
+
+
+def detect_kind(path: Path) -> str:
+    """Zip by magic number, otherwise JSON shape decided after parsing."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return KIND_ZIP
+    return "json"
+
+
+def _classify_json(obj: object, display: str) -> str:
+    if isinstance(obj, dict) and isinstance(obj.get("studies"), list):
+        return KIND_PAGE
+    if isinstance(obj, dict) and "protocolSection" in obj:
+        return KIND_STUDY
+    if isinstance(obj, dict):
+        keys = ", ".join(sorted(obj)[:6]) or "no keys"
+        raise FileFormatError(
+            f"{display}: not a ClinicalTrials.gov API v2 study or page "
+            f"(expected 'protocolSection' or 'studies' at the top level, found: {keys})"
+        )
+    raise FileFormatError(
+        f"{display}: not a ClinicalTrials.gov API v2 study or page (top level is a JSON {type(obj).__name__})"
+    )
+
+
+def _loads(data: bytes, display: str) -> object:
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{display}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(
+            f"{display}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def _study_record(obj: object, source_record: str, text: str | None) -> RawRecord:
+    if not isinstance(obj, dict):
+        return RawRecord(source_record, None, text, f"record is a JSON {type(obj).__name__}, not an object", "$")
+    return RawRecord(source_record, obj, None)
+
+
+def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
+    """Return the file's kind and an iterator over its records.
+
+    Raises FileFormatError when the file as a whole is unreadable. `display` is the
+    landing-relative path used in messages.
+    """
+    kind = detect_kind(path)
+    if kind == KIND_ZIP:
+        try:
+            zf = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as exc:
+            raise FileFormatError(f"{display}: unreadable zip archive ({exc})") from None
+        return KIND_ZIP, _iter_zip(zf, display)
+    obj = _loads(path.read_bytes(), display)
+    kind = _classify_json(obj, display)
+    if kind == KIND_STUDY:
+        return kind, iter([RawRecord("", obj, None)])
+    return kind, (_study_record(s, f"studies[{i}]", None) for i, s in enumerate(obj["studies"]))
+
+
+def _iter_zip(zf: zipfile.ZipFile, display: str) -> Iterator[RawRecord]:
+    with zf:
+        for info in zf.infolist():
+            if info.is_dir() or not info.filename.lower().endswith(".json"):
+                continue
+            member = info.filename
+            try:
+                data = zf.read(info)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                yield RawRecord(member, None, None, f"unreadable zip member ({exc})", "$")
+                continue
+            try:
+                obj = _loads(data, f"{display}!{member}")
+            except FileFormatError as exc:
+                yield RawRecord(member, None, data.decode("utf-8", "replace")[:100_000], str(exc).split(": ", 1)[1], "$")
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("studies"), list):
+                for i, s in enumerate(obj["studies"]):
+                    yield _study_record(s, f"{member}!studies[{i}]", None)
+            else:
+                yield _study_record(obj, member, None)

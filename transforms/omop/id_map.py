@@ -1,0 +1,34 @@
+"""Stable OMOP integer ids: a persistent map from natural key to id, ``meta.omop_id_map``.
+
+Ids are allocated ``max + 1`` per target table in natural-key order and never reused or
+changed, so the same site, investigator, arm or fact keeps its id across reloads, versions
+of a study and subsets of the registry. ``owner`` is the NCT id of a study-owned row (arms,
+metadata facts) or NULL for rows shared across studies (locations, care sites, providers);
+the mappings use it to replace exactly the rows of the studies they re-map.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from schemas.omop.spec import check_identifier, check_relation, quote
+from transforms.omop._db import sql_file
+
+
+def ensure_id_map(con: duckdb.DuckDBPyConnection, id_map_schema: str = "meta") -> None:
+    con.execute(sql_file("id_map_create.sql", meta=check_identifier(id_map_schema)))
+
+
+def assign_ids(con: duckdb.DuckDBPyConnection, id_map_schema: str, table_name: str, keys: str) -> None:
+    """Allocate ids for the natural keys in relation ``keys`` (columns natural_key, owner) not yet mapped."""
+    check_identifier(table_name)
+    con.execute(
+        sql_file("id_map_assign.sql", meta=check_identifier(id_map_schema), keys=check_relation(keys)),
+        {"table_name": table_name},
+    )
+
+
+def id_lookup(id_map_schema: str, table_name: str) -> str:
+    """A subquery of (natural_key, id, owner) for one target table, for joins in mapping SQL."""
+    check_identifier(table_name)
+    return f"(SELECT natural_key, id, owner FROM {quote(id_map_schema)}.omop_id_map WHERE table_name = '{table_name}')"

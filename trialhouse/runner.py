@@ -1,0 +1,66 @@
+"""Runs the Dagster asset graph in-process: the command line and the UI share one code path."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from trialhouse.settings import Settings
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    success: bool
+    metadata: dict[str, dict] = field(default_factory=dict)  # asset key -> materialization metadata
+    checks: dict[str, dict] = field(default_factory=dict)  # check name -> {"passed", "severity", "metadata"}
+    failures: list[str] = field(default_factory=list)
+
+    def value(self, asset: str, key: str, default=0):
+        return self.metadata.get(asset, {}).get(key, default)
+
+
+def _instance() -> dg.DagsterInstance:
+    # With DAGSTER_HOME set, command-line runs are recorded where `dg dev` shows them.
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def _plain(value):
+    return getattr(value, "value", value)
+
+
+def run_pipeline(settings: Settings, selection: str | None = None, log_level: str = "WARNING") -> RunReport:
+    """Materialise every asset (or `selection`) and collect what each reported."""
+    from orchestration.definitions import build_definitions
+
+    defs = build_definitions(settings)
+    job = defs.resolve_implicit_global_asset_job_def()
+    if selection:
+        job = job.get_subset(asset_selection={dg.AssetKey.from_user_string(selection)})
+    with _instance() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+        report = RunReport(run_id=result.run_id, success=result.success)
+        for event in result.all_events:
+            if event.is_step_materialization:
+                mat = event.step_materialization_data.materialization
+                report.metadata[mat.asset_key.to_user_string()] = {
+                    k: _plain(v) for k, v in mat.metadata.items()
+                }
+            elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                ev = event.event_specific_data
+                report.checks[f"{ev.asset_key.to_user_string()}:{ev.check_name}"] = {
+                    "passed": ev.passed,
+                    "severity": ev.severity.value,
+                    "metadata": {k: _plain(v) for k, v in ev.metadata.items()},
+                }
+            elif event.is_step_failure:
+                err = event.step_failure_data.error
+                report.failures.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
+    return report
