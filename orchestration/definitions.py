@@ -3,10 +3,11 @@
 import dagster as dg
 
 from orchestration.ctgov.assets import ctgov_study_version
+from orchestration.quality.publish import published_warehouse
 from orchestration.resources import build_resources
 from trialhouse.settings import Settings
 
-ALL_ASSETS = [ctgov_study_version]
+ALL_ASSETS = [ctgov_study_version, published_warehouse]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -14,6 +14,7 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from trialhouse.settings import Settings
+from trialhouse.snapshot import work_path
 
 # Every asset and check that writes the warehouse runs in this pool (limit 1): DuckDB allows one
 # writing process per file.
@@ -21,7 +22,13 @@ WAREHOUSE_POOL = "warehouse"
 
 
 class WarehouseResource(DuckDBResource):
-    """The DuckDB warehouse file, via dagster-duckdb."""
+    """The pipeline's DuckDB work file (via dagster-duckdb) and the published file analysts read.
+
+    `database` is the work file only the pipeline opens; `published` is replaced atomically by a
+    checkpointed copy after each publish (see trialhouse.snapshot).
+    """
+
+    published: str
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -49,6 +56,6 @@ class PathsResource(dg.ConfigurableResource):
 def build_resources(settings: Settings | None = None) -> dict:
     s = settings or Settings.from_env()
     return {
-        "warehouse": WarehouseResource(database=s.warehouse),
+        "warehouse": WarehouseResource(database=str(work_path(s.warehouse)), published=s.warehouse),
         "paths": PathsResource(landing=s.landing, export=s.export, vocab=s.vocab),
     }

@@ -13,7 +13,7 @@ def asset_specs():
 
 def test_asset_graph_snapshot():
     keys = sorted(s.key.to_user_string() for s in asset_specs())
-    assert keys == ["raw/ctgov_study_version"]
+    assert keys == ["publish/warehouse", "raw/ctgov_study_version"]
 
 
 def test_every_asset_has_description_group_and_writer_pool():
