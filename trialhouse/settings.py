@@ -39,3 +39,33 @@ class Settings:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+ENV_MAX_QUARANTINE_SHARE = "TRIALHOUSE_MAX_QUARANTINE_SHARE"
+ENV_MIN_BATCH_FOR_SHARE = "TRIALHOUSE_MIN_BATCH_FOR_SHARE"
+ENV_MIN_ROW_RATIO = "TRIALHOUSE_MIN_ROW_RATIO"
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    """Batch-level rules of the quality gate. A batch breaking one publishes nothing.
+
+    max_quarantine_share: block when more than this share of a batch's records is quarantined
+      (only for batches of at least min_batch_for_share records, so one bad file alone is
+      quarantined rather than blocking).
+    min_row_ratio: block when a table's published row count for the re-mapped studies would fall
+      below this ratio of what was published for them before (a collapse, e.g. sites lost).
+    """
+
+    max_quarantine_share: float = 0.2
+    min_batch_for_share: int = 20
+    min_row_ratio: float = 0.5
+
+    @classmethod
+    def from_env(cls) -> "GateLimits":
+        d = cls()
+        return cls(
+            max_quarantine_share=float(os.environ.get(ENV_MAX_QUARANTINE_SHARE) or d.max_quarantine_share),
+            min_batch_for_share=int(os.environ.get(ENV_MIN_BATCH_FOR_SHARE) or d.min_batch_for_share),
+            min_row_ratio=float(os.environ.get(ENV_MIN_ROW_RATIO) or d.min_row_ratio),
+        )

@@ -2,8 +2,26 @@
 
 import dagster as dg
 
+from typing import Optional
+
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
-from transforms.ctgov.ingest import ingest_landing
+from transforms.ctgov.ingest import LandingFile, ingest_landing
+
+
+class IngestConfig(dg.Config):
+    """Landing-relative paths to ingest (the landing sensor's batch); none: every new file."""
+
+    files: Optional[list[str]] = None
+
+
+def _landing_files(root, rels):
+    out = []
+    for rel in rels:
+        p = root / rel
+        if p.is_file():  # it may have been removed since the sensor saw it
+            st = p.stat()
+            out.append(LandingFile(p, rel, st.st_size, st.st_mtime_ns))
+    return out
 
 
 @dg.asset(
@@ -20,10 +38,11 @@ from transforms.ctgov.ingest import ingest_landing
     ),
 )
 def ctgov_study_version(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, paths: PathsResource
+    context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource, paths: PathsResource
 ) -> dg.MaterializeResult:
+    files = None if config.files is None else _landing_files(paths.landing_path, config.files)
     with warehouse.connect() as con:
-        summary = ingest_landing(con, paths.landing_path, run_id=context.run.run_id)
+        summary = ingest_landing(con, paths.landing_path, run_id=context.run.run_id, files=files)
         versions, studies = con.execute(
             "SELECT count(*), count(DISTINCT nct_id) FROM raw.ctgov_study_version"
         ).fetchone()

@@ -10,7 +10,7 @@ from trialhouse.snapshot import publish_snapshot
     group_name="quality",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[dg.AssetKey(["raw", "ctgov_study_version"])],
+    deps=[dg.AssetKey(["stage", "ctgov_study"])],
     description=(
         "The published warehouse analysts query: a checkpointed copy of the work database, "
         "swapped in atomically (os.replace) so a reader never waits on a load and never sees half of one."

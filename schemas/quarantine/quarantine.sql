@@ -15,3 +15,17 @@ CREATE TABLE IF NOT EXISTS quarantine.record (
     payload         VARCHAR,                 -- the record as received (text: it may not even be JSON)
     released_at     TIMESTAMP                -- set when a retry published it
 );
+
+-- What each gate rule found in each run: the blocking asset checks read it, the UI shows it.
+CREATE TABLE IF NOT EXISTS quarantine.rule_result (
+    run_id     VARCHAR NOT NULL,
+    suite      VARCHAR NOT NULL,
+    rule       VARCHAR NOT NULL,
+    level      VARCHAR NOT NULL,          -- record | batch
+    field      VARCHAR,
+    evaluated  BIGINT NOT NULL,
+    failed     BIGINT NOT NULL,
+    examples   JSON,                      -- up to 5 readable reasons
+    docs_path  VARCHAR,                   -- great-expectations Data Docs of the run
+    PRIMARY KEY (run_id, suite, rule)
+);

@@ -1,0 +1,105 @@
+"""Stage the registry batch of a run through suite `ctgov_registry`.
+
+Record-level failures send the offending study version to quarantine.record (file, record, rule,
+field, reason, payload) and the rest go on to stage.ctgov_study for mapping; batch-level failures
+(schema drift) are recorded for the blocking asset check to act on.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from expectations.quarantine import mark_state, write_quarantine, write_rule_results
+from expectations.runtime import GxRunner, SuiteResult, now_utc
+from expectations.suites.ctgov_registry import SUITE, rules
+from schemas import ensure_base_schemas, apply_sql
+from transforms.ctgov.flatten import KEYS, registry_frames
+
+SQL_DIR = "expectations/sql"
+
+
+@dataclass
+class StageResult:
+    candidates: int
+    staged: int
+    quarantined: int
+    suite: SuiteResult
+
+
+def _field(rule, row: dict) -> str:
+    """The exact JSON path: long frames carry the repeated element's own path (locations[3])."""
+    if rule.frame in ("study", "section"):
+        return row.get("field") or rule.field if rule.frame == "section" else rule.field
+    base = row.get("field") or rule.field
+    if rule.frame == "phase":
+        return base
+    suffix = rule.field if rule.field.startswith("geoPoint") else rule.column
+    return f"{base}.{suffix}"
+
+
+def _reason(rule, row: dict, field: str) -> str:
+    where = f"{row.get('source_file')} record {row.get('nct_id')}"
+    if row.get("source_record"):
+        where += f" ({row['source_record']})"
+    value = row.get(rule.column)
+    shown = "" if rule.message.startswith("is missing") else f" = {_plain(value)!r}"
+    return f"{where}: {field}{shown} {rule.message}"
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def stage_registry(con, runner: GxRunner, run_id: str) -> StageResult:
+    ensure_base_schemas(con)
+    apply_sql(con, "meta/meta.sql")
+    con.execute(_read_sql("registry_candidates.sql"))
+    rows = con.execute(
+        "SELECT version_key, nct_id, source_file, source_record, content_hash, payload FROM stage.ctgov_candidate"
+    ).fetchall()
+    batch = [
+        {"version_key": r[0], "nct_id": r[1], "source_file": r[2], "source_record": r[3], "content_hash": r[4],
+         "payload": r[5], "record": json.loads(r[5])}
+        for r in rows
+    ]
+    by_key = {b["version_key"]: b for b in batch}
+    result = runner.validate(SUITE, rules(), registry_frames(batch), key_columns=KEYS + ["field"])
+
+    reasons: dict[str, list[str]] = {}
+    quarantine: list[dict] = []
+    held: set[int] = set()
+    now = now_utc()
+    for rr in result.results:
+        if rr.success:
+            continue
+        for row in rr.unexpected:
+            field = _field(rr.rule, row)
+            text = _reason(rr.rule, row, field)
+            reasons.setdefault(rr.rule.id, []).append(text)
+            if rr.rule.level != "record":
+                continue
+            b = by_key[row["version_key"]]
+            held.add(b["version_key"])
+            quarantine.append({"run_id": run_id, "quarantined_at": now, "source_file": b["source_file"],
+                               "record_key": b["nct_id"], "source_record": b["source_record"], "suite": SUITE,
+                               "rule": rr.rule.id, "field": field,
+                               "reason": text, "payload": b["payload"]})
+    write_quarantine(con, quarantine)
+    write_rule_results(con, run_id, result, reasons)
+    mark_state(con, [(by_key[k]["nct_id"], by_key[k]["content_hash"]) for k in held], "quarantined", run_id)
+    staged = [b for b in batch if b["version_key"] not in held]
+    con.execute("DELETE FROM stage.ctgov_study")
+    if staged:
+        con.execute(
+            "INSERT INTO stage.ctgov_study SELECT version_key, nct_id, content_hash, version_seq, last_update_post_date,"
+            " payload, source_file, source_record FROM stage.ctgov_candidate WHERE version_key IN"
+            " (SELECT unnest(?::BIGINT[]))",
+            [[b["version_key"] for b in staged]],
+        )
+    return StageResult(len(batch), len(staged), len(held), result)
+
+
+def _read_sql(name: str) -> str:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parent / "sql" / name).read_text(encoding="utf-8")

@@ -1,0 +1,151 @@
+"""great-expectations 1.x, imported lazily and once per process, on pandas DataFrames.
+
+`import great_expectations` costs 10 to 25 s here, so nothing imports it at module level: the
+first suite of a run pays for it and every later suite (and test) reuses the module. GX's SQL data
+source over duckdb-engine fails on this stack (MetricResolutionError), so frames are read from
+DuckDB into pandas and validated there.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+_gx = None
+
+
+def gx():
+    global _gx
+    if _gx is None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        import great_expectations
+
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        _gx = great_expectations
+    return _gx
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation with what the gate needs to act on its failures.
+
+    `level` is 'record' (offending records are quarantined, the rest proceed) or 'batch' (any
+    failure blocks the publish). `field` is the JSON path or table.column the reason names.
+    """
+
+    id: str
+    frame: str
+    column: str  # the frame column the expectation looks at
+    field: str
+    build: Callable[[object], object]  # gx module -> Expectation
+    level: str = "record"
+    message: str = ""
+
+
+@dataclass
+class RuleResult:
+    rule: Rule
+    success: bool
+    evaluated: int
+    unexpected: list[dict] = field(default_factory=list)  # rows: key columns + offending value
+
+
+@dataclass
+class SuiteResult:
+    suite: str
+    results: list[RuleResult]
+    docs_path: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return all(r.success for r in self.results)
+
+    def failures(self, level: str | None = None) -> list[RuleResult]:
+        return [r for r in self.results if not r.success and (level is None or r.rule.level == level)]
+
+
+class GxRunner:
+    """One ephemeral GX context per run; Data Docs go to `docs_dir` when given."""
+
+    def __init__(self, docs_dir: Path | None = None):
+        g = gx()
+        self.context = g.get_context(mode="ephemeral")
+        try:
+            from great_expectations.data_context.types.base import ProgressBarsConfig
+
+            self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        except Exception:  # progress bars are cosmetic
+            pass
+        self.docs_dir = docs_dir
+        if docs_dir is not None:
+            docs_dir.mkdir(parents=True, exist_ok=True)
+            self.context.add_data_docs_site(
+                site_name="trialhouse",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                },
+            )
+        self.source = self.context.data_sources.add_pandas("trialhouse")
+        self._n = 0
+
+    def validate(self, suite_name: str, rules: list[Rule], frames: dict[str, pd.DataFrame],
+                 key_columns: list[str]) -> SuiteResult:
+        """Run every rule on its frame; unexpected rows come back with their key columns."""
+        g = gx()
+        results: list[RuleResult] = []
+        for frame_name in dict.fromkeys(r.frame for r in rules):
+            frame_rules = [r for r in rules if r.frame == frame_name]
+            df = frames[frame_name]
+            if df.empty:
+                results += [RuleResult(r, True, 0) for r in frame_rules]
+                continue
+            self._n += 1
+            asset = self.source.add_dataframe_asset(f"{suite_name}.{frame_name}.{self._n}")
+            batch_def = asset.add_batch_definition_whole_dataframe("batch")
+            suite = g.ExpectationSuite(name=f"{suite_name}.{frame_name}")
+            for r in frame_rules:
+                exp = r.build(g)
+                exp.meta = {**(exp.meta or {}), "rule": r.id}
+                suite.add_expectation(exp)
+            suite = self.context.suites.add_or_update(suite)
+            vd = self.context.validation_definitions.add_or_update(
+                g.ValidationDefinition(name=f"{suite_name}.{frame_name}.{self._n}", data=batch_def, suite=suite)
+            )
+            keys = [k for k in key_columns if k in df.columns]
+            fmt = {"result_format": "COMPLETE", "unexpected_index_column_names": keys}
+            vr = vd.run(batch_parameters={"dataframe": df.reset_index(drop=True)}, result_format=fmt)
+            by_rule = {res.expectation_config.meta["rule"]: res for res in vr.results}
+            for r in frame_rules:
+                res = by_rule[r.id]
+                results.append(RuleResult(r, bool(res.success), len(df), list(res.result.get("unexpected_index_list") or [])))
+        return SuiteResult(suite_name, results, self.build_docs())
+
+    def build_docs(self) -> str | None:
+        """Render Data Docs for every validation of this run so far (once per suite, not per frame)."""
+        if self.docs_dir is None:
+            return None
+        self.context.build_data_docs(site_names=["trialhouse"])
+        index = self.docs_dir / "index.html"
+        return str(index) if index.exists() else None
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+_runner: tuple[str, GxRunner] | None = None
+
+
+def runner_for(run_id: str, docs_dir: Path | None) -> GxRunner:
+    """One GX context per run, shared by every suite of that run (in-process executor)."""
+    global _runner
+    if _runner is None or _runner[0] != run_id:
+        _runner = (run_id, GxRunner(docs_dir))
+    return _runner[1]

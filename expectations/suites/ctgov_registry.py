@@ -1,0 +1,78 @@
+"""Suite `ctgov_registry`: what a ClinicalTrials.gov registration record must satisfy before it is
+mapped. Enum value sets come from the registry contract (schemas/ctgov), keyed by the enum type the
+API metadata names for each field, so a field and its allowed values cannot drift apart."""
+from __future__ import annotations
+
+from expectations.runtime import Rule
+from schemas.ctgov.contract import enum_type_of, enums, known_sections
+from transforms.ctgov.flatten import REQUIRED_MODULES, STUDY_FIELDS
+
+SUITE = "ctgov_registry"
+NCT_ID_FIELD = "protocolSection.identificationModule.nctId"
+# Partial dates are valid (2004-05); months and days are checked for range here and for the calendar below.
+DATE_REGEX = r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"
+DATE_COLUMNS = ("start_date", "primary_completion_date", "completion_date", "study_first_submit_date",
+                "last_update_post_date")
+REQUIRED_VALUES = ("brief_title", "overall_status", "study_type")
+LONG_ENUMS = {  # frame, column, contract path
+    ("phase", "phase"): "protocolSection.designModule.phases",
+    ("site", "status"): "protocolSection.contactsLocationsModule.locations.status",
+    ("arm", "type"): "protocolSection.armsInterventionsModule.armGroups.type",
+    ("intervention", "type"): "protocolSection.armsInterventionsModule.interventions.type",
+}
+
+
+def _in_set(frame: str, column: str, field: str, values: list[str], rule_id: str) -> Rule:
+    return Rule(rule_id, frame, column, field,
+                lambda g, c=column, v=values: g.expectations.ExpectColumnValuesToBeInSet(column=c, value_set=v),
+                message=f"is not one of the allowed values ({', '.join(values[:8])}{', ...' if len(values) > 8 else ''})")
+
+
+def rules() -> list[Rule]:
+    e = enums()
+    out = [
+        Rule("nct_id_pattern", "study", "nct_id", NCT_ID_FIELD,
+             lambda g: g.expectations.ExpectColumnValuesToMatchRegex(column="nct_id", regex=r"^NCT\d{8}$"),
+             message="is not 'NCT' followed by 8 digits"),
+        Rule("one_current_version_per_study", "study", "nct_id", NCT_ID_FIELD,
+             lambda g: g.expectations.ExpectColumnValuesToBeUnique(column="nct_id"),
+             message="appears more than once in this batch with different content and the same "
+                     "lastUpdatePostDate/versionHolder: which one is current is ambiguous"),
+        Rule("no_unknown_sections", "section", "section", "section",
+             lambda g: g.expectations.ExpectColumnValuesToBeInSet(column="section", value_set=sorted(known_sections())),
+             level="batch", message="is a section or module the API v2 metadata does not define (schema drift)"),
+    ]
+    for module in REQUIRED_MODULES:
+        out.append(Rule(f"required_module.{module}", "study", f"has_{module}", f"protocolSection.{module}",
+                        lambda g, c=f"has_{module}": g.expectations.ExpectColumnValuesToBeInSet(column=c, value_set=[True]),
+                        message="is missing (required module)"))
+    for column in REQUIRED_VALUES:
+        out.append(Rule(f"required_value.{column}", "study", column, STUDY_FIELDS[column],
+                        lambda g, c=column: g.expectations.ExpectColumnValuesToNotBeNull(column=c),
+                        message="is missing (required field)"))
+    for column, path in STUDY_FIELDS.items():
+        enum_type = enum_type_of(path)
+        if enum_type:
+            out.append(_in_set("study", column, path, e[enum_type], f"enum.{column}"))
+    for (frame, column), path in LONG_ENUMS.items():
+        enum_type = enum_type_of(path)
+        out.append(_in_set(frame, column, path, e[enum_type], f"enum.{frame}_{column}"))
+    for column in DATE_COLUMNS:
+        out.append(Rule(f"date_format.{column}", "study", column, STUDY_FIELDS[column],
+                        lambda g, c=column: g.expectations.ExpectColumnValuesToMatchRegex(column=c, regex=DATE_REGEX),
+                        message="is not a date of the form YYYY, YYYY-MM or YYYY-MM-DD"))
+        out.append(Rule(f"date_calendar.{column}", "study", column, STUDY_FIELDS[column],
+                        lambda g, c=column: g.expectations.ExpectColumnValuesToBeDateutilParseable(column=c),
+                        message="is not a real calendar date"))
+    out += [
+        Rule("enrollment_non_negative", "study", "enrollment_count", STUDY_FIELDS["enrollment_count"],
+             lambda g: g.expectations.ExpectColumnValuesToBeBetween(column="enrollment_count", min_value=0),
+             message="is negative or not a number"),
+        Rule("site_latitude_range", "site", "latitude", "geoPoint.lat",
+             lambda g: g.expectations.ExpectColumnValuesToBeBetween(column="latitude", min_value=-90, max_value=90),
+             message="is outside -90..90"),
+        Rule("site_longitude_range", "site", "longitude", "geoPoint.lon",
+             lambda g: g.expectations.ExpectColumnValuesToBeBetween(column="longitude", min_value=-180, max_value=180),
+             message="is outside -180..180"),
+    ]
+    return out

@@ -1,0 +1,79 @@
+"""Registry staging and its blocking gate: suite `ctgov_registry` over the run's batch."""
+from pathlib import Path
+
+import dagster as dg
+
+from expectations.batch_rules import decide
+from expectations.registry_gate import stage_registry
+from expectations.runtime import runner_for
+from expectations.suites.ctgov_registry import SUITE
+from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
+from trialhouse.settings import GateLimits
+
+STAGE_KEY = dg.AssetKey(["stage", "ctgov_study"])
+
+
+def docs_dir(paths: PathsResource, run_id: str) -> Path:
+    return paths.export_path / "data_docs" / run_id
+
+
+@dg.asset(
+    key=STAGE_KEY,
+    group_name="quality",
+    kinds={"duckdb", "great_expectations"},
+    pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey(["raw", "ctgov_study_version"])],
+    description=(
+        "The registry batch of this run: each study's current version not yet published or held, "
+        "validated by great-expectations suite `ctgov_registry` (NCT id pattern, required modules, "
+        "API v2 enum values, partial-date formats, non-negative enrolment, site coordinates). "
+        "Failing versions go to quarantine.record with file, record, field and reason; the rest are staged."
+    ),
+)
+def stage_ctgov_study(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                      paths: PathsResource) -> dg.MaterializeResult:
+    run_id = context.run.run_id
+    with warehouse.connect() as con:
+        res = stage_registry(con, runner_for(run_id, docs_dir(paths, run_id)), run_id)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(res.staged),
+            "candidates": dg.MetadataValue.int(res.candidates),
+            "staged": dg.MetadataValue.int(res.staged),
+            "quarantined": dg.MetadataValue.int(res.quarantined),
+            "data_docs": dg.MetadataValue.path(res.suite.docs_path or ""),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=STAGE_KEY,
+    name="ctgov_registry_gate",
+    blocking=True,
+    description="Blocks the publish on schema drift (unknown sections/modules) or when the quarantined "
+                "share of the batch is above TRIALHOUSE_MAX_QUARANTINE_SHARE.",
+)
+def ctgov_registry_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    run_id = context.run.run_id
+    with warehouse.connect() as con:
+        batch = con.execute("SELECT count(*) FROM stage.ctgov_candidate").fetchone()[0]
+        held = con.execute("SELECT count(DISTINCT source_file || source_record) FROM quarantine.record "
+                           "WHERE run_id = ? AND suite = ?", [run_id, SUITE]).fetchone()[0]
+        d = decide(con, run_id, SUITE, GateLimits.from_env(), batch, held)
+    return gate_result(d, batch, held)
+
+
+def gate_result(d, batch: int, held: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=d.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "rules_run": dg.MetadataValue.int(d.rules_run),
+            "batch_size": dg.MetadataValue.int(batch),
+            "quarantined": dg.MetadataValue.int(held),
+            "record_rule_failures": dg.MetadataValue.int(d.record_failures),
+            "batch_rule_failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in d.failures) or "none"),
+            "examples": dg.MetadataValue.md("\n".join(f"- {e}" for e in d.examples[:10]) or "none"),
+            "data_docs": dg.MetadataValue.path(d.docs_path or ""),
+        },
+    )

@@ -1,0 +1,23 @@
+-- Bookkeeping of publishes: what each run published, and where each study version stands.
+CREATE SCHEMA IF NOT EXISTS meta;
+
+-- One row per study content the gate has decided on: published, or quarantined (until a retry).
+-- A study version whose hash is here is not staged again; that is what makes runs incremental.
+CREATE TABLE IF NOT EXISTS meta.study_state (
+    nct_id        VARCHAR NOT NULL,
+    content_hash  VARCHAR NOT NULL,
+    status        VARCHAR NOT NULL CHECK (status IN ('published', 'quarantined', 'superseded')),
+    run_id        VARCHAR,
+    updated_at    TIMESTAMP NOT NULL,
+    PRIMARY KEY (nct_id, content_hash)
+);
+
+-- One row per successful publish.
+CREATE TABLE IF NOT EXISTS meta.load_log (
+    run_id             VARCHAR PRIMARY KEY,
+    published_at       TIMESTAMP NOT NULL,
+    studies_published  INTEGER NOT NULL,
+    records_quarantined INTEGER NOT NULL,
+    table_counts       JSON NOT NULL,   -- {"fhir.resource": n, "omop.care_site": n, ...} after the publish
+    suites_passed      JSON NOT NULL    -- ["ctgov_registry", "fhir_staging", "omop_dqd", ...]
+);

@@ -1,0 +1,86 @@
+"""The landing sensor against a temporary landing folder."""
+import time
+
+import dagster as dg
+
+from orchestration.definitions import build_definitions
+from orchestration.sensors import landing_sensor
+from tests.conftest import CTGOV
+from trialhouse.settings import Settings
+from transforms.ctgov import landing_scan
+
+
+def evaluate(landing_root, tmp_path, cursor=None):
+    resources = {"paths": build_definitions(Settings(str(tmp_path / "w.duckdb"), str(landing_root), str(tmp_path / "x"), None)).resources["paths"]}
+    with dg.build_sensor_context(cursor=cursor, resources=resources) as ctx:
+        result = landing_sensor(ctx)
+    if isinstance(result, dg.SkipReason):
+        return [], cursor
+    return result.run_requests, result.cursor
+
+
+def test_new_files_give_runs_second_evaluation_none_changed_file_one(tmp_path, landing, monkeypatch):
+    monkeypatch.setattr("orchestration.sensors.scan_since",
+                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+    a = landing.drop(CTGOV / "NCT06668571.json")
+    landing.drop(CTGOV / "NCT00184067.json", subdir="deep/er")
+    runs, cursor = evaluate(landing.root, tmp_path)
+    assert len(runs) == 1
+    files = runs[0].run_config["ops"]["raw__ctgov_study_version"]["config"]["files"]
+    assert sorted(files) == ["ctgov/NCT06668571.json", "ctgov/deep/er/NCT00184067.json"]
+    assert runs[0].asset_selection == [dg.AssetKey(["raw", "ctgov_study_version"])]
+
+    again, cursor2 = evaluate(landing.root, tmp_path, cursor)
+    assert again == [] and cursor2 == cursor
+
+    time.sleep(0.01)
+    a.write_bytes((CTGOV / "NCT03418623.json").read_bytes())
+    changed, cursor3 = evaluate(landing.root, tmp_path, cursor)
+    assert len(changed) == 1
+    assert changed[0].run_config["ops"]["raw__ctgov_study_version"]["config"]["files"] == ["ctgov/NCT06668571.json"]
+    assert changed[0].run_key != runs[0].run_key
+
+
+def test_same_evaluation_twice_gives_same_run_keys(tmp_path, landing, monkeypatch):
+    monkeypatch.setattr("orchestration.sensors.scan_since",
+                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+    landing.drop(CTGOV / "NCT06668571.json")
+    r1, _ = evaluate(landing.root, tmp_path)
+    r2, _ = evaluate(landing.root, tmp_path)
+    assert [r.run_key for r in r1] == [r.run_key for r in r2]
+
+
+def test_burst_is_batched_and_cursor_stays_small(tmp_path, landing, monkeypatch):
+    monkeypatch.setattr("orchestration.sensors.scan_since",
+                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+    src = (CTGOV / "NCT06668571.json").read_bytes()
+    for i in range(5000):
+        landing.write(f"burst/{i:05d}.json", src)
+    runs, cursor = evaluate(landing.root, tmp_path)
+    assert len(runs) == 10
+    assert sum(len(r.run_config["ops"]["raw__ctgov_study_version"]["config"]["files"]) for r in runs) == 5000
+    assert len(cursor) < 100
+    assert evaluate(landing.root, tmp_path, cursor)[0] == []
+
+
+def test_unsettled_files_wait_for_next_tick(tmp_path, landing):
+    landing.drop(CTGOV / "NCT06668571.json")
+    runs, cursor = evaluate(landing.root, tmp_path)  # just written: inside the settle time
+    assert runs == []
+
+
+def test_run_config_is_valid_for_the_asset_job(tmp_path, landing, monkeypatch):
+    monkeypatch.setattr("orchestration.sensors.scan_since",
+                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+    landing.drop(CTGOV / "NCT06668571.json")
+    runs, _ = evaluate(landing.root, tmp_path)
+    defs = build_definitions(Settings(str(tmp_path / "w.duckdb"), str(landing.root), str(tmp_path / "x"), None))
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=set(runs[0].asset_selection))
+    result = job.execute_in_process(run_config=runs[0].run_config, raise_on_error=True)
+    assert result.success
+
+
+def test_large_zip_gets_a_run_of_its_own():
+    seen = [landing_scan.Seen(f"ctgov/{i}.json", 10, i) for i in range(3)]
+    big = landing_scan.Seen("ctgov/all.zip", 10 * 1024**3, 5)
+    assert [len(b) for b in landing_scan.batches(seen[:2] + [big] + seen[2:])] == [2, 1, 1]
