@@ -13,7 +13,14 @@ def asset_specs():
 
 def test_asset_graph_snapshot():
     keys = sorted(s.key.to_user_string() for s in asset_specs())
-    assert keys == ["publish/warehouse", "raw/ctgov_study_version"]
+    assert keys == ["publish/warehouse", "raw/ctgov_study_version", "stage/ctgov_study"]
+
+
+def test_gate_checks_are_blocking():
+    graph = defs.resolve_asset_graph()
+    checks = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
+    assert set(checks) >= {"ctgov_registry_gate"}
+    assert all(spec.blocking for spec in checks.values())
 
 
 def test_every_asset_has_description_group_and_writer_pool():
