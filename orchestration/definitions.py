@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from orchestration.ctgov.api_sync import ctgov_api_pages, ctgov_sync_job, ctgov_sync_schedule
 from orchestration.ctgov.assets import ctgov_study_version
 from orchestration.quality.publish import published_warehouse
 from orchestration.quality.registry import ctgov_registry_gate, stage_ctgov_study
@@ -9,8 +10,23 @@ from orchestration.resources import build_resources
 from orchestration.sensors import landing_sensor
 from trialhouse.settings import Settings
 
-ALL_ASSETS = [ctgov_study_version, stage_ctgov_study, published_warehouse]
+ALL_ASSETS = [ctgov_api_pages, ctgov_study_version, stage_ctgov_study, published_warehouse]
 ALL_CHECKS = [ctgov_registry_gate]
+
+# What `trialhouse run` / `demo` materialise: everything but the network-bound API sync.
+pipeline_job = dg.define_asset_job(
+    "pipeline",
+    selection=dg.AssetSelection.all() - dg.AssetSelection.assets(ctgov_api_pages),
+    description="One pass over the landing folder: raw ingestion, staging, the gate, publish.",
+)
+
+# Downstream assets follow raw by their automation conditions; this sensor evaluates them.
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "trialhouse_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=5,
+)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -18,7 +34,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        sensors=[landing_sensor],
+        sensors=[landing_sensor, automation_sensor],
+        jobs=[pipeline_job, ctgov_sync_job],
+        schedules=[ctgov_sync_schedule],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

@@ -91,6 +91,24 @@ def _print_demo_tour(settings: Settings) -> None:
     )
 
 
+def cmd_sync_ctgov(args) -> int:
+    from trialhouse.ctgov_sync import CtgovClient, SyncError, sync
+    from trialhouse.settings import ctgov_base_url, ctgov_min_interval
+
+    settings = Settings.from_env(landing=args.landing)
+    client = CtgovClient(args.base_url or ctgov_base_url(),
+                         min_interval=ctgov_min_interval() if args.min_interval is None else args.min_interval)
+    try:
+        report = sync(Path(settings.landing), client, since=args.since, max_pages=args.max_pages)
+    except SyncError as exc:
+        print(f"sync-ctgov: {exc} (progress is checkpointed; run again to resume)", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    print(json.dumps({k: v for k, v in report.__dict__.items() if k != "files"} | {"files": len(report.files)}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trialhouse", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -106,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vocab", help="Athena vocabulary folder (env TRIALHOUSE_VOCAB; default: bundled demo vocabulary)")
     run.add_argument("--json", action="store_true", help="print a one-object JSON summary on stdout")
     run.set_defaults(func=cmd_run)
+
+    sy = sub.add_parser("sync-ctgov", help="land new ClinicalTrials.gov API v2 pages since the stored watermark")
+    sy.add_argument("--base-url", help="API base (env TRIALHOUSE_CTGOV_BASE_URL, default https://clinicaltrials.gov/api/v2)")
+    sy.add_argument("--since", help="YYYY-MM-DD: start from this last-update-post-date instead of the watermark")
+    sy.add_argument("--max-pages", type=int, help="stop after N pages (the sync resumes next time)")
+    sy.add_argument("--landing", help="landing folder (env TRIALHOUSE_LANDING)")
+    sy.add_argument("--min-interval", type=float, help="seconds between requests (env TRIALHOUSE_CTGOV_MIN_INTERVAL, default 1)")
+    sy.set_defaults(func=cmd_sync_ctgov)
     return p
 
 

@@ -37,7 +37,7 @@ def run_pipeline(settings: Settings, selection: str | None = None, log_level: st
     from orchestration.definitions import build_definitions
 
     defs = build_definitions(settings)
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = defs.resolve_job_def("pipeline")
     if selection:
         job = job.get_subset(asset_selection={dg.AssetKey.from_user_string(selection)})
     with _instance() as instance:

@@ -13,10 +13,13 @@ ENV_WAREHOUSE = "TRIALHOUSE_WAREHOUSE"
 ENV_LANDING = "TRIALHOUSE_LANDING"
 ENV_EXPORT = "TRIALHOUSE_EXPORT"
 ENV_VOCAB = "TRIALHOUSE_VOCAB"
+ENV_CTGOV_BASE_URL = "TRIALHOUSE_CTGOV_BASE_URL"
+ENV_CTGOV_MIN_INTERVAL = "TRIALHOUSE_CTGOV_MIN_INTERVAL"
 
 DEFAULT_WAREHOUSE = "./data/warehouse.duckdb"
 DEFAULT_LANDING = "./data/landing"
 DEFAULT_EXPORT = "./data/exports"
+DEFAULT_CTGOV_BASE_URL = "https://clinicaltrials.gov/api/v2"
 
 # Where the bundled demo landing set lives (copied real registry records).
 SAMPLE_LANDING = Path(__file__).resolve().parent / "sample" / "landing"
@@ -69,3 +72,12 @@ class GateLimits:
             min_batch_for_share=int(os.environ.get(ENV_MIN_BATCH_FOR_SHARE) or d.min_batch_for_share),
             min_row_ratio=float(os.environ.get(ENV_MIN_ROW_RATIO) or d.min_row_ratio),
         )
+
+
+def ctgov_base_url() -> str:
+    return os.environ.get(ENV_CTGOV_BASE_URL) or DEFAULT_CTGOV_BASE_URL
+
+
+def ctgov_min_interval() -> float:
+    """Seconds between API requests: one a second unless told otherwise."""
+    return float(os.environ.get(ENV_CTGOV_MIN_INTERVAL) or 1.0)

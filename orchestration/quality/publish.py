@@ -11,6 +11,8 @@ from trialhouse.snapshot import publish_snapshot
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
     deps=[dg.AssetKey(["stage", "ctgov_study"])],
+    # Publish only what passed every blocking check upstream (within the same run or an earlier one).
+    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
     description=(
         "The published warehouse analysts query: a checkpointed copy of the work database, "
         "swapped in atomically (os.replace) so a reader never waits on a load and never sees half of one."

@@ -23,6 +23,7 @@ def docs_dir(paths: PathsResource, run_id: str) -> Path:
     kinds={"duckdb", "great_expectations"},
     pool=WAREHOUSE_POOL,
     deps=[dg.AssetKey(["raw", "ctgov_study_version"])],
+    automation_condition=dg.AutomationCondition.eager(),
     description=(
         "The registry batch of this run: each study's current version not yet published or held, "
         "validated by great-expectations suite `ctgov_registry` (NCT id pattern, required modules, "

@@ -13,7 +13,7 @@ def asset_specs():
 
 def test_asset_graph_snapshot():
     keys = sorted(s.key.to_user_string() for s in asset_specs())
-    assert keys == ["publish/warehouse", "raw/ctgov_study_version", "stage/ctgov_study"]
+    assert keys == ["ctgov/api_pages", "publish/warehouse", "raw/ctgov_study_version", "stage/ctgov_study"]
 
 
 def test_gate_checks_are_blocking():
@@ -29,6 +29,8 @@ def test_every_asset_has_description_group_and_writer_pool():
         assert spec.group_name in GROUPS, spec.key
     graph = defs.resolve_asset_graph()
     for key in graph.get_all_asset_keys():
+        if key == dg.AssetKey(["ctgov", "api_pages"]):
+            continue  # writes landing files, not the warehouse
         node = graph.get(key)
         assert node.pools == {WAREHOUSE_POOL} or node.pools == [WAREHOUSE_POOL] or WAREHOUSE_POOL in node.pools, key
 
@@ -36,3 +38,20 @@ def test_every_asset_has_description_group_and_writer_pool():
 def test_definitions_load_with_resources():
     assert {"warehouse", "paths"} <= set(defs.resources)
     assert isinstance(defs, dg.Definitions)
+
+
+def test_downstream_follows_raw_by_automation_and_publish_waits_for_checks():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        if key.path[0] in ("raw", "ctgov"):
+            continue
+        cond = graph.get(key).automation_condition
+        assert cond is not None, key
+    publish = graph.get(dg.AssetKey(["publish", "warehouse"])).automation_condition
+    assert [c.get_label() for c in publish.children] == ["eager", "all_deps_blocking_checks_passed"]
+
+
+def test_pipeline_job_leaves_out_the_network_sync():
+    job = defs.resolve_job_def("pipeline")
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert "ctgov/api_pages" not in keys and "publish/warehouse" in keys

@@ -1,0 +1,93 @@
+"""The API v2 sync client against a local fake server replaying real pages, with injected faults."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.trialhouse.fake_ctgov import FakeCtgov
+from transforms.ctgov.ingest import ingest_landing
+from trialhouse.ctgov_sync import CtgovClient, SyncError, SyncState, sync
+
+
+def client(fake, **kw):
+    kw.setdefault("min_interval", 0.0)
+    kw.setdefault("timeout", 0.5)
+    kw.setdefault("backoff_base", 0.01)
+    return CtgovClient(fake.base_url, **kw)
+
+
+def test_all_studies_land_exactly_once_despite_faults(tmp_path, con):
+    landing = tmp_path / "landing"
+    with FakeCtgov(faults={2: "429", 3: "500", 5: "slow", 6: "drop", 8: "500"}) as fake:
+        c = client(fake)
+        report = sync(landing, c, since="2024-01-01")
+        c.close()
+    assert report.completed and report.pages == 5 and report.retries == 5
+    assert report.total_count == fake.total_studies()
+    assert sorted(fake.served) == [0, 1, 2, 3, 4]  # every page answered once
+    first = fake.requests[0]
+    assert first["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2024-01-01,MAX]"
+    assert first["pageSize"] == "1000" and first["countTotal"] == "true"
+    assert all("countTotal" not in r for r in fake.requests if "pageToken" in r)
+    # raw keeps the exact bytes received, and every study lands once
+    for i, rel in enumerate(report.files):
+        assert (landing / rel).read_bytes() == fake.page_body(i, i == 0)
+    summary = ingest_landing(con, landing)
+    assert summary.files_failed == 0
+    ids = {r[0] for r in con.execute("SELECT nct_id FROM raw.ctgov_study_version").fetchall()}
+    assert ids == fake.study_ids()
+    assert con.execute("SELECT count(*) = count(DISTINCT nct_id) FROM raw.ctgov_study_version").fetchone()[0]
+
+
+def test_watermark_advances_and_next_sync_starts_from_it(tmp_path):
+    landing = tmp_path / "landing"
+    with FakeCtgov(page_files=["page_cyanheads_pagesize1.json"]) as fake:
+        sync(landing, client(fake), since="2020-01-01")
+        state = SyncState.load(landing / ".ctgov_sync" / "state.json")
+        page_dates = [s["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] for s in fake.pages[0]["studies"]]
+        assert state.watermark == max(page_dates) and state.sync_id is None
+        sync(landing, client(fake))
+        assert fake.requests[-1]["filter.advanced"] == f"AREA[LastUpdatePostDate]RANGE[{max(page_dates)},MAX]"
+
+
+def test_gives_up_with_a_clear_error_and_resumes_later(tmp_path):
+    landing = tmp_path / "landing"
+    with FakeCtgov(faults={2: "500", 3: "500", 4: "500"}) as fake:
+        with pytest.raises(SyncError, match="after 3 attempts: HTTP 500"):
+            sync(landing, client(fake, max_attempts=3), since="2024-01-01")
+        report = sync(landing, client(fake))
+    assert report.completed and report.pages == 4  # page 1 was already done
+    assert sorted(fake.served) == [0, 1, 2, 3, 4]
+
+
+def test_killed_sync_resumes_from_its_checkpoint(tmp_path):
+    landing = tmp_path / "landing"
+    with FakeCtgov(faults={3: "slow"}, slow_seconds=30) as fake:
+        env = dict(os.environ, TRIALHOUSE_LANDING=str(landing))
+        proc = subprocess.Popen([sys.executable, "-m", "trialhouse.cli", "sync-ctgov", "--base-url", fake.base_url,
+                                 "--since", "2024-01-01", "--min-interval", "0"], env=env)
+        deadline = time.time() + 60
+        while len(fake.requests) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(fake.requests) >= 3, "the sync never reached its third page"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        state = SyncState.load(landing / ".ctgov_sync" / "state.json")
+        assert state.sync_id and state.pages_done == 2 and state.page_token == "tok2"
+        report = sync(landing, client(fake))
+    assert report.completed and report.pages == 3 and report.sync_id == state.sync_id
+    pages = sorted(p.name for p in (landing / "ctgov" / "api" / state.sync_id).glob("page-*.json"))
+    assert pages == [f"page-{i:05d}.json" for i in range(1, 6)]
+    assert [r.get("pageToken") for r in fake.requests].count(None) == 1  # never restarted from zero
+
+
+def test_pacing_keeps_one_request_per_interval(tmp_path):
+    slept = []
+    with FakeCtgov(page_files=["page_cyanheads_pagesize1.json", "page_cyanheads_pagesize2.json"]) as fake:
+        c = CtgovClient(fake.base_url, min_interval=1.0, sleep=slept.append, clock=lambda: 100.0)
+        sync(tmp_path / "landing", c)
+    assert slept == [1.0]  # the second request waited a full interval
