@@ -22,7 +22,9 @@ def _summary(report, settings: Settings) -> dict:
         "studies_seen": raw.get("studies_seen", 0),
         "new_versions": raw.get("new_versions", 0),
         "published": report.value("publish/warehouse", "studies_published", 0),
-        "quarantined": raw.get("records_quarantined", 0) + report.value("publish/warehouse", "quarantined", 0),
+        # Every asset that holds records back reports how many under "quarantined".
+        "quarantined": raw.get("records_quarantined", 0)
+        + sum(m.get("quarantined", 0) for k, m in report.metadata.items() if k != "publish/warehouse"),
         "blocked": any(not c["passed"] and c["severity"] == "ERROR" for c in report.checks.values()),
         "failures": report.failures,
     }

@@ -28,6 +28,15 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
+def _root_message(err) -> str:
+    """The user's error, not Dagster's wrapper around it."""
+    if err is None:
+        return "failed"
+    while getattr(err, "cause", None) is not None:
+        err = err.cause
+    return err.message.strip()
+
+
 def _plain(value):
     return getattr(value, "value", value)
 
@@ -61,6 +70,5 @@ def run_pipeline(settings: Settings, selection: str | None = None, log_level: st
                     "metadata": {k: _plain(v) for k, v in ev.metadata.items()},
                 }
             elif event.is_step_failure:
-                err = event.step_failure_data.error
-                report.failures.append(f"{event.step_key}: {err.message.strip() if err else 'failed'}")
+                report.failures.append(f"{event.step_key}: {_root_message(event.step_failure_data.error)}")
     return report

@@ -10,7 +10,7 @@ from transforms.ctgov.flatten import REQUIRED_MODULES, STUDY_FIELDS
 SUITE = "ctgov_registry"
 NCT_ID_FIELD = "protocolSection.identificationModule.nctId"
 # Partial dates are valid (2004-05); months and days are checked for range here and for the calendar below.
-DATE_REGEX = r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"
+DATE_REGEX = r"^\d{4}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?)?$"
 DATE_COLUMNS = ("start_date", "primary_completion_date", "completion_date", "study_first_submit_date",
                 "last_update_post_date")
 REQUIRED_VALUES = ("brief_title", "overall_status", "study_type")

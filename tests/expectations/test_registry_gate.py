@@ -1,0 +1,159 @@
+"""The quality gate end to end (CLI → Dagster → GX → quarantine/publish) with real records made bad
+one way at a time."""
+import hashlib
+import json
+
+import duckdb
+import pytest
+
+from tests.conftest import CTGOV, study_files
+from trialhouse.cli import main
+
+SEED = json.loads((CTGOV / "NCT06668571.json").read_text())
+P = "protocolSection"
+
+
+def variant(nct_id, change):
+    rec = json.loads(json.dumps(SEED))
+    rec[P]["identificationModule"]["nctId"] = nct_id
+    change(rec)
+    return rec
+
+
+def set_path(path, value):
+    def change(rec):
+        node = rec
+        *parents, last = path
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return change
+
+
+BAD = {
+    "unknown_status": (set_path([P, "statusModule", "overallStatus"], "BOGUS"),
+                       "enum.overall_status", "protocolSection.statusModule.overallStatus"),
+    "phase9": (set_path([P, "designModule", "phases"], ["PHASE9"]),
+               "enum.phase_phase", "protocolSection.designModule.phases[0]"),
+    "enrolment_minus_5": (set_path([P, "designModule", "enrollmentInfo", "count"], -5),
+                          "enrollment_non_negative", "protocolSection.designModule.enrollmentInfo.count"),
+    "start_2025_13_40": (set_path([P, "statusModule", "startDateStruct", "date"], "2025-13-40"),
+                         "date_format.start_date", "protocolSection.statusModule.startDateStruct.date"),
+    "latitude_123": (lambda r: r[P]["contactsLocationsModule"]["locations"][0].__setitem__("geoPoint", {"lat": 123, "lon": -92.46}),
+                     "site_latitude_range", "protocolSection.contactsLocationsModule.locations[0].geoPoint.lat"),
+    "missing_design_module": (lambda r: r[P].pop("designModule"),
+                              "required_module.designModule", "protocolSection.designModule"),
+}
+
+
+def run(landing, tmp_path, capsys):
+    code = main(["run", "--landing", str(landing.root), "--warehouse", str(tmp_path / "wh.duckdb"),
+                 "--export", str(tmp_path / "exports"), "--json"])
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def published(tmp_path, sql, params=()):
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def good_files(landing, n=24):
+    for p in study_files()[:n]:
+        landing.drop(p)
+    return {p.stem for p in study_files()[:n]}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_each_bad_record_is_quarantined_and_the_good_ones_published(name, landing, tmp_path, capsys):
+    change, rule, field = BAD[name]
+    good = good_files(landing)
+    landing.write(f"{name}.json", json.dumps(variant("NCT99000001", change)))
+    code, summary = run(landing, tmp_path, capsys)
+    assert code == 0 and not summary["blocked"]
+    assert summary["quarantined"] >= 1 and summary["published"] == len(good)
+    rows = published(tmp_path, "SELECT rule, field, reason, record_key, source_file FROM quarantine.record")
+    assert (rule, field) in {(r[0], r[1]) for r in rows}
+    reason = next(r[2] for r in rows if r[0] == rule)
+    assert f"ctgov/{name}.json" in reason and "NCT99000001" in reason and field in reason
+    state = dict(published(tmp_path, "SELECT nct_id, status FROM meta.study_state"))
+    assert state.pop("NCT99000001") == "quarantined"
+    assert set(state) == good and set(state.values()) == {"published"}
+
+
+def test_missing_nct_id_is_quarantined_at_ingestion(landing, tmp_path, capsys):
+    good = good_files(landing)
+    rec = variant("x", lambda r: None)
+    del rec[P]["identificationModule"]["nctId"]
+    landing.write("no_id.json", json.dumps(rec))
+    code, summary = run(landing, tmp_path, capsys)
+    assert code == 0 and summary["quarantined"] == 1 and summary["published"] == len(good)
+    (reason,) = published(tmp_path, "SELECT reason FROM quarantine.record")[0]
+    assert "ctgov/no_id.json" in reason and "protocolSection.identificationModule.nctId" in reason
+
+
+def test_duplicate_nct_ids_with_different_content_in_one_batch(landing, tmp_path, capsys):
+    good = good_files(landing)
+    landing.write("dup_a.json", json.dumps(variant("NCT99000002", set_path([P, "identificationModule", "briefTitle"], "A"))))
+    landing.write("dup_b.json", json.dumps(variant("NCT99000002", set_path([P, "identificationModule", "briefTitle"], "B"))))
+    code, summary = run(landing, tmp_path, capsys)
+    assert code == 0 and summary["published"] == len(good)
+    rows = published(tmp_path, "SELECT source_file, rule FROM quarantine.record ORDER BY 1")
+    assert rows == [("ctgov/dup_a.json", "one_current_version_per_study"), ("ctgov/dup_b.json", "one_current_version_per_study")]
+
+
+def file_sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def table_checksums(path):
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2").fetchall()
+        return {f"{s}.{t}": con.execute(f'SELECT count(*), bit_xor(hash(x)) FROM "{s}"."{t}" AS x').fetchone()
+                for s, t in tables}
+
+
+def test_schema_drift_blocks_the_whole_batch(landing, tmp_path, capsys):
+    good_files(landing, 5)
+    assert run(landing, tmp_path, capsys)[0] == 0
+    before_file, before_tables = file_sha(tmp_path / "wh.duckdb"), table_checksums(tmp_path / "wh.duckdb")
+    for p in study_files()[5:10]:
+        landing.drop(p)
+    drifted = variant("NCT99000003", lambda r: r[P].__setitem__("brandNewModule", {"x": 1}))
+    landing.write("drift.json", json.dumps(drifted))
+    code, summary = run(landing, tmp_path, capsys)
+    assert code != 0 and summary["blocked"] and summary["published"] == 0
+    assert file_sha(tmp_path / "wh.duckdb") == before_file
+    assert table_checksums(tmp_path / "wh.duckdb") == before_tables
+
+
+def test_quarantine_share_above_limit_blocks(landing, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TRIALHOUSE_MIN_BATCH_FOR_SHARE", "4")
+    monkeypatch.setenv("TRIALHOUSE_MAX_QUARANTINE_SHARE", "0.25")
+    good_files(landing, 3)
+    for i in range(2):
+        landing.write(f"bad{i}.json", json.dumps(variant(f"NCT9900001{i}", set_path([P, "statusModule", "overallStatus"], "X"))))
+    code, summary = run(landing, tmp_path, capsys)
+    assert code != 0 and summary["blocked"] and summary["published"] == 0
+    assert not (tmp_path / "wh.duckdb").exists()  # nothing was ever published
+
+
+def test_crash_between_staging_and_publish_leaves_warehouse_unchanged(landing, tmp_path, capsys, monkeypatch):
+    good_files(landing, 3)
+    assert run(landing, tmp_path, capsys)[0] == 0
+    before = file_sha(tmp_path / "wh.duckdb")
+    for p in study_files()[3:6]:
+        landing.drop(p)
+
+    import orchestration.quality.publish as publish
+
+    def boom(con, run_id):
+        raise RuntimeError("injected crash during publish")
+
+    monkeypatch.setattr(publish, "MERGES", [*publish.MERGES, boom])
+    code, summary = run(landing, tmp_path, capsys)
+    assert code != 0 and any("injected crash" in f for f in summary["failures"])
+    assert file_sha(tmp_path / "wh.duckdb") == before
+    monkeypatch.undo()
+    code, summary = run(landing, tmp_path, capsys)
+    assert code == 0 and summary["published"] == 3
+    assert published(tmp_path, "SELECT count(*) FROM meta.study_state WHERE status = 'published'") == [(6,)]

@@ -1,0 +1,69 @@
+"""Publishing a gated batch: one DuckDB transaction moves staged rows into the published schemas.
+
+Everything between BEGIN and COMMIT either lands together or not at all: a crash, a failed merge
+or a killed process leaves the published schemas (and meta.study_state) exactly as they were, and
+the batch is staged again by the next run because its study versions are still undecided.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Callable
+
+from schemas import apply_sql
+
+# Tables whose row counts are recorded in meta.load_log (schema-qualified; identifiers from code).
+Merge = Callable[[object, str], dict[str, int]]  # (con, run_id) -> {table: rows merged}
+
+
+def counted_tables(con) -> list[str]:
+    rows = con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() "
+        "WHERE schema_name IN ('fhir', 'omop') OR (schema_name = 'raw' AND table_name = 'ctgov_study_version') "
+        "ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def table_counts(con) -> dict[str, int]:
+    out = {}
+    for name in counted_tables(con):
+        schema, table = name.split(".")
+        out[name] = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]
+    return out
+
+
+def publish_batch(con, run_id: str, suites_passed: list[str], merges: list[Merge]) -> dict:
+    """Merge the staged batch and record it; returns what the load log says."""
+    apply_sql(con, "meta/meta.sql")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        merged: dict[str, int] = {}
+        for merge in merges:
+            merged.update(merge(con, run_id))
+        studies = con.execute("SELECT count(*) FROM stage.ctgov_study").fetchone()[0]
+        # Earlier published contents of these studies are superseded; the staged ones are published.
+        con.execute(
+            "UPDATE meta.study_state SET status = 'superseded', run_id = ?, updated_at = ? "
+            "WHERE status = 'published' AND nct_id IN (SELECT nct_id FROM stage.ctgov_study)",
+            [run_id, now],
+        )
+        con.execute(
+            "INSERT OR REPLACE INTO meta.study_state "
+            "SELECT nct_id, content_hash, 'published', ?, ? FROM stage.ctgov_study",
+            [run_id, now],
+        )
+        quarantined = con.execute("SELECT count(*) FROM quarantine.record WHERE run_id = ?", [run_id]).fetchone()[0]
+        counts = table_counts(con)
+        con.execute(
+            "INSERT OR REPLACE INTO meta.load_log VALUES (?, ?, ?, ?, ?, ?)",
+            [run_id, now, studies, quarantined, json.dumps(counts), json.dumps(suites_passed)],
+        )
+        con.execute("DELETE FROM stage.ctgov_study")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {"run_id": run_id, "studies_published": studies, "quarantined": quarantined,
+            "merged": merged, "table_counts": counts}
