@@ -31,7 +31,7 @@ def _field(rule, row: dict) -> str:
     if rule.frame in ("study", "section"):
         return row.get("field") or rule.field if rule.frame == "section" else rule.field
     base = row.get("field") or rule.field
-    if rule.frame == "phase":
+    if rule.frame in ("phase", "arm_intervention"):
         return base
     suffix = rule.field if rule.field.startswith("geoPoint") else rule.column
     return f"{base}.{suffix}"
@@ -41,7 +41,7 @@ def _reason(rule, row: dict, field: str) -> str:
     where = f"{row.get('source_file')} record {row.get('nct_id')}"
     if row.get("source_record"):
         where += f" ({row['source_record']})"
-    value = row.get(rule.column)
+    value = row.get("name") if rule.frame == "arm_intervention" else row.get(rule.column)
     shown = "" if rule.message.startswith("is missing") else f" = {_plain(value)!r}"
     return f"{where}: {field}{shown} {rule.message}"
 
@@ -63,7 +63,9 @@ def stage_registry(con, runner: GxRunner, run_id: str) -> StageResult:
         for r in rows
     ]
     by_key = {b["version_key"]: b for b in batch}
-    result = runner.validate(SUITE, rules(), registry_frames(batch), key_columns=KEYS + ["field"])
+    frames = registry_frames(batch)
+    refs = frozenset(frames["intervention"]["ref"])
+    result = runner.validate(SUITE, rules(refs), frames, key_columns=KEYS + ["field", "name"])
 
     reasons: dict[str, list[str]] = {}
     quarantine: list[dict] = []

@@ -28,7 +28,8 @@ def _in_set(frame: str, column: str, field: str, values: list[str], rule_id: str
                 message=f"is not one of the allowed values ({', '.join(values[:8])}{', ...' if len(values) > 8 else ''})")
 
 
-def rules() -> list[Rule]:
+def rules(intervention_refs: frozenset[str] = frozenset()) -> list[Rule]:
+    """`intervention_refs`: every intervention of the batch, as arms name them (see flatten.intervention_ref)."""
     e = enums()
     out = [
         Rule("nct_id_pattern", "study", "nct_id", NCT_ID_FIELD,
@@ -68,6 +69,9 @@ def rules() -> list[Rule]:
         Rule("enrollment_non_negative", "study", "enrollment_count", STUDY_FIELDS["enrollment_count"],
              lambda g: g.expectations.ExpectColumnValuesToBeBetween(column="enrollment_count", min_value=0),
              message="is negative or not a number"),
+        Rule("arm_intervention_resolves", "arm_intervention", "ref", "interventionNames",
+             lambda g: g.expectations.ExpectColumnValuesToBeInSet(column="ref", value_set=sorted(intervention_refs)),
+             message="names an intervention the record does not list in armsInterventionsModule.interventions"),
         Rule("site_latitude_range", "site", "latitude", "geoPoint.lat",
              lambda g: g.expectations.ExpectColumnValuesToBeBetween(column="latitude", min_value=-90, max_value=90),
              message="is outside -90..90"),

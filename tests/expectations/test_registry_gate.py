@@ -41,6 +41,9 @@ BAD = {
                          "date_format.start_date", "protocolSection.statusModule.startDateStruct.date"),
     "latitude_123": (lambda r: r[P]["contactsLocationsModule"]["locations"][0].__setitem__("geoPoint", {"lat": 123, "lon": -92.46}),
                      "site_latitude_range", "protocolSection.contactsLocationsModule.locations[0].geoPoint.lat"),
+    "arm_names_missing_intervention": (
+        lambda r: r[P]["armsInterventionsModule"]["armGroups"][0]["interventionNames"].append("Drug: Esketamine"),
+        "arm_intervention_resolves", "protocolSection.armsInterventionsModule.armGroups[0].interventionNames[1]"),
     "missing_design_module": (lambda r: r[P].pop("designModule"),
                               "required_module.designModule", "protocolSection.designModule"),
 }

@@ -64,9 +64,14 @@ def _as_number(value):
         return float("nan")
 
 
+def intervention_ref(nct_id: str, name) -> str:
+    """How an arm names an intervention: '<Type>: <name>' (e.g. 'Drug: Ketamine'), compared caseless."""
+    return f"{nct_id}|{str(name).strip().casefold()}"
+
+
 def registry_frames(rows: list[dict]) -> dict[str, pd.DataFrame]:
     """`rows`: dicts with version_key, nct_id, source_file, source_record and `record` (the study)."""
-    study, phase, site, arm, intervention, section = [], [], [], [], [], []
+    study, phase, site, arm, intervention, section, arm_ref = [], [], [], [], [], [], []
     for row in rows:
         rec = row["record"]
         key = {k: row[k] for k in KEYS}
@@ -92,10 +97,16 @@ def registry_frames(rows: list[dict]) -> dict[str, pd.DataFrame]:
         for i, a in enumerate(get_path(rec, f"{P}.armsInterventionsModule.armGroups") or []):
             arm.append({**key, "field": f"{P}.armsInterventionsModule.armGroups[{i}]", "label": _as_text(a.get("label")),
                         "type": _as_text(a.get("type"))})
+            for j, name in enumerate(a.get("interventionNames") or []):
+                arm_ref.append({**key, "field": f"{P}.armsInterventionsModule.armGroups[{i}].interventionNames[{j}]",
+                                "name": _as_text(name), "ref": intervention_ref(row["nct_id"], name)})
         for i, it in enumerate(get_path(rec, f"{P}.armsInterventionsModule.interventions") or []):
             intervention.append({**key, "field": f"{P}.armsInterventionsModule.interventions[{i}]",
-                                 "name": _as_text(it.get("name")), "type": _as_text(it.get("type"))})
-    frames = {"study": study, "phase": phase, "site": site, "arm": arm, "intervention": intervention, "section": section}
+                                 "name": _as_text(it.get("name")), "type": _as_text(it.get("type")),
+                                 "ref": intervention_ref(row["nct_id"], f"{(it.get('type') or '').replace('_', ' ')}: "
+                                                                        f"{it.get('name') or ''}")})
+    frames = {"study": study, "phase": phase, "site": site, "arm": arm, "intervention": intervention,
+              "section": section, "arm_intervention": arm_ref}
     return {name: pd.DataFrame(data, columns=_columns(name)) for name, data in frames.items()}
 
 
@@ -105,7 +116,8 @@ def _columns(name: str) -> list[str]:
         "phase": ["phase", "field"],
         "site": ["field", "facility", "status", "latitude", "longitude"],
         "arm": ["field", "label", "type"],
-        "intervention": ["field", "name", "type"],
+        "intervention": ["field", "name", "type", "ref"],
         "section": ["section", "field"],
+        "arm_intervention": ["field", "name", "ref"],
     }[name]
     return KEYS + extra
