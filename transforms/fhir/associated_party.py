@@ -51,25 +51,8 @@ def associated_parties(ctx: StudyContext) -> list[dict]:
         if p:
             parties.append(p)
 
-    rp = scm.get("responsibleParty") or {}
-    rp_type = rp.get("type")
-    if rp_type is not None:
-        vocab.check(vocab.RESPONSIBLE_PARTY, rp_type, f"{_SCM}.responsibleParty.type")
-    responsible = {"text": f"Responsible party ({rp_type})"} if rp_type else None
-    if rp_type == "SPONSOR" and lead_party:
-        lead_party.setdefault("classifier", []).append(responsible)
-    elif rp.get("investigatorFullName"):
-        name = rp["investigatorFullName"]
-        org_ref = organization(ctx, rp.get("investigatorAffiliation"))
-        person = practitioner(ctx, name)
-        role_ref = practitioner_role(ctx, person, org_ref, rp.get("investigatorTitle"))
-        role = "sponsor-investigator" if rp_type == "SPONSOR_INVESTIGATOR" else "primary-investigator"
-        party = {"name": name, "role": _role(role), "party": role_ref}
-        if responsible:
-            party["classifier"] = [responsible]
-        parties.append(party)
-
     clm = ctx.module("contactsLocationsModule")
+    by_person: dict[str, dict] = {}
     for i, off in enumerate(clm.get("overallOfficials") or []):
         path = f"{_CLM}.overallOfficials[{i}]"
         if not off.get("name"):
@@ -80,7 +63,31 @@ def associated_parties(ctx: StudyContext) -> list[dict]:
         role_ref = practitioner_role(ctx, person, org_ref, off.get("role"))
         party = {"name": off["name"], "role": _role(role) if role else {"text": "Overall official"},
                  "party": role_ref}
+        by_person.setdefault(person["reference"], party)
         parties.append(party)
+
+    rp = scm.get("responsibleParty") or {}
+    rp_type = rp.get("type")
+    if rp_type is not None:
+        vocab.check(vocab.RESPONSIBLE_PARTY, rp_type, f"{_SCM}.responsibleParty.type")
+    responsible = {"text": f"Responsible party ({rp_type})"} if rp_type else None
+    if rp_type == "SPONSOR" and lead_party:
+        lead_party.setdefault("classifier", []).append(responsible)
+    elif rp.get("investigatorFullName"):
+        name = rp["investigatorFullName"]
+        person = practitioner(ctx, name)
+        known = by_person.get(person["reference"])
+        if known is not None and rp_type == "PRINCIPAL_INVESTIGATOR":
+            # Same person already listed as an official: mark that entry rather than repeat it.
+            known.setdefault("classifier", []).append(responsible)
+        else:
+            org_ref = organization(ctx, rp.get("investigatorAffiliation"))
+            role_ref = practitioner_role(ctx, person, org_ref, rp.get("investigatorTitle"))
+            role = "sponsor-investigator" if rp_type == "SPONSOR_INVESTIGATOR" else "primary-investigator"
+            party = {"name": name, "role": _role(role), "party": role_ref}
+            if responsible:
+                party["classifier"] = [responsible]
+            parties.append(party)
 
     for i, contact in enumerate(clm.get("centralContacts") or []):
         if not contact.get("name"):

@@ -9,15 +9,6 @@ from __future__ import annotations
 from .ids import IdAllocator, study_id
 
 
-def dig(obj, *keys):
-    """Nested .get() that tolerates missing modules in field-projected records."""
-    for k in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(k)
-    return obj
-
-
 class StudyContext:
     def __init__(self, record: dict, nct_id: str, version_id: str, last_updated: str | None) -> None:
         self.record = record
@@ -38,12 +29,9 @@ class StudyContext:
         """Register a resource (first one wins on a repeated id) and return a reference to it."""
         key = (resource["resourceType"], resource["id"])
         if key not in self._resources:
-            resource["meta"] = dict(self.meta)
-            self._resources[key] = resource
+            rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+            self._resources[key] = {"resourceType": key[0], "id": key[1], "meta": dict(self.meta), **rest}
         return self.ref(*key)
-
-    def has(self, resource_type: str, resource_id: str) -> bool:
-        return (resource_type, resource_id) in self._resources
 
     @staticmethod
     def ref(resource_type: str, resource_id: str, display: str | None = None) -> dict:

@@ -1,0 +1,170 @@
+"""DuckDB storage, the flat views, and the bulk NDJSON export, over the 32 single-study files."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import duckdb
+import pytest
+
+from transforms.fhir import map_study
+from transforms.fhir.export import export_ndjson
+from transforms.fhir.store import create_fhir_schema, write_resources
+
+
+@pytest.fixture(scope="module")
+def con(top_level_resources):
+    con = duckdb.connect()
+    create_fhir_schema(con, "stage_fhir")
+    write_resources(con, "stage_fhir", top_level_resources)
+    yield con
+    con.close()
+
+
+def test_one_row_per_resource_and_upsert_is_idempotent(con, top_level_resources):
+    keys = {(r["resourceType"], r["id"]) for r in top_level_resources}
+    count = lambda: con.execute("SELECT count(*) FROM stage_fhir.resource").fetchone()[0]
+    assert count() == len(keys)
+    create_fhir_schema(con, "stage_fhir")  # idempotent
+    write_resources(con, "stage_fhir", top_level_resources)
+    assert count() == len(keys)
+    row = con.execute(
+        "SELECT version_id, last_updated, nct_id, resource ->> '$.title' FROM stage_fhir.resource "
+        "WHERE resource_type = 'ResearchStudy' AND id = ?", ["nct06668571"]).fetchone()
+    assert row[0] == "1" and row[1].year == 2025 and row[2] == "NCT06668571"
+    assert row[3] == "Intravenous Ketamine for Treatment-Resistant Depression"
+    shared = con.execute("SELECT count(*) FROM stage_fhir.resource WHERE resource_type = 'Organization' "
+                         "AND nct_id IS NOT NULL").fetchone()[0]
+    assert shared == 0  # organisations belong to no single study
+
+
+def test_new_version_replaces_rows(con, seed_resources):
+    bumped = [dict(r, meta={"versionId": "7", "lastUpdated": "2026-01-01T00:00:00Z"}) for r in seed_resources]
+    write_resources(con, "stage_fhir", bumped)
+    assert con.execute("SELECT version_id FROM stage_fhir.resource WHERE id = 'nct06668571'").fetchone() == ("7",)
+    write_resources(con, "stage_fhir", seed_resources)
+
+
+def test_new_version_drops_what_it_no_longer_has(top_level_resources, seed_record):
+    con = duckdb.connect()
+    create_fhir_schema(con, "fhir")
+    write_resources(con, "fhir", top_level_resources)
+    before = con.execute("SELECT count(*) FROM fhir.resource").fetchone()[0]
+    newer = copy.deepcopy(seed_record)
+    del newer["protocolSection"]["contactsLocationsModule"]["locations"]
+    newer["protocolSection"]["armsInterventionsModule"]["interventions"].pop()
+    write_resources(con, "fhir", map_study(newer, version_id="2"))
+    sites = con.execute("SELECT count(*) FROM fhir.research_study_site WHERE nct_id = 'NCT06668571'").fetchone()[0]
+    assert sites == 0
+    evs = con.execute("SELECT count(*) FROM fhir.resource WHERE nct_id = 'NCT06668571' "
+                      "AND resource_type = 'EvidenceVariable'").fetchone()[0]
+    assert evs == 1
+    # the per-site study and one intervention are gone; the shared Location stays
+    assert con.execute("SELECT count(*) FROM fhir.resource").fetchone()[0] == before - 2
+
+
+def test_research_study_view(con):
+    row = con.execute("SELECT * FROM stage_fhir.research_study WHERE nct_id = 'NCT06668571'").fetchone()
+    cols = [d[0] for d in con.description]
+    got = dict(zip(cols, row))
+    assert got == {
+        "nct_id": "NCT06668571", "title": "Intravenous Ketamine for Treatment-Resistant Depression",
+        "status": "recruiting", "phase": "phase-2", "purpose": "treatment", "start_date": "2025-02-10",
+        "end_date": "2027-12-31", "target_enrollment": 30, "actual_enrollment": None, "sponsor": "Mayo Clinic",
+        "countries": ["US"],
+    }
+    assert con.execute("SELECT count(*) FROM stage_fhir.research_study").fetchone()[0] == 32
+
+
+def test_recruiting_phase2_studies_by_country(con):
+    rows = con.execute("""
+        SELECT country, count(*) AS studies
+        FROM stage_fhir.research_study, unnest(countries) AS t(country)
+        WHERE status = 'recruiting' AND phase = 'phase-2'
+        GROUP BY country ORDER BY country""").fetchall()
+    assert rows == [("CN", 1), ("US", 2)]
+
+
+def test_sites_per_study(con):
+    rows = dict(con.execute(
+        "SELECT nct_id, count(*) FROM stage_fhir.research_study_site GROUP BY nct_id").fetchall())
+    assert rows["NCT06668571"] == 1 and rows["NCT04267848"] == 1148
+    seed = con.execute("SELECT facility, city, state, country, recruitment_status FROM stage_fhir.research_study_site "
+                       "WHERE nct_id = 'NCT06668571'").fetchone()
+    assert seed == ("Mayo Clinic in Rochester", "Rochester", "Minnesota", "United States", "recruiting")
+    located = con.execute("SELECT count(*) FROM stage_fhir.research_study_site WHERE latitude IS NOT NULL").fetchone()[0]
+    assert located > 1000
+
+
+def test_studies_per_mesh_condition(con):
+    rows = con.execute("""
+        SELECT mesh_code, mesh_term, count(DISTINCT nct_id) AS studies
+        FROM stage_fhir.research_study_condition WHERE mesh_code IS NOT NULL
+        GROUP BY ALL ORDER BY studies DESC, mesh_code LIMIT 1""").fetchall()
+    assert rows == [("D003924", "Diabetes Mellitus, Type 2", 6)]
+    seed = con.execute("SELECT mesh_code FROM stage_fhir.research_study_condition "
+                       "WHERE nct_id = 'NCT06668571' AND mesh_code IS NOT NULL ORDER BY 1").fetchall()
+    assert seed == [("D003866",), ("D061218",)]
+
+
+def test_arm_view(con):
+    rows = con.execute("SELECT link_id, arm_type, interventions FROM stage_fhir.research_study_arm "
+                       "WHERE nct_id = 'NCT06668571' ORDER BY link_id").fetchall()
+    assert rows == [("ketamine-group", "experimental", ["Drug: Ketamine"]),
+                    ("normal-saline-placebo-group", "placebo-comparator", ["Drug: Normal Saline"])]
+
+
+def test_schema_name_that_is_a_keyword_still_works(seed_resources):
+    con = duckdb.connect()
+    create_fhir_schema(con, "select")
+    assert write_resources(con, "select", seed_resources) == len(seed_resources)
+    assert con.execute('SELECT count(*) FROM "select".research_study').fetchone() == (1,)
+
+
+@pytest.mark.parametrize("bad", ["fhir; DROP TABLE x", "Fhir", "1fhir", "", "fhir.resource", "a" * 64])
+def test_schema_names_are_checked(bad):
+    con = duckdb.connect()
+    with pytest.raises(ValueError):
+        create_fhir_schema(con, bad)
+    with pytest.raises(ValueError):
+        write_resources(con, bad, [])
+
+
+def test_export_loads_back_and_every_reference_resolves(con, tmp_path):
+    manifest = export_ndjson(con, "stage_fhir", tmp_path, transaction_time="2026-01-01T00:00:00+00:00")
+    out = tmp_path / "fhir"
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert manifest["requiresAccessToken"] is False and manifest["transactionTime"] == "2026-01-01T00:00:00+00:00"
+    table_counts = dict(con.execute("SELECT resource_type, count(*) FROM stage_fhir.resource GROUP BY 1").fetchall())
+    assert {o["type"]: o["count"] for o in manifest["output"]} == table_counts
+    for entry in manifest["output"]:
+        path = out / entry["url"]
+        assert path.name == f"{entry['type']}.ndjson"
+        n = duckdb.execute("SELECT count(*) FROM read_ndjson_objects(?)", [str(path)]).fetchone()[0]
+        assert n == entry["count"]
+
+    studies = duckdb.execute("SELECT id, title FROM read_json(?, format = 'newline_delimited') WHERE id = ?",
+                             [str(out / "ResearchStudy.ndjson"), "nct06668571"]).fetchall()
+    assert studies == [("nct06668571", "Intravenous Ketamine for Treatment-Resistant Depression")]
+
+    exported, references = set(), []
+
+    def collect(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("reference"), str):
+                references.append(node["reference"])
+            for v in node.values():
+                collect(v)
+        elif isinstance(node, list):
+            for v in node:
+                collect(v)
+
+    for path in out.glob("*.ndjson"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            res = json.loads(line)
+            exported.add(f"{res['resourceType']}/{res['id']}")
+            collect(res)
+    assert len(references) > 3000
+    unresolved = [r for r in references if r not in exported]
+    assert unresolved == []

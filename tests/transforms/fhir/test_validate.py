@@ -1,0 +1,130 @@
+"""The validator rejects broken resources, with a message naming resource and element,
+and the fast path rejects every resource fhir.resources rejects."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.transforms.fhir._corpus import by_type
+from transforms.fhir.validate import _model_problems, validate_resource, validate_resources
+
+
+def mutate(resource, change):
+    broken = copy.deepcopy(resource)
+    change(broken)
+    return broken
+
+
+def test_bad_phase_code_is_caught(seed_resources):
+    rs = mutate(seed_resources[0], lambda r: r["phase"]["coding"][0].update(code="phase-5"))
+    problems = validate_resource(rs)
+    assert problems == [("ResearchStudy/nct06668571: phase.coding[0]: code 'phase-5' is not in code system "
+                         "http://hl7.org/fhir/research-study-phase")]
+
+
+def test_code_from_another_value_set_is_caught(seed_resources):
+    rs = mutate(seed_resources[0], lambda r: r["phase"]["coding"][0].update(
+        system="http://hl7.org/fhir/research-study-status", code="recruiting"))
+    assert "is not from the bound value set" in validate_resource(rs)[0]
+
+
+def test_bad_codes_in_other_bound_elements(seed_resources):
+    rs = seed_resources[0]
+    for change, element in [
+        (lambda r: r["comparisonGroup"][1]["type"]["coding"][0].update(code="placebo"), "comparisonGroup[1].type"),
+        (lambda r: r["associatedParty"][0]["role"]["coding"][0].update(code="boss"), "associatedParty[0].role"),
+        (lambda r: r["progressStatus"][0]["state"]["coding"][0].update(code="open"), "progressStatus[0].state"),
+        (lambda r: r["region"][0]["coding"][0].update(code="XX"), "region[0]"),
+        (lambda r: r.update(status="published"), "status"),
+    ]:
+        problems = validate_resource(mutate(rs, change))
+        assert len(problems) == 1 and element in problems[0], problems
+
+
+def test_broken_structure_is_caught(seed_resources):
+    rs = seed_resources[0]
+    missing_name = validate_resource(mutate(rs, lambda r: r["comparisonGroup"][0].pop("name")))
+    assert missing_name == ["ResearchStudy/nct06668571: comparisonGroup[0].name: required element missing"]
+    wrong_shape = validate_resource(mutate(rs, lambda r: r.update(phase=[r["phase"]])))
+    assert wrong_shape and "phase" in wrong_shape[0] and "schema" in wrong_shape[0]
+    unknown = validate_resource(mutate(rs, lambda r: r.update(sponsor="Mayo")))
+    assert unknown and "sponsor" in unknown[0]
+
+
+# Broken resources: (resource type, change). Each must be rejected by the fast path; where
+# fhir.resources rejects it too, that is asserted as well so the fast path never lets through
+# what the model validation would stop.
+BROKEN = [
+    ("ResearchStudy", lambda r: r.pop("status")),
+    ("ResearchStudy", lambda r: r.update(foo=1)),
+    ("ResearchStudy", lambda r: r.update(title=5)),
+    ("ResearchStudy", lambda r: r.update(title="")),
+    ("ResearchStudy", lambda r: r.update(id="nct 1")),
+    ("ResearchStudy", lambda r: r["period"].update(start="2025-13")),
+    ("ResearchStudy", lambda r: r["meta"].update(lastUpdated="2025-10-14")),
+    ("ResearchStudy", lambda r: r["associatedParty"][0].pop("role")),
+    ("ResearchStudy", lambda r: r["comparisonGroup"][0].pop("name")),
+    ("ResearchStudy", lambda r: r["comparisonGroup"][0].update(linkId="a b")),
+    ("ResearchStudy", lambda r: r["progressStatus"][0].pop("state")),
+    ("ResearchStudy", lambda r: r["recruitment"].update(targetNumber=-1)),
+    ("ResearchStudy", lambda r: r["recruitment"].update(targetNumber=2.5)),
+    ("ResearchStudy", lambda r: r["phase"]["coding"][0].update(extra="x")),
+    ("ResearchStudy", lambda r: r["site"].__setitem__(0, {"reference": "Patient/p1"})),
+    ("ResearchStudy", lambda r: r.update(keyword=[])),
+    ("ResearchStudy", lambda r: r.update(whyStopped={})),
+    ("ResearchStudy", lambda r: r.update(status="bogus")),
+    ("Group", lambda r: r.pop("type")),
+    ("Group", lambda r: r.update(type="robot")),
+    ("Group", lambda r: r["characteristic"][0].pop("exclude")),
+    ("Group", lambda r: r["characteristic"][0].pop("valueRange")),
+    ("Group", lambda r: r["characteristic"][0].update(valueBoolean=True)),
+    ("Location", lambda r: r.update(status="open")),
+    ("Location", lambda r: r.update(position={"latitude": "north"})),
+    ("PractitionerRole", lambda r: r.update(practitioner={"reference": "Organization/x"})),
+    ("EvidenceVariable", lambda r: r.pop("status")),
+    ("Organization", lambda r: r.update(name=["Mayo"])),
+]
+
+
+@pytest.mark.parametrize("case", range(len(BROKEN)))
+def test_fast_path_rejects_what_fhir_resources_rejects(seed_resources, case):
+    rtype, change = BROKEN[case]
+    original = by_type(seed_resources, rtype)[0]
+    if rtype == "ResearchStudy":
+        original = seed_resources[0]
+    assert validate_resource(original) == [] and _model_problems(original, "x") == []
+    broken = mutate(original, change)
+    fast = validate_resource(broken)
+    assert fast, "fast path accepted a broken resource"
+    assert all(p.startswith(f"{rtype}/") for p in fast)
+    full = validate_resource(broken, mode="full")
+    assert set(fast) <= set(full)
+
+
+def test_fast_and_full_agree_on_all_valid_resources(top_level_resources):
+    assert validate_resources(top_level_resources, mode="full") == {}
+
+
+def test_batch_form_groups_problems_by_resource(seed_resources):
+    broken = [mutate(seed_resources[0], lambda r: r.pop("status")), *seed_resources[1:]]
+    assert list(validate_resources(broken)) == ["ResearchStudy/nct06668571"]
+
+
+def test_not_a_resource():
+    assert validate_resource({"resourceType": "Nonsense", "id": "x"})[0].startswith("Nonsense/x: unknown resourceType")
+    assert validate_resource([]) != []
+
+
+def test_hl7_ctgov_example_passes_and_contained_resources_are_checked():
+    """HL7's own ctgov example (contained resources, terminology.hl7.org systems) is valid,
+    so the validator is not stricter than R5; breaking a contained resource is caught."""
+    path = Path(__file__).resolve().parents[2] / "data" / "fhir" / "R5-ResearchStudy-example-ctgov-study-record.json"
+    example = json.loads(path.read_text(encoding="utf-8"))
+    assert validate_resource(example, mode="full") == []
+    broken = mutate(example, lambda r: r["contained"][0].pop("status"))
+    assert validate_resource(broken) == [
+        "ResearchStudy/example-ctgov-study-record: contained[0].status: required element missing"]

@@ -1,0 +1,88 @@
+"""FHIR resources in DuckDB: one JSON table per schema plus flat views.
+
+The lead publishes by building `stage_fhir` and moving rows to `fhir`, so the schema name is a
+parameter. Identifiers cannot be bound as SQL parameters, so a schema name is only ever
+substituted into SQL after it passes `checked_schema` (a fixed pattern of lower-case
+identifier characters); every value goes in as data, never as SQL text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable
+
+import pandas as pd
+
+from .terminology import SCHEMA_DIR
+
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_NCT_PREFIX = re.compile(r"^(nct\d{8})(?:-|$)")
+_DROP_STUDIES = """
+DELETE FROM "{schema}".resource
+WHERE nct_id IN (SELECT DISTINCT nct_id FROM {batch} WHERE nct_id IS NOT NULL)
+"""
+_UPSERT = """
+INSERT OR REPLACE INTO "{schema}".resource
+SELECT resource_type, id, version_id, CAST(last_updated AS TIMESTAMPTZ), nct_id, CAST(resource AS JSON)
+FROM {batch}
+"""
+
+
+def checked_schema(schema: str) -> str:
+    if not isinstance(schema, str) or not _SCHEMA_RE.match(schema):
+        raise ValueError(f"schema name {schema!r} must match {_SCHEMA_RE.pattern}")
+    return schema
+
+
+def _sql(file_name: str, schema: str) -> str:
+    return (SCHEMA_DIR / file_name).read_text(encoding="utf-8").replace("{schema}", checked_schema(schema))
+
+
+def create_fhir_schema(con, schema: str) -> None:
+    """Create (idempotently) the schema, its resource table and its views."""
+    con.execute(_sql("resource.sql", schema))
+    con.execute(_sql("views.sql", schema))
+
+
+def owning_nct_id(resource: dict) -> str | None:
+    """The study a resource belongs to, from its id; None for resources shared across studies."""
+    m = _NCT_PREFIX.match(resource.get("id", ""))
+    return m.group(1).upper() if m else None
+
+
+def _frame(resources: Iterable[dict]) -> pd.DataFrame:
+    latest: dict[tuple[str, str], dict] = {}
+    for res in resources:  # one row per key: a shared Organization may come from many studies
+        latest[(res["resourceType"], res["id"])] = res
+    rows = []
+    for (rtype, rid), res in latest.items():
+        meta = res.get("meta") or {}
+        rows.append((rtype, rid, str(meta.get("versionId", "1")), meta.get("lastUpdated"), owning_nct_id(res),
+                     json.dumps(res, ensure_ascii=False, separators=(",", ":"))))
+    return pd.DataFrame(rows, columns=["resource_type", "id", "version_id", "last_updated", "nct_id", "resource"])
+
+
+def write_resources(con, schema: str, resources: Iterable[dict], *, replace_studies: bool = True) -> int:
+    """Upsert resources by (resource_type, id); returns the number of rows written.
+
+    With `replace_studies` (the default) the batch must hold whole studies, as `map_study`
+    returns them: rows of those studies that the batch no longer contains (a site or an
+    intervention dropped by a new registry version) are deleted first, so no stale resource
+    outlives its version. Shared resources (Organization, Location) are only ever upserted.
+    The two statements are not atomic on their own: publish inside the caller's transaction.
+    """
+    sql_schema = checked_schema(schema)
+    frame = _frame(resources)
+    if frame.empty:
+        return 0
+    batch = "fhir_batch_" + uuid.uuid4().hex
+    con.register(batch, frame)
+    try:
+        if replace_studies:
+            con.execute(_DROP_STUDIES.format(schema=sql_schema, batch=batch))
+        con.execute(_UPSERT.format(schema=sql_schema, batch=batch))
+    finally:
+        con.unregister(batch)
+    return len(frame)

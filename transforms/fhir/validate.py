@@ -1,0 +1,311 @@
+"""Validation of emitted FHIR resources at three levels.
+
+1. Structure and cardinality, as fhir.resources (pydantic models of R5) defines them.
+2. The official R5 JSON schema (`schemas/fhir/R5-fhir.schema.json`, patched to compile), with
+   jsonschema-rs.
+3. Codes: every Coding that claims a code system we hold (the R5 terminology bundle, ISO 3166)
+   must use a code of that system, and codes in ResearchStudy elements bound to a bundle value
+   set (any strength: phase is only an `example` binding but a phase code must still be a phase)
+   must come from that value set; codes of required bindings must be members.
+
+Why level 1 is not fhir.resources itself on the hot path: mapping + `model_validate` +
+`model_dump_json` runs about 50 studies/s per core here (benchmarks/fhir_mapping.py, all real
+records, ~41 resources per study), over three hours for the 600,000-study registry; this fast
+path runs 330-640 studies/s on the same core (7-13x; the machine is shared, so figures vary). The JSON schema
+already checks what fhir.resources checks about types, primitive formats, max cardinality and
+unknown elements; what it cannot check is min cardinality (it lists no required primitives)
+and choice elements (`value[x]`: exactly one). Those rules are read once from the same
+fhir.resources model metadata (`element_required`, `one_of_many`, non-optional fields) into
+plain tables, and a dict walker applies them. The walker also enforces what fhir.resources
+misses: required-binding code enums (`enum_values`, e.g. ResearchStudy.status), reference
+target types, null values and empty arrays/objects. `mode="full"` runs fhir.resources itself
+instead of the walker; tests assert that both modes reject the same broken resources.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Iterable
+from functools import cache, lru_cache
+
+import jsonschema_rs
+from fhir.resources import get_fhir_model_class
+from pydantic import ValidationError
+
+from . import terminology, vocab
+from .countries import ISO_CODES
+
+SCHEMA_PATH = terminology.SCHEMA_DIR / "R5-fhir.schema.json"
+SD_PATH = terminology.SCHEMA_DIR / "R5-StructureDefinition-ResearchStudy.json"
+
+
+# ---------------------------------------------------------------- level 2: JSON schema
+@lru_cache(maxsize=1)
+def _schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@cache
+def _schema_validator(resource_type: str):
+    full = _schema()
+    if resource_type not in full["definitions"]:
+        return None
+    root = {"$schema": full["$schema"], "$ref": f"#/definitions/{resource_type}", "definitions": full["definitions"]}
+    return jsonschema_rs.validator_for(root)
+
+
+def _schema_problems(resource: dict, where: str) -> list[str]:
+    v = _schema_validator(resource.get("resourceType"))
+    if v is None:
+        return [f"{where}: unknown resourceType {resource.get('resourceType')!r}"]
+    if v.is_valid(resource):
+        return []
+    out = []
+    for e in v.iter_errors(resource):
+        path = ".".join(str(p) for p in e.instance_path) or "(root)"
+        out.append(f"{where}: {path}: schema: {e.message[:300]}")
+    return out
+
+
+# ---------------------------------------------------------------- level 1: structure rules
+class _Plan:
+    __slots__ = ("fields", "groups", "kind", "required")
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind  # model name: Coding and CodeableConcept get code checks
+        self.required: list[str] = []
+        self.groups: dict[str, tuple[list[str], bool]] = {}
+        # json key -> (child model, enum values, allowed reference types, (min, max) of an integer);
+        # each None when it does not apply
+        self.fields: dict[str, tuple] = {}
+
+
+def _inner_type(annotation):
+    """Unwrap Optional[List[X]] / X | None down to X."""
+    while True:
+        args = typing.get_args(annotation)
+        if not args:
+            return annotation
+        non_none = [a for a in args if a is not type(None)]
+        if typing.get_origin(annotation) is typing.Annotated:
+            return args[0]
+        if len(non_none) != 1:
+            return annotation
+        annotation = non_none[0]
+
+
+_INT_BOUNDS = {"UnsignedInt": (0, 2**31 - 1), "PositiveInt": (1, 2**31 - 1), "Integer": (-(2**31), 2**31 - 1)}
+
+
+def _int_bounds(annotation):
+    """JSON schema types FHIR integers as `number` (1.5 and -1 pass as unsignedInt); fhir.resources does not."""
+    stack = [annotation]
+    while stack:
+        a = stack.pop()
+        for m in getattr(a, "__metadata__", ()):
+            if type(m).__name__ in _INT_BOUNDS:
+                return _INT_BOUNDS[type(m).__name__]
+        stack.extend(typing.get_args(a))
+    return None
+
+
+def _optional(annotation) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+_PLANS: dict[type, _Plan] = {}
+_ANY_RESOURCE = object()  # marker: the model depends on the JSON object's resourceType
+
+
+def _plan(model: type) -> _Plan:
+    plan = _Plan(model.__name__)
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra or {}
+        if name == "fhir_comments" or name.endswith("__ext") or not extra.get("element_property"):
+            continue
+        key = field.alias or name
+        if extra.get("element_required") or not _optional(field.annotation):
+            plan.required.append(key)
+        group = extra.get("one_of_many")
+        if group:
+            keys, req = plan.groups.get(group, ([], False))
+            keys.append(key)
+            plan.groups[group] = (keys, req or bool(extra.get("one_of_many_required")))
+        inner = _inner_type(field.annotation)
+        child = None
+        if hasattr(inner, "get_model_klass"):
+            klass = inner.get_model_klass()
+            if klass.__name__ == "Resource":
+                child = _ANY_RESOURCE  # contained: rules of the resource's own type
+            elif klass.__name__ != "Extension":  # extensions: JSON schema only
+                child = klass
+        enum = frozenset(extra["enum_values"]) if extra.get("enum_values") else None
+        refs = frozenset(extra["enum_reference_types"]) if extra.get("enum_reference_types") else None
+        if getattr(child, "__name__", None) != "Reference":
+            refs = None
+        plan.fields[key] = (child, enum, refs, _int_bounds(field.annotation))
+    _PLANS[model] = plan
+    return plan
+
+
+@lru_cache(maxsize=1)
+def _bindings() -> dict[str, tuple[str, frozenset, frozenset]]:
+    """ResearchStudy element path -> (strength, value-set members, value-set systems), bundle value sets only."""
+    sd = json.loads(SD_PATH.read_text(encoding="utf-8"))
+    out = {}
+    for el in sd["snapshot"]["element"]:
+        b = el.get("binding") or {}
+        members = terminology.expansion(b["valueSet"]) if b.get("valueSet") else None
+        if members is not None:
+            out[el["path"]] = (b["strength"], members, frozenset(s for s, _ in members))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _known_systems() -> dict[str, frozenset]:
+    systems = {url: frozenset(codes) for url, codes in terminology._load()[0].items()}
+    systems[vocab.ISO3166_SYSTEM] = ISO_CODES
+    return systems
+
+
+def _fmt(path: list) -> str:
+    """Element path for messages, built only when there is something to report."""
+    out = ""
+    for seg in path:
+        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
+    return out or "(root)"
+
+
+def _check_coding(coding: dict, path: list, binding, out: list[str], where: str) -> None:
+    system, code = coding.get("system"), coding.get("code")
+    known = _known_systems().get(system)
+    if known is not None and code is not None and code not in known:
+        out.append(f"{where}: {_fmt(path)}: code {code!r} is not in code system {system}")
+        return
+    if binding is None or code is None:
+        return
+    strength, members, vs_systems = binding
+    if system in vs_systems:
+        if (system, code) not in members:
+            out.append(f"{where}: {_fmt(path)}: code {code!r} is not in the bound value set")
+    elif strength == "required" or system in _known_systems():
+        out.append(f"{where}: {_fmt(path)}: code {system}|{code} is not from the bound value set")
+
+
+def _check_reference(ref: dict, allowed: frozenset, path: list, out: list[str], where: str) -> None:
+    target = ref.get("type")
+    literal = ref.get("reference")
+    if isinstance(literal, str) and "/" in literal and not literal.startswith(("#", "http:", "https:", "urn:")):
+        target = literal.split("/", 1)[0]
+    if target and "Resource" not in allowed and target not in allowed:
+        out.append(f"{where}: {_fmt(path)}: reference to {target} not allowed "
+                   f"(allowed: {', '.join(sorted(allowed))})")
+
+
+def _check_item(item, spec, path: list, el_path, bindings, out: list[str], where: str) -> None:
+    child, enum, refs, bounds = spec
+    if item is None or item == {}:
+        out.append(f"{where}: {_fmt(path)}: null or empty value")
+    elif enum is not None:
+        if item not in enum:
+            out.append(f"{where}: {_fmt(path)}: code {item!r} is not one of {sorted(enum)}")
+    elif bounds is not None:
+        if type(item) is not int or not bounds[0] <= item <= bounds[1]:
+            out.append(f"{where}: {_fmt(path)}: {item!r} is not an integer in [{bounds[0]}, {bounds[1]}]")
+    elif child is not None and type(item) is dict:
+        if refs is not None:
+            _check_reference(item, refs, path, out, where)
+        if child is _ANY_RESOURCE:
+            try:
+                _walk(item, get_fhir_model_class(item.get("resourceType")), path, None, None, out, where)
+            except (ValueError, TypeError):
+                out.append(f"{where}: {_fmt(path)}: unknown resourceType {item.get('resourceType')!r}")
+        else:
+            _walk(item, child, path, el_path, bindings, out, where)
+
+
+def _walk(obj: dict, model: type, path: list, el_path, bindings, out: list[str], where: str) -> None:
+    """Apply the model's rules to one JSON object; `path` is a shared stack of keys and indexes."""
+    plan = _PLANS.get(model) or _plan(model)
+    for key in plan.required:
+        if key not in obj and "_" + key not in obj:
+            out.append(f"{where}: {_fmt([*path, key])}: required element missing")
+    for group, (keys, req) in plan.groups.items():
+        n = sum(1 for k in keys if k in obj)
+        if n > 1 or (req and n == 0):
+            out.append(f"{where}: {_fmt([*path, group])}[x]: exactly one of {', '.join(keys)} expected, found {n}")
+    kind = plan.kind
+    if kind == "Coding":
+        _check_coding(obj, path, bindings.get(el_path) if bindings else None, out, where)
+    fields = plan.fields
+    for key, value in obj.items():
+        spec = fields.get(key)
+        if spec is None:
+            continue  # unknown keys are reported by the JSON schema
+        path.append(key)
+        # Element path for binding lookup; Codings of a CodeableConcept answer to its binding.
+        sub = None if bindings is None else (el_path if kind == "CodeableConcept" else f"{el_path}.{key}")
+        if type(value) is list:
+            if not value:
+                out.append(f"{where}: {_fmt(path)}: empty array")
+            for i, item in enumerate(value):
+                path.append(i)
+                _check_item(item, spec, path, sub, bindings, out, where)
+                path.pop()
+        else:
+            _check_item(value, spec, path, sub, bindings, out, where)
+        path.pop()
+
+
+def _structure_problems(resource: dict, where: str) -> list[str]:
+    rtype = resource.get("resourceType")
+    try:
+        model = get_fhir_model_class(rtype)
+    except (ValueError, TypeError):
+        return [f"{where}: unknown resourceType {rtype!r}"]
+    out: list[str] = []
+    bindings = _bindings() if rtype == "ResearchStudy" else None
+    _walk(resource, model, [], rtype, bindings, out, where)
+    return out
+
+
+def _model_problems(resource: dict, where: str) -> list[str]:
+    """Level 1 the slow way: fhir.resources itself (used by mode='full' and the benchmark)."""
+    try:
+        model = get_fhir_model_class(resource.get("resourceType"))
+        model.model_validate(resource)
+    except (ValidationError, ValueError, TypeError) as exc:  # invalid, or unknown type
+        lines = str(exc).splitlines()
+        return [f"{where}: fhir.resources: {' / '.join(line.strip() for line in lines[1:3]) or lines[0]}"]
+    return []
+
+
+# ---------------------------------------------------------------- public API
+def validate_resource(resource: dict, *, mode: str = "fast") -> list[str]:
+    """Readable problems with one resource, each prefixed 'Type/id: element path'; [] if valid.
+
+    mode='fast': JSON schema + structure/code walker (the pipeline default).
+    mode='full': additionally fhir.resources model validation (slow; tests and audits).
+    """
+    if not isinstance(resource, dict):
+        return [f"(not a resource): expected a JSON object, got {type(resource).__name__}"]
+    where = f"{resource.get('resourceType')}/{resource.get('id')}"
+    problems = _schema_problems(resource, where)
+    problems += _structure_problems(resource, where)
+    if mode == "full":
+        problems += _model_problems(resource, where)
+    elif mode != "fast":
+        raise ValueError(f"unknown mode {mode!r}")
+    return problems
+
+
+def validate_resources(resources: Iterable[dict], *, mode: str = "fast") -> dict[str, list[str]]:
+    """Problems per 'Type/id', only for resources that have any."""
+    out: dict[str, list[str]] = {}
+    for res in resources:
+        problems = validate_resource(res, mode=mode)
+        if problems:
+            key = f"{res.get('resourceType')}/{res.get('id')}" if isinstance(res, dict) else "?"
+            out.setdefault(key, []).extend(problems)
+    return out
