@@ -35,17 +35,26 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     Joining matters for the publish step, which moves stage rows into ``omop`` in a single
     transaction of its own.
     """
-    try:
-        con.execute("BEGIN TRANSACTION")
-    except duckdb.TransactionException:
+    if in_transaction(con):
         yield
         return
+    con.execute("BEGIN TRANSACTION")
     try:
         yield
     except BaseException:
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def in_transaction(con: duckdb.DuckDBPyConnection) -> bool:
+    """Probe without side effects: a failed BEGIN would abort the caller's transaction in DuckDB.
+
+    In autocommit mode every statement gets a new transaction id; inside a transaction both
+    reads return the same one.
+    """
+    first = con.execute("SELECT txid_current()").fetchone()[0]
+    return con.execute("SELECT txid_current()").fetchone()[0] == first
 
 
 def spec_select(table: str, source: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import duckdb
 
-from schemas.omop.spec import check_identifier, check_relation, quote
+from schemas.omop.spec import check_identifier, check_relation
 from transforms.omop._db import sql_file
 
 
@@ -27,8 +27,3 @@ def assign_ids(con: duckdb.DuckDBPyConnection, id_map_schema: str, table_name: s
         {"table_name": table_name},
     )
 
-
-def id_lookup(id_map_schema: str, table_name: str) -> str:
-    """A subquery of (natural_key, id, owner) for one target table, for joins in mapping SQL."""
-    check_identifier(table_name)
-    return f"(SELECT natural_key, id, owner FROM {quote(id_map_schema)}.omop_id_map WHERE table_name = '{table_name}')"

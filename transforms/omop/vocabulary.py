@@ -82,6 +82,15 @@ def _has_dates(table: str) -> bool:
     return any(f.duckdb_type == "DATE" for f in cdm_tables()[table].fields)
 
 
+def _check_header(path: Path, table: str) -> None:
+    """Athena columns are read by position with spec types: refuse a file whose header is in another order."""
+    with path.open(encoding="utf-8") as fh:
+        header = [h.strip().lower() for h in fh.readline().rstrip("\r\n").split("\t")]
+    expected = [f.name for f in cdm_tables()[table].fields]
+    if header != expected:
+        raise ValueError(f"{path}: header {header} is not the CDM v5.4 column order {expected}")
+
+
 def _find(directory: Path, table: str) -> Path | None:
     for name in (f"{table.upper()}.csv", f"{table}.csv", f"{table.upper()}.CSV"):
         if (directory / name).exists():
@@ -111,6 +120,7 @@ def load_vocabulary(con: duckdb.DuckDBPyConnection, schema: str, directory: Path
                     if table in ("concept", "vocabulary"):
                         raise FileNotFoundError(f"{directory}: no {table.upper()}.csv in this vocabulary folder")
                     continue
+                _check_header(path, table)
                 _insert_file(con, schema, table, path, ATHENA_FORMAT, by_header=False)
     return {t: con.execute(f"SELECT count(*) FROM {quote(schema)}.{quote(t)}").fetchone()[0] for t in VOCAB_TABLES}
 

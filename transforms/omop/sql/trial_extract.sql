@@ -27,8 +27,17 @@ CREATE OR REPLACE TEMP TABLE _trial_phase AS
 SELECT p.nct_id, ph.value->>'$' AS phase
 FROM _trial_payload p, json_each(p.payload, '$.protocolSection.designModule.phases') ph;
 
+-- json_each is quadratic on long arrays (a study can list over 1,000 sites): unnest a JSON[] instead.
 CREATE OR REPLACE TEMP TABLE _trial_site AS
-SELECT p.nct_id,
+WITH arr AS (
+    SELECT nct_id, CAST(payload->'$.protocolSection.contactsLocationsModule.locations' AS JSON[]) AS locs
+    FROM _trial_payload
+    WHERE (payload->'$.protocolSection.contactsLocationsModule.locations') IS NOT NULL
+),
+loc AS (
+    SELECT nct_id, unnest(locs) AS value, unnest(range(len(locs))) AS key FROM arr
+)
+SELECT loc.nct_id,
        CAST(loc.key AS INTEGER)               AS site_idx,
        nullif(trim(loc.value->>'facility'), '') AS facility,
        nullif(trim(loc.value->>'city'), '')     AS city,
@@ -38,7 +47,7 @@ SELECT p.nct_id,
        TRY_CAST(loc.value->>'$.geoPoint.lat' AS DOUBLE) AS latitude,
        TRY_CAST(loc.value->>'$.geoPoint.lon' AS DOUBLE) AS longitude,
        loc.value AS location_json
-FROM _trial_payload p, json_each(p.payload, '$.protocolSection.contactsLocationsModule.locations') loc;
+FROM loc;
 
 -- Natural key of a site: normalised facility + city + state + country (see care_site.py).
 ALTER TABLE _trial_site ADD COLUMN site_key VARCHAR;

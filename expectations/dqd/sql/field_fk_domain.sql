@@ -1,0 +1,5 @@
+-- fkDomain: non-zero concept ids outside the expected domain.
+SELECT {key} AS example_key
+FROM {schema}.{table} t
+JOIN {vocab}.concept c ON c.concept_id = t.{field}
+WHERE t.{field} <> 0 AND c.domain_id <> $expected

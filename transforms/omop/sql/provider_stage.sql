@@ -1,0 +1,38 @@
+-- Investigators with their natural key and, where known, the site_key of their care site.
+CREATE OR REPLACE TEMP TABLE _trial_provider AS
+WITH norm_site AS (
+    SELECT nct_id, site_key,
+           trim(regexp_replace(lower(strip_accents(facility)), '[^a-z0-9]+', ' ', 'g')) AS facility_norm
+    FROM _trial_site
+),
+single_site AS (
+    SELECT nct_id, min(site_key) AS site_key FROM _trial_site GROUP BY nct_id HAVING count(DISTINCT site_key) = 1
+),
+official AS (
+    SELECT o.nct_id, o.name, o.role,
+           'official|' || trim(regexp_replace(lower(strip_accents(o.name)), '[^a-z0-9]+', ' ', 'g'))
+               || '|' || coalesce(trim(regexp_replace(lower(strip_accents(o.affiliation)), '[^a-z0-9]+', ' ', 'g')), '')
+               AS natural_key,
+           coalesce(
+               (SELECT min(ns.site_key) FROM norm_site ns
+                WHERE ns.nct_id = o.nct_id
+                  AND ns.facility_norm = trim(regexp_replace(lower(strip_accents(o.affiliation)), '[^a-z0-9]+', ' ', 'g'))),
+               ss.site_key) AS site_key,
+           o.nct_id || lpad(CAST(o.official_idx AS VARCHAR), 6, '0') AS ord
+    FROM _trial_official o
+    LEFT JOIN single_site ss ON ss.nct_id = o.nct_id
+),
+contact AS (
+    SELECT c.nct_id, c.name, c.role,
+           'site|' || trim(regexp_replace(lower(strip_accents(c.name)), '[^a-z0-9]+', ' ', 'g')) || '|' || c.site_key
+               AS natural_key,
+           c.site_key,
+           c.nct_id || lpad(CAST(c.site_idx AS VARCHAR), 6, '0') AS ord
+    FROM _trial_site_contact c
+)
+SELECT natural_key,
+       min_by(name, ord)     AS name,
+       min_by(role, ord)     AS role,
+       min_by(site_key, ord) FILTER (WHERE site_key IS NOT NULL) AS site_key
+FROM (SELECT * FROM official UNION ALL SELECT * FROM contact)
+GROUP BY natural_key;
