@@ -8,6 +8,7 @@ DuckDB into pandas and validated there.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -106,26 +107,32 @@ class GxRunner:
             if df.empty:
                 results += [RuleResult(r, True, 0) for r in frame_rules]
                 continue
-            self._n += 1
-            asset = self.source.add_dataframe_asset(f"{suite_name}.{frame_name}.{self._n}")
-            batch_def = asset.add_batch_definition_whole_dataframe("batch")
-            suite = g.ExpectationSuite(name=f"{suite_name}.{frame_name}")
-            for r in frame_rules:
-                exp = r.build(g)
-                exp.meta = {**(exp.meta or {}), "rule": r.id}
-                suite.add_expectation(exp)
-            suite = self.context.suites.add_or_update(suite)
-            vd = self.context.validation_definitions.add_or_update(
-                g.ValidationDefinition(name=f"{suite_name}.{frame_name}.{self._n}", data=batch_def, suite=suite)
-            )
-            keys = [k for k in key_columns if k in df.columns]
-            fmt = {"result_format": "COMPLETE", "unexpected_index_column_names": keys}
-            vr = vd.run(batch_parameters={"dataframe": df.reset_index(drop=True)}, result_format=fmt)
-            by_rule = {res.expectation_config.meta["rule"]: res for res in vr.results}
-            for r in frame_rules:
-                res = by_rule[r.id]
-                results.append(RuleResult(r, bool(res.success), len(df), list(res.result.get("unexpected_index_list") or [])))
+            for i, layer in enumerate(_layers(g, frame_rules)):
+                name = f"{suite_name}.{frame_name}" + (f".{i + 1}" if i else "")
+                results += self._validate_layer(g, name, layer, df, key_columns)
         return SuiteResult(suite_name, results, self.build_docs())
+
+    def _validate_layer(self, g, name, layer, df, key_columns) -> list[RuleResult]:
+        self._n += 1
+        asset = self.source.add_dataframe_asset(f"{name}.{self._n}")
+        batch_def = asset.add_batch_definition_whole_dataframe("batch")
+        suite = g.ExpectationSuite(name=name)
+        for r, exp in layer:
+            exp.meta = {**(exp.meta or {}), "rule": r.id}
+            suite.add_expectation(exp)
+        suite = self.context.suites.add_or_update(suite)
+        vd = self.context.validation_definitions.add_or_update(
+            g.ValidationDefinition(name=f"{name}.{self._n}", data=batch_def, suite=suite)
+        )
+        keys = [k for k in key_columns if k in df.columns]
+        fmt = {"result_format": "COMPLETE", "unexpected_index_column_names": keys}
+        vr = vd.run(batch_parameters={"dataframe": df.reset_index(drop=True)}, result_format=fmt)
+        by_rule = {res.expectation_config.meta["rule"]: res for res in vr.results}
+        out = []
+        for r, _ in layer:
+            res = by_rule[r.id]
+            out.append(RuleResult(r, bool(res.success), len(df), list(res.result.get("unexpected_index_list") or [])))
+        return out
 
     def build_docs(self) -> str | None:
         """Render Data Docs for every validation of this run so far (once per suite, not per frame)."""
@@ -138,6 +145,23 @@ class GxRunner:
 
 def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _layers(g, rules: list[Rule]) -> list[list[tuple[Rule, object]]]:
+    """Split rules so no suite holds two equal expectations (GX keeps only one of them, e.g. fkDomain
+    and isStandardValidConcept on the same column with the same value set)."""
+    layers: list[tuple[set, list]] = []
+    for r in rules:
+        exp = r.build(g)
+        key = (type(exp).__name__, json.dumps(exp.configuration.kwargs, sort_keys=True, default=str))
+        for seen, items in layers:
+            if key not in seen:
+                seen.add(key)
+                items.append((r, exp))
+                break
+        else:
+            layers.append(({key}, [(r, exp)]))
+    return [items for _, items in layers]
 
 
 _runner: tuple[str, GxRunner] | None = None

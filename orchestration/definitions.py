@@ -4,14 +4,17 @@ import dagster as dg
 
 from orchestration.ctgov.api_sync import ctgov_api_pages, ctgov_sync_job, ctgov_sync_schedule
 from orchestration.ctgov.assets import ctgov_study_version
+from orchestration.fhir.assets import fhir_staging_gate, stage_fhir_resource
+from orchestration.omop.assets import omop_dqd_gate, omop_vocabulary, stage_omop
 from orchestration.quality.publish import published_warehouse
 from orchestration.quality.registry import ctgov_registry_gate, stage_ctgov_study
 from orchestration.resources import build_resources
 from orchestration.sensors import landing_sensor
 from trialhouse.settings import Settings
 
-ALL_ASSETS = [ctgov_api_pages, ctgov_study_version, stage_ctgov_study, published_warehouse]
-ALL_CHECKS = [ctgov_registry_gate]
+ALL_ASSETS = [ctgov_api_pages, ctgov_study_version, stage_ctgov_study, stage_fhir_resource, omop_vocabulary,
+              stage_omop, published_warehouse]
+ALL_CHECKS = [ctgov_registry_gate, fhir_staging_gate, omop_dqd_gate]
 
 # What `trialhouse run` / `demo` materialise: everything but the network-bound API sync.
 pipeline_job = dg.define_asset_job(

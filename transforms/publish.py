@@ -60,7 +60,11 @@ def publish_batch(con, run_id: str, suites_passed: list[str], merges: list[Merge
             "INSERT OR REPLACE INTO meta.load_log VALUES (?, ?, ?, ?, ?, ?)",
             [run_id, now, studies, quarantined, json.dumps(counts), json.dumps(suites_passed)],
         )
+        # The batch is published: its staging rows are spent (they stay behind only when a gate blocks).
         con.execute("DELETE FROM stage.ctgov_study")
+        con.execute("DELETE FROM stage.ctgov_candidate")
+        con.execute("DROP SCHEMA IF EXISTS stage_fhir CASCADE")
+        con.execute("DROP SCHEMA IF EXISTS stage_omop CASCADE")
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

@@ -74,6 +74,9 @@ def cmd_demo(args) -> int:
 def _print_demo_tour(settings: Settings) -> None:
     import duckdb
 
+    if not Path(settings.warehouse).exists():
+        print(f"Nothing was published to {settings.warehouse}: see the failures above.")
+        return
     with duckdb.connect(settings.warehouse, read_only=True) as con:
         names = con.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2"

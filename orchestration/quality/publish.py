@@ -1,13 +1,30 @@
 """The end of every run: publish what passed the gate and swap the analysts' file."""
 import dagster as dg
 
-from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
+from schemas.omop.ddl import create_omop_schema
+from transforms.fhir.export import export_ndjson
+from transforms.fhir.store import create_fhir_schema
+from transforms.omop.publish import merge_stage
 from transforms.publish import publish_batch
 from trialhouse.snapshot import publish_snapshot
 
 # Suites whose blocking checks guard this asset (they ran, and passed, or it would not run).
-SUITES = ["ctgov_registry"]
-MERGES: list = []
+SUITES = ["ctgov_registry", "fhir_staging", "omop_dqd"]
+
+
+def merge_fhir(con, run_id: str) -> dict[str, int]:
+    """The batch's studies replace their published resources whole; shared ones are upserted."""
+    con.execute("DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
+    n = con.execute("INSERT OR REPLACE INTO fhir.resource SELECT * FROM stage_fhir.resource").fetchone()[0]
+    return {"fhir.resource": n}
+
+
+def merge_omop(con, run_id: str) -> dict[str, int]:
+    return merge_stage(con, "stage_omop", "omop", "stage.ctgov_study")
+
+
+MERGES: list = [merge_fhir, merge_omop]
 
 
 @dg.asset(
@@ -15,7 +32,7 @@ MERGES: list = []
     group_name="quality",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[dg.AssetKey(["stage", "ctgov_study"])],
+    deps=[dg.AssetKey(["stage", "ctgov_study"]), dg.AssetKey(["stage", "fhir_resource"]), dg.AssetKey(["stage", "omop"])],
     # Publish only what passed every blocking check upstream (within the same run or an earlier one).
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
     description=(
@@ -25,15 +42,21 @@ MERGES: list = []
         "and never sees half of one."
     ),
 )
-def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                        paths: PathsResource) -> dg.MaterializeResult:
     with warehouse.connect() as con:
+        create_fhir_schema(con, "fhir")
+        create_omop_schema(con, "omop")
         log = publish_batch(con, context.run.run_id, SUITES, MERGES)
+        manifest = export_ndjson(con, "fhir", paths.export_path)
         path = publish_snapshot(con, warehouse.published)
     return dg.MaterializeResult(
         metadata={
             "studies_published": dg.MetadataValue.int(log["studies_published"]),
             "quarantined": dg.MetadataValue.int(log["quarantined"]),
             "table_counts": dg.MetadataValue.json(log["table_counts"]),
+            "fhir_export": dg.MetadataValue.path(str(paths.export_path / "fhir" / "manifest.json")),
+            "fhir_exported": dg.MetadataValue.json({o["type"]: o["count"] for o in manifest["output"]}),
             "path": dg.MetadataValue.path(str(path)),
             "size_bytes": dg.MetadataValue.int(path.stat().st_size),
         }

@@ -11,15 +11,31 @@ def asset_specs():
     return list(defs.resolve_all_asset_specs())
 
 
+SNAPSHOT = {  # asset -> (group, upstream assets): the graph the UI shows and the load order
+    "ctgov/api_pages": ("ctgov", []),
+    "raw/ctgov_study_version": ("ctgov", []),
+    "stage/ctgov_study": ("quality", ["raw/ctgov_study_version"]),
+    "stage/fhir_resource": ("fhir", ["stage/ctgov_study"]),
+    "omop/vocabulary": ("omop", []),
+    "stage/omop": ("omop", ["omop/vocabulary", "stage/fhir_resource"]),
+    "publish/warehouse": ("quality", ["stage/ctgov_study", "stage/fhir_resource", "stage/omop"]),
+}
+
+
 def test_asset_graph_snapshot():
-    keys = sorted(s.key.to_user_string() for s in asset_specs())
-    assert keys == ["ctgov/api_pages", "publish/warehouse", "raw/ctgov_study_version", "stage/ctgov_study"]
+    graph = defs.resolve_asset_graph()
+    got = {
+        spec.key.to_user_string(): (spec.group_name,
+                                    sorted(k.to_user_string() for k in graph.get(spec.key).parent_keys))
+        for spec in asset_specs()
+    }
+    assert got == SNAPSHOT
 
 
 def test_gate_checks_are_blocking():
     graph = defs.resolve_asset_graph()
     checks = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
-    assert set(checks) >= {"ctgov_registry_gate"}
+    assert set(checks) == {"ctgov_registry_gate", "fhir_staging_gate", "omop_dqd_gate"}
     assert all(spec.blocking for spec in checks.values())
 
 

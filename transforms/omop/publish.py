@@ -1,0 +1,56 @@
+"""Moving a gated OMOP batch from the staging schema into the published one (inside the caller's
+publish transaction).
+
+Shared rows (locations, care sites, providers, and from site data persons and their events) are
+replaced by primary key; study-owned rows (arms, trial facts) of the batch's studies are replaced
+whole, found through `meta.omop_id_map.owner`, so an arm a new registry version dropped goes too;
+concept decisions are replaced by source code; `cdm_source` describes the warehouse and is replaced.
+"""
+from __future__ import annotations
+
+from schemas.omop.spec import cdm_tables, check_relation, quote
+
+# Reference data loaded by transforms.omop.vocabulary, never staged per batch.
+VOCABULARY = frozenset({"concept", "vocabulary", "domain", "concept_class", "concept_relationship", "relationship",
+                        "concept_synonym", "concept_ancestor", "drug_strength"})
+OWNED = {"cohort_definition": "cohort_definition_id", "metadata": "metadata_id"}
+REPLACED_WHOLE = ("cdm_source",)
+
+
+def primary_keys() -> dict[str, str]:
+    return {t.name: t.primary_key[0] for t in cdm_tables().values() if len(t.primary_key) == 1}
+
+
+def staged_tables(con, stage: str) -> list[str]:
+    """Non-empty CDM tables of the staging schema (vocabulary tables are never staged)."""
+    out = []
+    for t in cdm_tables().values():
+        if t.name in VOCABULARY:
+            continue
+        if con.execute(f"SELECT count(*) FROM {quote(stage)}.{quote(t.name)}").fetchone()[0]:
+            out.append(t.name)
+    return out
+
+
+def merge_stage(con, stage: str, target: str, batch: str, id_map_schema: str = "meta") -> dict[str, int]:
+    """Merge every non-empty staged table; `batch` is a relation with the batch's nct_id column."""
+    s, p, m = quote(stage), quote(target), quote(id_map_schema)
+    check_relation(batch)
+    pks = primary_keys()
+    merged: dict[str, int] = {}
+    for name in staged_tables(con, stage):
+        t = quote(name)
+        if name in OWNED:
+            con.execute(f"DELETE FROM {p}.{t} WHERE {quote(OWNED[name])} IN (SELECT id FROM {m}.omop_id_map "
+                        f"WHERE table_name = ? AND owner IN (SELECT nct_id FROM {batch}))", [name])
+        if name in REPLACED_WHOLE:
+            con.execute(f"DELETE FROM {p}.{t}")
+        elif name == "source_to_concept_map":
+            con.execute(f"DELETE FROM {p}.{t} WHERE (source_code, source_vocabulary_id) IN "
+                        f"(SELECT (source_code, source_vocabulary_id) FROM {s}.{t})")
+        elif name in pks:
+            pk = quote(pks[name])
+            con.execute(f"DELETE FROM {p}.{t} WHERE {pk} IN (SELECT {pk} FROM {s}.{t})")
+        merged[f"omop.{name}"] = con.execute(f"INSERT INTO {p}.{t} SELECT * FROM {s}.{t}").fetchone()[0]
+    return merged
+
