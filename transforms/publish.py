@@ -54,6 +54,12 @@ def publish_batch(con, run_id: str, suites_passed: list[str], merges: list[Merge
             "SELECT nct_id, content_hash, 'published', ?, ? FROM stage.ctgov_study",
             [run_id, now],
         )
+        # Older held versions of these studies are superseded by the published one: no longer held.
+        con.execute(
+            "UPDATE quarantine.record SET released_at = ? WHERE released_at IS NULL AND suite <> 'raw_ingest' "
+            "AND record_key IN (SELECT nct_id FROM stage.ctgov_study) AND run_id <> ?",
+            [now, run_id],
+        )
         quarantined = con.execute("SELECT count(*) FROM quarantine.record WHERE run_id = ?", [run_id]).fetchone()[0]
         counts = table_counts(con)
         con.execute(

@@ -114,6 +114,18 @@ def cmd_sync_ctgov(args) -> int:
     return 0
 
 
+def cmd_quarantine(args) -> int:
+    from trialhouse import quarantine
+
+    settings = Settings.from_env(warehouse=args.warehouse, landing=args.landing, export=args.export, vocab=args.vocab)
+    if args.action == "list":
+        return quarantine.print_list(settings, args.json)
+    released = quarantine.release(settings, args.nct or None, args.rule)
+    print(f"released {released['records_released']} record(s) "
+          f"({released['study_versions_retried']} study version(s), {released['files_reread']} file(s) to re-read); running")
+    return cmd_run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trialhouse", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -129,6 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--vocab", help="Athena vocabulary folder (env TRIALHOUSE_VOCAB; default: bundled demo vocabulary)")
     run.add_argument("--json", action="store_true", help="print a one-object JSON summary on stdout")
     run.set_defaults(func=cmd_run)
+
+    q = sub.add_parser("quarantine", help="what the gate holds back and why; retry it after a fix")
+    q.add_argument("action", choices=["list", "retry"])
+    q.add_argument("--nct", action="append", help="retry only this study (repeatable)")
+    q.add_argument("--rule", help="retry only records held by this rule")
+    for flag in ("--landing", "--warehouse", "--export", "--vocab"):
+        q.add_argument(flag)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_quarantine)
 
     sy = sub.add_parser("sync-ctgov", help="land new ClinicalTrials.gov API v2 pages since the stored watermark")
     sy.add_argument("--base-url", help="API base (env TRIALHOUSE_CTGOV_BASE_URL, default https://clinicaltrials.gov/api/v2)")

@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS quarantine.record (
     field           VARCHAR,                 -- JSON path or table.column of the offending field
     reason          VARCHAR NOT NULL,        -- readable: names the file, the record and the field
     payload         VARCHAR,                 -- the record as received (text: it may not even be JSON)
-    released_at     TIMESTAMP                -- set when a retry published it
+    released_at     TIMESTAMP                -- no longer held: released by `quarantine retry`, or a newer version was published
 );
 
 -- What each gate rule found in each run: the blocking asset checks read it, the UI shows it.
