@@ -227,8 +227,8 @@ def write_manifest(folder: Path, meta: dict, names: list[str]) -> Path:
     files = []
     for name in names:
         data = (folder / name).read_bytes()
-        files.append({"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                      "rows": max(data.count(b"\n") - 1, 0)})
+        rows = sum(1 for r in csv.reader(io.StringIO(data.decode("utf-8"))) if r) - 1
+        files.append({"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "rows": max(rows, 0)})
     keep = ("contract_version", "delivery_id", "nct_id", "site_id", "cutoff_date", "generator")
     manifest = {k: meta[k] for k in keep if k in meta} | {"files": files}
     path = folder / "manifest.json"

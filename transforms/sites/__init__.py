@@ -1,0 +1,1 @@
+"""Site deliveries (schemas/sites/CONTRACT.md): contract checks and raw ingestion, no Dagster."""

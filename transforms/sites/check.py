@@ -1,0 +1,167 @@
+"""Contract checks of one site delivery: the manifest, then each CSV, row by row.
+
+Every problem names the delivery, the file, the row and the column, because the person who reads
+it is at the site and has only their files to look at. Checks stop at the first failing stage
+(manifest, completeness, checksums, content): a later stage means nothing when an earlier fails.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.sites import contract
+
+MAX_PROBLEMS = 50  # per delivery: enough to fix a file, not a flood
+FORMAT_TEXT = {"sdtm-dtc": "valid ISO 8601 date or date-time (YYYY, YYYY-MM, YYYY-MM-DD, YYYY-MM-DDThh:mm[:ss]) of a real day",
+               "date": "valid date YYYY-MM-DD", "latitude": "latitude in decimal degrees (-90..90)",
+               "longitude": "longitude in decimal degrees (-180..180)"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    rule: str            # manifest_contract | manifest_complete | manifest_checksum | csv_contract
+    file: str            # manifest.json, dm.csv, ...
+    message: str         # readable, starts with the delivery
+    row: int | None = None     # data row, 1-based (the header is line 1, row 1 is line 2)
+    column: str | None = None
+    payload: str | None = None
+
+
+@dataclass
+class ParsedFile:
+    kind: str
+    columns: list[str]
+    rows: list[tuple[int, dict[str, str]]]  # (data row number, values by column)
+
+
+def _where(delivery: str, file: str, row: int | None = None, column: str | None = None) -> str:
+    out = f"delivery {delivery}: {file}"
+    if row is not None:
+        out += f" row {row} (line {row + 1})"
+    if column:
+        out += f" column {column}"
+    return out
+
+
+def check_manifest(data: bytes, folder_name: str) -> tuple[dict | None, list[Problem]]:
+    """Parse and check manifest.json; the folder name stands in for the delivery id until it is known."""
+    def problem(msg: str, column: str | None = None) -> Problem:
+        return Problem("manifest_contract", "manifest.json", f"{_where(folder_name, 'manifest.json', None, column)}: {msg}",
+                       column=column)
+
+    try:
+        manifest = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, [problem(f"not valid JSON ({exc})")]
+    if not isinstance(manifest, dict):
+        return None, [problem("must be a JSON object")]
+    problems = []
+    for err in contract.validator("manifest").iter_errors(manifest):
+        path = "/".join(str(p) for p in err.instance_path)
+        problems.append(problem(err.message, path or None))
+    if problems:
+        return manifest, problems
+    if manifest["delivery_id"] != folder_name:
+        problems.append(problem(f"delivery_id {manifest['delivery_id']!r} is not the folder name {folder_name!r}",
+                                "delivery_id"))
+    names = [f["name"] for f in manifest["files"]]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        problems.append(problem(f"files lists {', '.join(dupes)} more than once", "files"))
+    if any(n != "sites.csv" for n in names) and "dm.csv" not in names:
+        problems.append(problem("participant data without dm.csv (DM is required with any SDTM file)", "files"))
+    return manifest, problems
+
+
+def _row_problems(kind: str, delivery: str, file: str, n: int, row: dict[str, str], manifest: dict) -> list[Problem]:
+    present = {k: v for k, v in row.items() if v != ""}
+    found: list[tuple[str | None, str]] = []
+    for col in contract.required_columns(kind):
+        if col not in present:
+            found.append((col, "is empty; a value is required"))
+    validator = contract.validator(kind)
+    if not validator.is_valid(present):
+        props = contract.schema(kind)["properties"]
+        for err in validator.iter_errors(present):
+            if list(err.schema_path)[:1] == ["required"]:
+                continue  # reported above, by column
+            column = str(err.instance_path[0]) if len(err.instance_path) else None
+            if list(err.schema_path)[:1] == ["anyOf"]:
+                alts = " or ".join("/".join(a["required"]) for a in contract.schema(kind)["anyOf"])
+                found.append((None, f"needs {alts}"))
+            elif any(c == column for c, _ in found):
+                continue  # one problem per cell: a bad date fails both its pattern and its format
+            elif column in props and props[column].get("format") in FORMAT_TEXT:
+                found.append((column, f"{present[column]!r} is not a {FORMAT_TEXT[props[column]['format']]}"))
+            else:
+                found.append((column, err.message))
+    study_col, site_col = ("nct_id", "site_id") if kind == "sites" else ("STUDYID", "SITEID")
+    if present.get(study_col, manifest["nct_id"]) != manifest["nct_id"]:
+        found.append((study_col, f"{present[study_col]!r} is not the manifest's nct_id {manifest['nct_id']!r}"))
+    if site_col in present and present[site_col] != manifest["site_id"]:
+        found.append((site_col, f"{present[site_col]!r} is not the manifest's site_id {manifest['site_id']!r}"))
+    if not found:
+        return []
+    payload = json.dumps(row, ensure_ascii=False)
+    return [Problem("csv_contract", file, f"{_where(delivery, file, n, col)}: {msg}", n, col, payload) for col, msg in found]
+
+
+def check_csv(path: Path, kind: str, manifest: dict) -> tuple[ParsedFile | None, list[Problem]]:
+    """Read one CSV as text and check it against its schema; rows are returned only when it passes."""
+    delivery, file = manifest["delivery_id"], path.name
+
+    def header_problem(msg: str, column: str | None = None) -> Problem:
+        return Problem("csv_contract", file, f"{_where(delivery, file)} header: {msg}", column=column)
+
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            records = list(csv.reader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        return None, [header_problem(f"file is not readable as UTF-8 CSV ({exc})")]
+    if not records or not any(records[0]):
+        return None, [header_problem("missing (the file is empty)")]
+    header = records[0]
+    problems = []
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        problems.append(header_problem(f"repeats {', '.join(dupes)}"))
+    known = contract.columns(kind)
+    for col in contract.required_columns(kind):
+        if col not in header:
+            problems.append(header_problem(f"required column {col} is missing", col))
+    for alt in contract.schema(kind).get("anyOf", []):
+        if all(c in header for c in alt["required"]):
+            break
+    else:
+        if contract.schema(kind).get("anyOf"):
+            alts = " or ".join("/".join(a["required"]) for a in contract.schema(kind)["anyOf"])
+            problems.append(header_problem(f"needs column {alts}"))
+    if not contract.allows_extra_columns(kind):
+        for col in header:
+            if col not in known:
+                problems.append(header_problem(f"column {col} is not a column of this file", col))
+    if problems:
+        return None, problems
+    rows: list[tuple[int, dict[str, str]]] = []
+    keys: dict[tuple, int] = {}
+    key_cols = contract.key_columns(kind)
+    for n, values in enumerate(records[1:], start=1):
+        if not values:
+            continue  # a blank line (e.g. a trailing one) carries no record
+        if len(values) != len(header):
+            problems.append(Problem("csv_contract", file,
+                                    f"{_where(delivery, file, n)}: has {len(values)} fields, the header has {len(header)}", n))
+        else:
+            row = dict(zip(header, values))
+            problems += _row_problems(kind, delivery, file, n, row, manifest)
+            key = tuple(row.get(c, "") for c in key_cols)
+            if key in keys:
+                problems.append(Problem("csv_contract", file, f"{_where(delivery, file, n)}: key "
+                                        f"{'/'.join(key_cols)} = {'/'.join(key)} repeats row {keys[key]}", n))
+            keys.setdefault(key, n)
+            rows.append((n, row))
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    return (None, problems) if problems else (ParsedFile(kind, header, rows), [])

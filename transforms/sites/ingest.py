@@ -1,0 +1,232 @@
+"""Site delivery folders (`<landing>/sites/<delivery_id>/`) → raw.site_delivery, raw.site_roster_row,
+raw.sdtm_row and quarantine.record.
+
+A delivery is all or nothing: it loads only when its manifest, every listed file and every row keep
+the contract (schemas/sites/CONTRACT.md); otherwise it is held whole, with the reasons. A decision
+is taken once per state of the folder (the manifest's sha and the sha of each listed file as found),
+so rerunning is a no-op, while a folder that was held because it was still being copied is looked at
+again as soon as it changes. A newer delivery (later cut-off, then later delivery id) of the same
+study and site supersedes the older one, whatever order they arrive in.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from schemas import apply_sql, ensure_base_schemas
+from schemas.sites import contract
+from transforms.ctgov.ingest import sha256_file
+from transforms.sites.check import ParsedFile, Problem, check_csv, check_manifest
+
+SITES_SUBDIR = "sites"
+MANIFEST = "manifest.json"
+QUARANTINE_SUITE = "site_contract"
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+
+
+def _sql(name: str) -> str:
+    return (SQL_DIR / name).read_text(encoding="utf-8")
+
+
+@dataclass
+class SiteIngestSummary:
+    deliveries_seen: int = 0      # delivery folders looked at
+    unchanged: int = 0            # state already decided in an earlier run
+    waiting: list[str] = field(default_factory=list)  # folders without manifest.json yet
+    loaded: int = 0
+    held: int = 0
+    superseded: int = 0           # on arrival, or older ones displaced in this run
+    rows: dict[str, int] = field(default_factory=dict)  # rows stored per kind (sites, dm, ...)
+    reasons: list[str] = field(default_factory=list)    # why deliveries were held or superseded
+
+    def as_dict(self) -> dict:
+        return {"deliveries_seen": self.deliveries_seen, "unchanged": self.unchanged, "waiting": len(self.waiting),
+                "loaded": self.loaded, "held": self.held, "superseded": self.superseded, "rows": dict(self.rows)}
+
+
+@dataclass
+class _Folder:
+    name: str
+    rel: str                      # landing-relative, '/'-separated
+    manifest_bytes: bytes
+    manifest_sha: str
+    files: dict[str, str | None]  # listed name -> sha256 found (None: missing)
+    state_sha: str
+
+
+def scan_sites(landing: Path, deliveries: list[str] | None = None) -> list[Path]:
+    """Delivery folders under `<landing>/sites/`, in name order; hidden and in-flight names skipped."""
+    root = landing / SITES_SUBDIR
+    if not root.is_dir():
+        return []
+    wanted = None if deliveries is None else set(deliveries)
+    return sorted(p for p in root.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and not p.name.endswith((".partial", ".tmp"))
+                  and (wanted is None or p.name in wanted))
+
+
+def _listed_names(manifest_bytes: bytes) -> list[str]:
+    """File names a manifest lists, read defensively: only names the contract knows are ever opened."""
+    try:
+        data = json.loads(manifest_bytes.decode("utf-8-sig"))
+        items = data.get("files", []) if isinstance(data, dict) else []
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    if not isinstance(items, list):
+        return []
+    names = {f["name"] for f in items if isinstance(f, dict) and isinstance(f.get("name"), str)}
+    return sorted(n for n in names if n in contract.FILE_NAMES)
+
+
+def _observe(landing: Path, folder: Path) -> _Folder | None:
+    """The folder's state. Files are hashed on every scan, not cached by mtime: a file corrected in
+    place within one mtime tick must not keep its old checksum, and deliveries are small."""
+    mpath = folder / MANIFEST
+    if not mpath.is_file():
+        return None
+    data = mpath.read_bytes()
+    msha = hashlib.sha256(data).hexdigest()
+    files = {n: (sha256_file(folder / n) if (folder / n).is_file() else None)
+             for n in _listed_names(data)}
+    rel = folder.relative_to(landing).as_posix()
+    state = hashlib.sha256(json.dumps({"folder": rel, "manifest": msha, "files": files}, sort_keys=True).encode()).hexdigest()
+    return _Folder(folder.name, rel, data, msha, files, state)
+
+
+def _evaluate(folder: Path, seen: _Folder) -> tuple[dict | None, dict[str, ParsedFile], list[Problem]]:
+    """The manifest and the parsed files, or the problems of the first stage that fails."""
+    manifest, problems = check_manifest(seen.manifest_bytes, seen.name)
+    if problems:
+        return manifest, {}, problems
+    did = manifest["delivery_id"]
+    missing = [n for n, sha in seen.files.items() if sha is None]
+    if missing:
+        return manifest, {}, [Problem("manifest_complete", n, f"delivery {did}: {n} is listed in manifest.json but not "
+                                      "in the folder (still being copied?)") for n in missing]
+    wrong = [f for f in manifest["files"] if seen.files[f["name"]] != f["sha256"]]
+    if wrong:
+        return manifest, {}, [Problem("manifest_checksum", f["name"], f"delivery {did}: {f['name']} has sha256 "
+                                      f"{seen.files[f['name']]}, manifest.json says {f['sha256']}") for f in wrong]
+    parsed: dict[str, ParsedFile] = {}
+    problems = []
+    for kind in contract.CSV_KINDS:  # roster first, then DM before the other domains
+        if f"{kind}.csv" in seen.files:
+            pf, found = check_csv(folder / f"{kind}.csv", kind, manifest)
+            problems += found
+            if pf is not None:
+                parsed[kind] = pf
+    return manifest, parsed, problems
+
+
+def _quarantine(con, seen: _Folder, delivery_id: str, problems: list[Problem], run_id, now) -> None:
+    rows = [(run_id, now, f"{seen.rel}/{p.file}", delivery_id, "" if p.row is None else f"row {p.row}",
+             QUARANTINE_SUITE, p.rule, None if p.column is None else f"{p.file.rsplit('.', 1)[0]}.{p.column}",
+             p.message, p.payload) for p in problems]
+    con.executemany(
+        "INSERT INTO quarantine.record (run_id, quarantined_at, source_file, record_key, source_record,"
+        " suite, rule, field, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _store_rows(con, key: int, delivery_id: str, parsed: dict[str, ParsedFile]) -> None:
+    if "sites" in parsed:
+        cols = contract.columns("sites")
+        frame = pd.DataFrame([[n] + [r.get(c) for c in cols] for n, r in parsed["sites"].rows],
+                             columns=["row_number"] + cols, dtype=object)
+        con.register("incoming_roster", frame)
+        try:
+            con.execute(_sql("insert_roster_rows.sql"), [key, delivery_id])
+        finally:
+            con.unregister("incoming_roster")
+    records = [(kind.upper(), n, r.get("USUBJID", ""), json.dumps(r, ensure_ascii=False))
+               for kind in contract.DOMAINS if kind in parsed for n, r in parsed[kind].rows]
+    if records:
+        frame = pd.DataFrame(records, columns=["domain", "row_number", "usubjid", "record"])
+        con.register("incoming_sdtm", frame)
+        try:
+            con.execute(_sql("insert_sdtm_rows.sql"), [key, delivery_id])
+        finally:
+            con.unregister("incoming_sdtm")
+
+
+def _decide(con, folder: Path, seen: _Folder, run_id, now, summary: SiteIngestSummary) -> None:
+    manifest, parsed, problems = _evaluate(folder, seen)
+    ok = not problems
+    m = manifest if isinstance(manifest, dict) and not any(p.rule == "manifest_contract" for p in problems) else {}
+    delivery_id = m.get("delivery_id", seen.name)
+    content = None
+    if m:
+        content = "participant_data" if any(f["name"] != "sites.csv" for f in m["files"]) else "roster"
+    status, reason, newer = "loaded", None, None
+    if ok:
+        newer = con.execute(_sql("newer_loaded.sql"),
+                            [m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id]).fetchone()
+        if newer:
+            status = "superseded"
+            reason = f"delivery {delivery_id}: superseded on arrival by {newer[0]} (cut-off {newer[1]})"
+    else:
+        status = "held"
+        reason = "; ".join(p.message for p in problems[:3])
+        if len(problems) > 3:
+            reason += f"; and {len(problems) - 3} more problems"
+    manifest_json = json.dumps(manifest) if manifest is not None else None
+    counts = {kind: len(pf.rows) for kind, pf in parsed.items()} if ok else None
+    con.begin()
+    try:
+        key = con.execute(_sql("insert_delivery.sql"), [
+            delivery_id, m.get("nct_id"), m.get("site_id"), m.get("cutoff_date"), content, manifest_json, seen.rel,
+            seen.manifest_sha, seen.state_sha, json.dumps(seen.files, sort_keys=True), status, reason,
+            None if counts is None else json.dumps(counts), now, run_id,
+        ]).fetchone()[0]
+        if ok:
+            _store_rows(con, key, delivery_id, parsed)
+            for kind, n in counts.items():
+                summary.rows[kind] = summary.rows.get(kind, 0) + n
+        if status == "loaded":
+            displaced = con.execute(_sql("supersede_older.sql"), [
+                m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id, key,
+                f"superseded by delivery {delivery_id} (cut-off {m['cutoff_date']})"]).fetchall()
+            summary.superseded += len(displaced)
+            summary.reasons += [f"delivery {d[0]}: superseded by {delivery_id}" for d in displaced]
+        if problems:
+            _quarantine(con, seen, delivery_id, problems, run_id, now)
+        else:  # an earlier state of this delivery was held: its quarantine rows are resolved now
+            con.execute("UPDATE quarantine.record SET released_at = ? WHERE suite = ? AND record_key = ?"
+                        " AND released_at IS NULL", [now, QUARANTINE_SUITE, delivery_id])
+        con.commit()
+    except Exception:
+        con.rollback()
+        raise
+    if status == "loaded":
+        summary.loaded += 1
+    elif status == "superseded":
+        summary.superseded += 1
+        summary.reasons.append(reason)
+    else:
+        summary.held += 1
+        summary.reasons.append(reason)
+
+
+def ingest_site_deliveries(con, landing: Path, run_id: str | None = None,
+                           deliveries: list[str] | None = None) -> SiteIngestSummary:
+    """Evaluate every delivery folder under `<landing>/sites/` (or only the named ones) whose state is new."""
+    ensure_base_schemas(con)
+    apply_sql(con, "sites/raw_sites.sql")
+    landing = Path(landing)
+    summary = SiteIngestSummary()
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    for folder in scan_sites(landing, deliveries):
+        summary.deliveries_seen += 1
+        seen = _observe(landing, folder)
+        if seen is None:
+            summary.waiting.append(folder.name)
+            continue
+        if con.execute("SELECT 1 FROM raw.site_delivery WHERE state_sha256 = ?", [seen.state_sha]).fetchone():
+            summary.unchanged += 1
+            continue
+        _decide(con, folder, seen, run_id, now, summary)
+    return summary
