@@ -10,10 +10,11 @@ from orchestration.quality.publish import published_warehouse
 from orchestration.quality.registry import ctgov_registry_gate, stage_ctgov_study
 from orchestration.resources import build_resources
 from orchestration.sensors import landing_sensor
+from orchestration.sites.assets import site_delivery
 from trialhouse.settings import Settings
 
 ALL_ASSETS = [ctgov_api_pages, ctgov_study_version, stage_ctgov_study, stage_fhir_resource, omop_vocabulary,
-              stage_omop, published_warehouse]
+              stage_omop, site_delivery, published_warehouse]
 ALL_CHECKS = [ctgov_registry_gate, fhir_staging_gate, omop_dqd_gate]
 
 # What `trialhouse run` / `demo` materialise: everything but the network-bound API sync.

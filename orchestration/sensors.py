@@ -7,20 +7,33 @@ from orchestration.resources import PathsResource
 from transforms.ctgov.landing_scan import batches, run_key, scan_since
 
 RAW_CTGOV = dg.AssetKey(["raw", "ctgov_study_version"])
-TARGETS = {"ctgov": (RAW_CTGOV, "raw__ctgov_study_version")}  # op name of the asset
+RAW_SITES = dg.AssetKey(["raw", "site_delivery"])
+
+
+def _ctgov_config(batch) -> dict:
+    return {"ops": {"raw__ctgov_study_version": {"config": {"files": [f.rel for f in batch]}}}}
+
+
+def _sites_config(batch) -> dict:
+    # A delivery is a folder: any changed file re-evaluates its whole folder (sites/<delivery_id>/...).
+    folders = sorted({f.rel.split("/")[1] for f in batch if f.rel.count("/") >= 2})
+    return {"ops": {"raw__site_delivery": {"config": {"deliveries": folders}}}}
+
+
+TARGETS = {"ctgov": (RAW_CTGOV, _ctgov_config), "sites": (RAW_SITES, _sites_config)}
 
 
 def landing_run_requests(paths: PathsResource, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
     state = json.loads(cursor) if cursor else {}
     requests: list[dg.RunRequest] = []
-    for subdir, (asset_key, op_name) in TARGETS.items():
+    for subdir, (asset_key, run_config) in TARGETS.items():
         files, newest = scan_since(paths.landing_path, subdir, int(state.get(subdir, 0)))
         for batch in batches(files):
             requests.append(
                 dg.RunRequest(
                     run_key=run_key(subdir, batch),
                     asset_selection=[asset_key],
-                    run_config={"ops": {op_name: {"config": {"files": [f.rel for f in batch]}}}},
+                    run_config=run_config(batch),
                     tags={"trialhouse/landing": subdir, "trialhouse/files": str(len(batch))},
                 )
             )
@@ -32,9 +45,9 @@ def landing_run_requests(paths: PathsResource, cursor: str | None) -> tuple[list
     name="landing_sensor",
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    asset_selection=[RAW_CTGOV],
-    description="Notices new or changed files under <landing>/ctgov/ (any depth) and requests ingestion "
-                "runs of at most 500 files / 2 GB each. The cursor is one timestamp per folder.",
+    asset_selection=[RAW_CTGOV, RAW_SITES],
+    description="Notices new or changed files under <landing>/ctgov/ (any depth) and <landing>/sites/<delivery>/ "
+                "and requests ingestion runs of at most 500 files / 2 GB each. The cursor is one timestamp per folder.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, paths: PathsResource):
     requests, cursor = landing_run_requests(paths, context.cursor)

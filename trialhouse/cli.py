@@ -61,6 +61,10 @@ def cmd_demo(args) -> int:
     landing = base / "landing"
     # The demo landing set is a copy: add your own files to it and rerun `trialhouse run`.
     shutil.copytree(SAMPLE_LANDING, landing, dirs_exist_ok=True)
+    # A synthetic site delivery for the seed study (generated, never real participant data).
+    from trialhouse.synth_site import generate_delivery
+
+    generate_delivery(landing / "sites", study="NCT06668571", participants=30, sites=1, seed=20251014)
     settings = Settings(warehouse=str(base / "warehouse.duckdb"), landing=str(landing),
                         export=str(base / "exports"), vocab=None)
     report = run_pipeline(settings)
@@ -150,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument(flag)
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_quarantine)
+
+    from trialhouse.synth_site import add_parser as add_synth_site
+
+    add_synth_site(sub)
 
     sy = sub.add_parser("sync-ctgov", help="land new ClinicalTrials.gov API v2 pages since the stored watermark")
     sy.add_argument("--base-url", help="API base (env TRIALHOUSE_CTGOV_BASE_URL, default https://clinicaltrials.gov/api/v2)")

@@ -17,6 +17,7 @@ SNAPSHOT = {  # asset -> (group, upstream assets): the graph the UI shows and th
     "stage/ctgov_study": ("quality", ["raw/ctgov_study_version"]),
     "stage/fhir_resource": ("fhir", ["stage/ctgov_study"]),
     "omop/vocabulary": ("omop", []),
+    "raw/site_delivery": ("sites", []),
     "stage/omop": ("omop", ["omop/vocabulary", "stage/fhir_resource"]),
     "publish/warehouse": ("quality", ["stage/ctgov_study", "stage/fhir_resource", "stage/omop"]),
 }

@@ -84,3 +84,16 @@ def test_large_zip_gets_a_run_of_its_own():
     seen = [landing_scan.Seen(f"ctgov/{i}.json", 10, i) for i in range(3)]
     big = landing_scan.Seen("ctgov/all.zip", 10 * 1024**3, 5)
     assert [len(b) for b in landing_scan.batches(seen[:2] + [big] + seen[2:])] == [2, 1, 1]
+
+
+def test_site_delivery_folder_gives_one_run_for_the_folder(tmp_path, landing, monkeypatch):
+    from trialhouse.synth_site import generate_delivery
+
+    monkeypatch.setattr("orchestration.sensors.scan_since",
+                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+    (folder,) = generate_delivery(landing.root / "sites", participants=4, sites=1, seed=3)
+    runs, cursor = evaluate(landing.root, tmp_path)
+    assert len(runs) == 1
+    assert runs[0].asset_selection == [dg.AssetKey(["raw", "site_delivery"])]
+    assert runs[0].run_config == {"ops": {"raw__site_delivery": {"config": {"deliveries": [folder.name]}}}}
+    assert evaluate(landing.root, tmp_path, cursor)[0] == []

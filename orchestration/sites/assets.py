@@ -1,0 +1,42 @@
+"""Trial-site deliveries: raw ingestion, a thin shell around transforms.sites.ingest."""
+from typing import Optional
+
+import dagster as dg
+
+from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
+from transforms.sites.ingest import ingest_site_deliveries
+
+RAW_SITES = dg.AssetKey(["raw", "site_delivery"])
+
+
+class DeliveryConfig(dg.Config):
+    """Delivery folder names under <landing>/sites/ (the landing sensor's batch); none: all of them."""
+
+    deliveries: Optional[list[str]] = None
+
+
+@dg.asset(
+    key=RAW_SITES,
+    group_name="sites",
+    kinds={"duckdb", "csv"},
+    pool=WAREHOUSE_POOL,
+    description=(
+        "Site deliveries under `<landing>/sites/<delivery_id>/` (manifest.json, sites.csv, SDTM dm/ds/sv/ex/vs/qs/ae "
+        "CSVs; contract in schemas/sites/). Append-only in raw.site_delivery / raw.sdtm_row / raw.site_roster_row. "
+        "A delivery loads only when complete: a missing listed file, a checksum mismatch or a contract violation "
+        "holds it whole with the reason in quarantine.record; a newer cut-off supersedes the older delivery."
+    ),
+)
+def site_delivery(context: dg.AssetExecutionContext, config: DeliveryConfig, warehouse: WarehouseResource,
+                  paths: PathsResource) -> dg.MaterializeResult:
+    with warehouse.connect() as con:
+        s = ingest_site_deliveries(con, paths.landing_path, run_id=context.run.run_id, deliveries=config.deliveries)
+        current = con.execute("SELECT count(*) FROM raw.site_delivery_current").fetchone()[0]
+    summary = s.as_dict()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(sum(summary["rows"].values())),
+        **{k: dg.MetadataValue.int(v) for k, v in summary.items() if isinstance(v, int)},
+        "rows_per_file": dg.MetadataValue.json(summary["rows"]),
+        "current_deliveries": dg.MetadataValue.int(current),
+        "quarantined": dg.MetadataValue.int(summary["held"]),
+    })
