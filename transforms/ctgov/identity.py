@@ -15,6 +15,8 @@ import json
 import re
 from dataclasses import dataclass
 
+import orjson
+
 # JSON paths (as key tuples) that change without a real change in the study.
 VOLATILE_FIELDS: tuple[tuple[str, ...], ...] = (("derivedSection", "miscInfoModule", "versionHolder"),)
 
@@ -66,8 +68,11 @@ def content_hash(record: dict) -> str:
     stripped = record
     for path in VOLATILE_FIELDS:
         stripped = _without(stripped, path)
-    canonical = json.dumps(stripped, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    try:  # orjson: ~10x faster than the json module, and the hash is on the hot path of every record
+        canonical = orjson.dumps(stripped, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits
+        canonical = json.dumps(stripped, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _without(node: dict, path: tuple[str, ...]) -> dict:

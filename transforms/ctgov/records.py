@@ -31,7 +31,7 @@ class RawRecord:
 
     source_record: str  # '' for a single-study file, 'studies[i]' in a page, the member name in a zip
     record: dict | None  # the parsed study, when it parsed to a JSON object
-    text: str | None  # the text as received, kept for quarantine when parsing failed
+    text: str | None  # the study's own text as received (single files, zip members), else None
     error: str | None = None
     field: str | None = None
 
@@ -75,7 +75,7 @@ def _loads(data: bytes, display: str) -> object:
 def _study_record(obj: object, source_record: str, text: str | None) -> RawRecord:
     if not isinstance(obj, dict):
         return RawRecord(source_record, None, text, f"record is a JSON {type(obj).__name__}, not an object", "$")
-    return RawRecord(source_record, obj, None)
+    return RawRecord(source_record, obj, text)
 
 
 def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
@@ -91,10 +91,11 @@ def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
         except zipfile.BadZipFile as exc:
             raise FileFormatError(f"{display}: unreadable zip archive ({exc})") from None
         return KIND_ZIP, _iter_zip(zf, display)
-    obj = _loads(path.read_bytes(), display)
+    data = path.read_bytes()
+    obj = _loads(data, display)
     kind = _classify_json(obj, display)
     if kind == KIND_STUDY:
-        return kind, iter([RawRecord("", obj, None)])
+        return kind, iter([RawRecord("", obj, data.decode("utf-8-sig"))])
     return kind, (_study_record(s, f"studies[{i}]", None) for i, s in enumerate(obj["studies"]))
 
 
@@ -118,4 +119,4 @@ def _iter_zip(zf: zipfile.ZipFile, display: str) -> Iterator[RawRecord]:
                 for i, s in enumerate(obj["studies"]):
                     yield _study_record(s, f"{member}!studies[{i}]", None)
             else:
-                yield _study_record(obj, member, None)
+                yield _study_record(obj, member, data.decode("utf-8-sig"))
