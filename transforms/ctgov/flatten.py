@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from transforms.ctgov.identity import get_path
+
 P = "protocolSection"
 
 STUDY_FIELDS: dict[str, str] = {
@@ -37,15 +39,6 @@ STUDY_FIELDS: dict[str, str] = {
 REQUIRED_MODULES = ("identificationModule", "statusModule", "sponsorCollaboratorsModule", "designModule")
 
 KEYS = ["version_key", "nct_id", "source_file", "source_record"]
-
-
-def get_path(record: dict, dotted: str):
-    node = record
-    for part in dotted.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
 
 
 def _as_text(value):

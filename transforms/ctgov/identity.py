@@ -41,7 +41,8 @@ class StudyIdentity:
     version_holder: dt.date | None
 
 
-def _get(record: dict, dotted: str):
+def get_path(record: dict, dotted: str):
+    """The value at a dotted JSON path, or None where any step is missing or not an object."""
     node = record
     for part in dotted.split("."):
         if not isinstance(node, dict):
@@ -87,7 +88,7 @@ def _without(node: dict, path: tuple[str, ...]) -> dict:
 
 
 def identify(record: dict) -> StudyIdentity:
-    nct_id = _get(record, NCT_ID_FIELD)
+    nct_id = get_path(record, NCT_ID_FIELD)
     if nct_id is None:
         raise IdentityError(NCT_ID_FIELD, f"missing {NCT_ID_FIELD}: the record cannot be keyed")
     if not isinstance(nct_id, str) or not nct_id.strip():
@@ -95,6 +96,6 @@ def identify(record: dict) -> StudyIdentity:
     return StudyIdentity(
         nct_id=nct_id.strip(),
         content_hash=content_hash(record),
-        last_update_post_date=parse_partial_date(_get(record, LAST_UPDATE_FIELD)),
-        version_holder=parse_partial_date(_get(record, VERSION_HOLDER_FIELD)),
+        last_update_post_date=parse_partial_date(get_path(record, LAST_UPDATE_FIELD)),
+        version_holder=parse_partial_date(get_path(record, VERSION_HOLDER_FIELD)),
     )
