@@ -75,7 +75,22 @@ def cmd_demo(args) -> int:
     return _exit_code(summary)
 
 
-def _print_demo_tour(settings: Settings) -> None:
+DEMO_QUERIES = [
+    ("Published studies (fhir.research_study)",
+     "SELECT nct_id, status, phase, target_enrollment AS target, actual_enrollment AS actual, left(sponsor, 30) AS sponsor "
+     "FROM fhir.research_study ORDER BY nct_id"),
+    ("Sites per study (fhir.research_study_site)",
+     "SELECT nct_id, count(*) AS sites, count(DISTINCT country) AS countries FROM fhir.research_study_site "
+     "GROUP BY ALL ORDER BY sites DESC LIMIT 5"),
+    ("The seed study's arms in OMOP (omop.cohort_definition)",
+     "SELECT cohort_definition_id, cohort_definition_name FROM omop.cohort_definition "
+     "WHERE cohort_definition_name LIKE 'NCT06668571:%' ORDER BY 1"),
+    ("Held back by the gate (quarantine.record)",
+     "SELECT record_key, suite, rule, left(reason, 70) AS reason FROM quarantine.record WHERE released_at IS NULL"),
+]
+
+
+def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
     import duckdb
 
     if not Path(settings.warehouse).exists():
@@ -83,20 +98,28 @@ def _print_demo_tour(settings: Settings) -> None:
         return
     with duckdb.connect(settings.warehouse, read_only=True) as con:
         names = con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2"
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE schema_name NOT LIKE 'stage%' ORDER BY 1, 2"
         ).fetchall()
         # Identifiers come from the catalog, not from input; quoted all the same.
         tables = [(f"{s}.{t}", con.execute(f'SELECT count(*) FROM "{s}"."{t}"').fetchone()[0]) for s, t in names]
-        tables = [(n, c) for n, c in tables if c]
-    print(f"Warehouse {settings.warehouse}:")
-    for name, rows in tables:
-        print(f"  {name:<40} {rows:>8} rows")
+        print(f"Published warehouse {settings.warehouse}:")
+        for name, rows in tables:
+            if rows:
+                print(f"  {name:<40} {rows:>8} rows")
+        for title, sql in queries:
+            try:
+                rel = con.sql(sql)
+            except duckdb.Error:
+                continue  # a table this run did not produce
+            print(f"\n{title}:")
+            rel.show(max_width=110)
     print(
-        "\nLook at it:\n"
+        "\nLook at it yourself (read-only, works while loads run):\n"
         f"  uv run python -c \"import duckdb; print(duckdb.connect('{settings.warehouse}', read_only=True)"
-        ".sql('select nct_id, last_update_post_date from raw.ctgov_study_current'))\"\n"
-        f"  FHIR bulk export: {settings.export}/fhir/\n"
-        "  Dagster UI:       uv run dg dev   (then open http://127.0.0.1:3000)"
+        ".sql('select * from fhir.research_study'))\"\n"
+        f"  FHIR bulk export: {settings.export}/fhir/ (manifest.json, one NDJSON file per resource type)\n"
+        f"  Data Docs:        {settings.export}/data_docs/<run id>/index.html\n"
+        "  Dagster UI:       DAGSTER_HOME=$PWD/dagster_home uv run dg dev   (then open http://127.0.0.1:3000)"
     )
 
 
