@@ -12,6 +12,7 @@ from expectations.suites.omop_dqd import SUITE
 from orchestration.quality.registry import docs_dir, gate_result
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from schemas.omop.ddl import create_omop_schema
+from transforms.omop.concept_mapping import coverage_report
 from transforms.omop.vocabulary import load_vocabulary, vocabulary_version
 from transforms.omop.vocabulary_state import current_fingerprint, fingerprint
 from trialhouse.settings import GateLimits
@@ -76,7 +77,12 @@ def stage_omop(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     run_id = context.run.run_id
     with warehouse.connect() as con:
         res = stage_trials(con, runner_for(run_id, docs_dir(paths, run_id)), run_id)
+        coverage = coverage_report(con, "stage_omop")
     return dg.MaterializeResult(metadata={
+        "concept_coverage": dg.MetadataValue.md(
+            "| vocabulary | rule | terms | share |\n|---|---|---|---|\n"
+            + "\n".join(f"| {c['source_vocabulary_id']} | {c['rule']} | {c['terms']} | {c['pct_of_vocabulary']}% |"
+                        for c in coverage)),
         "dagster/row_count": dg.MetadataValue.int(sum(res.counts.values())),
         "rows_per_table": dg.MetadataValue.json(res.counts),
         "rules_failed": dg.MetadataValue.int(len(res.suite.failures())),

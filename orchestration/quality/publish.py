@@ -52,6 +52,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         path = publish_snapshot(con, warehouse.published)
     return dg.MaterializeResult(
         metadata={
+            "dagster/row_count": dg.MetadataValue.int(sum(log["table_counts"].values())),
             "studies_published": dg.MetadataValue.int(log["studies_published"]),
             "quarantined": dg.MetadataValue.int(log["quarantined"]),
             "table_counts": dg.MetadataValue.json(log["table_counts"]),
