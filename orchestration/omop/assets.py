@@ -26,7 +26,9 @@ STAGE_KEY = dg.AssetKey(["stage", "omop"])
     group_name="omop",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    automation_condition=dg.AutomationCondition.eager(),
+    # Loaded as soon as it is missing (a new instance); a changed TRIALHOUSE_VOCAB is picked up by every
+    # `trialhouse run` (fingerprint) or by materialising this asset in the UI.
+    automation_condition=dg.AutomationCondition.missing() & ~dg.AutomationCondition.in_progress(),
     description=(
         "OMOP standardized vocabularies in schema `omop` (concept, concept_relationship, concept_ancestor, ...): "
         "an Athena download from TRIALHOUSE_VOCAB / --vocab via DuckDB's CSV reader, else the bundled demo "
