@@ -1,0 +1,256 @@
+"""Suite `site_protocol`: whether site participant data keep their study's protocol.
+
+The delivery contract (schemas/sites/CONTRACT.md) is about form; this suite is about meaning, record
+by record, before anything is mapped:
+
+* generic, derived from each study's registry record: age at consent within eligibility
+  minimumAge/maximumAge, sex allowed by eligibility sex, ARM/ACTARM that name a registry arm group
+  (ARMCD through the protocol file's documented code list), enrolment against the registry target
+  (a `warning`: recorded, never quarantines, never blocks);
+* study-specific, from `expectations/protocols/<NCT id>.json` (data: thresholds and test codes, so a
+  protocol amendment is a file change): screening limits (PHQ-9, BMI), the weight-based dose rule,
+  the infusion duration;
+* referential: every USUBJID of DS/SV/EX/VS/QS/AE is in the delivery's DM.
+
+Thresholds travel in the frames as columns (per row, from that row's study), and the expectations
+compare columns (`ExpectColumnPairValuesAToBeGreaterThanB`), so one suite serves many studies.
+Which rules hold the whole participant and which only the row is `SCOPE` (see site_gate.py).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from expectations.runtime import Rule
+
+SUITE = "site_protocol"
+PROTOCOL_DIR = Path(__file__).resolve().parents[1] / "protocols"
+KEYS = ["delivery_key", "delivery_id", "nct_id", "domain", "row_number", "usubjid"]
+# Frame columns returned with every failure besides KEYS, where a frame has them (for the reasons).
+DETAIL_COLUMNS = ["field", "expected", "weight", "minutes"]
+_UNIT_YEARS = {"year": 1.0, "month": 1 / 12, "week": 7 / 365.25, "day": 1 / 365.25, "hour": 1 / 8766, "minute": 1 / 525960}
+_SEXES = {"ALL": ["M", "F", "U", "UNDIFFERENTIATED"], "FEMALE": ["F"], "MALE": ["M"]}
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+# Participant scope: the finding is about the person (eligibility, arm, orphan records), so every row
+# of theirs in the delivery is held; row scope: one administration broke a rule, the rest stand.
+PARTICIPANT, ROW = "participant", "row"
+
+
+def scope(rule_id: str) -> str:
+    return ROW if rule_id.startswith(("protocol.dose", "protocol.infusion")) else PARTICIPANT
+
+
+@lru_cache(maxsize=None)
+def load_protocol(nct_id: str) -> dict:
+    """The study's protocol file, or {} (generic rules only) when the study has none."""
+    if not re.fullmatch(r"NCT\d{8}", nct_id or ""):
+        return {}
+    path = PROTOCOL_DIR / f"{nct_id}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def norm(text) -> str:
+    return _NON_ALNUM.sub(" ", str(text or "").lower()).strip()
+
+
+def registry_age_years(text: str | None) -> float | None:
+    """'18 Years' -> 18.0; '6 Months' -> 0.5; None when absent or unreadable."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+?)s?\s*", text or "")
+    if not m or m.group(2).lower() not in _UNIT_YEARS:
+        return None
+    return float(m.group(1)) * _UNIT_YEARS[m.group(2).lower()]
+
+
+def study_terms(record: dict) -> dict:
+    """What the generic rules need from one API v2 registry record."""
+    p = record.get("protocolSection", {})
+    elig = p.get("eligibilityModule", {})
+    labels = [a.get("label", "") for a in p.get("armsInterventionsModule", {}).get("armGroups", []) if a.get("label")]
+    return {"nct_id": p.get("identificationModule", {}).get("nctId"),
+            "min_age": registry_age_years(elig.get("minimumAge")),
+            "max_age": registry_age_years(elig.get("maximumAge")),
+            "sexes": _SEXES.get(elig.get("sex") or "ALL", _SEXES["ALL"]),
+            "arms": {norm(x): x for x in labels},
+            "target": p.get("designModule", {}).get("enrollmentInfo", {}).get("count")}
+
+
+def _date(text: str | None) -> dt.date | None:
+    t = (text or "").strip()
+    try:
+        return dt.date.fromisoformat(t[:10] if len(t) >= 10 else (t + "-01-01")[:10] if len(t) == 4 else t + "-01")
+    except ValueError:
+        return None
+
+
+def _ts(text: str | None) -> dt.datetime | None:
+    t = (text or "").strip()
+    try:
+        return dt.datetime.fromisoformat(t) if len(t) >= 16 else None
+    except ValueError:
+        return None
+
+
+def _num(text) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def age_at_consent(rec: dict) -> float | None:
+    """AGE (in AGEU) as the site recorded it; else whole years from BRTHDTC (partial dates at the
+    first day of their period, so an uncertain birthday errs towards the older age) to RFICDTC."""
+    age = _num(rec.get("AGE"))
+    if age is not None:
+        unit = (rec.get("AGEU") or "YEARS").rstrip("S").lower()
+        return age * _UNIT_YEARS.get(unit, 1.0)
+    born, ref = _date(rec.get("BRTHDTC")), _date(rec.get("RFICDTC"))
+    if born is None or ref is None:
+        return None
+    return float(ref.year - born.year - ((ref.month, ref.day) < (born.month, born.day)))
+
+
+def _arm_known(arm: str | None, code: str | None, codes: dict, arms: dict) -> bool:
+    """The arm names a registry arm group, by its label or through the protocol's documented ARMCD list."""
+    return norm(arm) in arms or norm(codes.get(code or "")) in arms
+
+
+def _key(row: dict) -> dict:
+    return {k: row[k] for k in KEYS}
+
+
+def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.DataFrame]:
+    """Frames for `rules()`. `rows`: SDTM rows (KEYS + `record` dict) of studies in `registries`
+    (nct_id -> API v2 record)."""
+    terms = {n: study_terms(r) for n, r in registries.items()}
+    dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
+    out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": []}
+    limits: dict[str, list[dict]] = {}
+    weights: dict[tuple, list[tuple]] = {}
+    for r in rows:
+        rec = r["record"]
+        if r["domain"] == "VS":
+            w = _num(rec.get("VSSTRESN"))
+            if w is not None:
+                weights.setdefault((r["delivery_key"], r["usubjid"], rec.get("VSTESTCD")), []).append(
+                    (rec.get("VISITNUM"), rec.get("VSDTC") or "", w))
+    for r in rows:
+        rec, t, proto = r["record"], terms[r["nct_id"]], load_protocol(r["nct_id"])
+        d = r["domain"]
+        if d == "DM":
+            codes = proto.get("arm_codes") or {}
+            consistent = not codes or all(norm(codes.get(rec.get(c) or "")) == norm(rec.get(a)) and norm(rec.get(a)) in t["arms"]
+                                          for c, a in (("ARMCD", "ARM"), ("ACTARMCD", "ACTARM")))
+            out["dm"].append({**_key(r), "age": age_at_consent(rec),
+                              "age_min": t["min_age"] if t["min_age"] is not None else 0.0,
+                              "age_max": t["max_age"] if t["max_age"] is not None else 999.0,
+                              "sex": rec.get("SEX"), "sex_allowed": rec.get("SEX") in t["sexes"],
+                              "arm_known": _arm_known(rec.get("ARM"), rec.get("ARMCD"), codes, t["arms"]),
+                              "actarm_known": _arm_known(rec.get("ACTARM"), rec.get("ACTARMCD"), codes, t["arms"]),
+                              "armcd_consistent": consistent})
+            continue
+        out["subject_rows"].append({**_key(r), "in_dm": (r["delivery_key"], r["usubjid"]) in dm_ids,
+                                    "field": f"{d.lower()}.USUBJID"})
+        for lim in proto.get("screening_limits", []):
+            if d == lim["domain"] and rec.get(f"{d}TESTCD") == lim["testcd"] and rec.get("EPOCH") == lim["epoch"]:
+                limits.setdefault(lim["name"], []).append(
+                    {**_key(r), "value": _num(rec.get(f"{d}STRESN")), "low": lim.get("min", float("-inf")),
+                     "high": lim.get("max", float("inf")), "field": f"{d.lower()}.{d}STRESN"})
+        dose = proto.get("dose")
+        if d == "EX" and dose and (rec.get("EXTRT") or "").upper() == dose["extrt"]:
+            w = _weight(weights.get((r["delivery_key"], r["usubjid"], dose["weight_testcd"]), []), rec)
+            out["dose_weight"].append({**_key(r), "weight_found": w is not None})
+            given = _num(rec.get("EXDOSE"))
+            if w is not None and given is not None:
+                expected = min(dose["mg_per_kg"] * w, dose["max_mg"])
+                out["dose"].append({**_key(r), "EXDOSE": given, "weight": w, "expected": round(expected, 2),
+                                    "deviation_pct": abs(given - expected) / expected * 100 if expected else 0.0,
+                                    "tolerance_pct": float(dose["tolerance_pct"])})
+        inf = proto.get("infusion")
+        if d == "EX" and inf and (rec.get("EXROUTE") or "").upper() == inf["route"]:
+            st, en = _ts(rec.get("EXSTDTC")), _ts(rec.get("EXENDTC"))
+            if st and en:
+                minutes = (en - st).total_seconds() / 60
+                out["infusion"].append({**_key(r), "minutes": minutes, "deviation_min": abs(minutes - inf["minutes"]),
+                                        "tolerance_min": float(inf["tolerance_minutes"])})
+    frames = {name: pd.DataFrame(v, columns=None if v else KEYS) for name, v in out.items()}
+    frames["dm_age"] = frames["dm"][frames["dm"]["age"].notna()] if "age" in frames["dm"] else frames["dm"]
+    for name, v in limits.items():
+        f = pd.DataFrame(v)
+        frames[f"screening.{name}"] = f[f["value"].notna()]
+    enrol = {}
+    for r in rows:
+        if r["domain"] == "DM":
+            enrol.setdefault(r["nct_id"], set()).add(r["usubjid"])
+    frames["enrolment"] = pd.DataFrame(
+        [{"nct_id": n, "participants": float(len(s)), "target": float(terms[n]["target"])}
+         for n, s in enrol.items() if terms[n]["target"] is not None],
+        columns=["nct_id", "participants", "target"])
+    return frames
+
+
+def _weight(found: list[tuple], ex: dict) -> float | None:
+    """Weight for a dose: same visit, latest measured at or before the infusion start; else the
+    latest before the start at any visit (protocols weigh before dosing)."""
+    start = ex.get("EXSTDTC") or ""
+    same = [f for f in found if ex.get("VISITNUM") and f[0] == ex.get("VISITNUM")]
+    before = [f for f in (same or found) if not start or f[1] <= start]
+    pick = before or same
+    return max(pick, key=lambda f: f[1])[2] if pick else None
+
+
+def _pair(rid, frame, a, b, shown, field, message, level="record") -> Rule:
+    """A >= B row by row; `shown` is the column whose value the reason quotes."""
+    return Rule(rid, frame, shown, field,
+                lambda g, a=a, b=b: g.expectations.ExpectColumnPairValuesAToBeGreaterThanB(column_A=a, column_B=b, or_equal=True),
+                level=level, message=message)
+
+
+def _true(rid, frame, column, shown, field, message) -> Rule:
+    """`column` (a flag computed in build_frames) is True; `shown` is the SDTM variable the reason quotes."""
+    return Rule(rid, frame, shown, field,
+                lambda g, c=column: g.expectations.ExpectColumnValuesToBeInSet(column=c, value_set=[True]), message=message)
+
+
+def screening_limits(nct_ids) -> list[dict]:
+    """The screening limits the protocols of these studies define, one per name."""
+    return list({lim["name"]: lim for n in sorted(nct_ids) for lim in load_protocol(n).get("screening_limits", [])}.values())
+
+
+def rules(limits: list[dict] = ()) -> list[Rule]:
+    """Every rule; `limits`: `screening_limits()` of the batch's studies."""
+    out = [
+        _pair("eligibility.age_min", "dm_age", "age", "age_min", "age", "dm.AGE", "is below the registry's minimumAge"),
+        _pair("eligibility.age_max", "dm_age", "age_max", "age", "age", "dm.AGE", "is above the registry's maximumAge"),
+        _true("eligibility.sex", "dm", "sex_allowed", "SEX", "dm.SEX", "is not allowed by the registry's eligibility sex"),
+        _true("arm.arm_in_registry", "dm", "arm_known", "ARM", "dm.ARM", "names no arm group of the registry record"),
+        _true("arm.actarm_in_registry", "dm", "actarm_known", "ACTARM", "dm.ACTARM", "names no arm group of the registry record"),
+        _true("arm.armcd_matches_protocol", "dm", "armcd_consistent", "ARMCD", "dm.ARMCD",
+              "does not match ARM/ACTARM through the protocol's arm code list"),
+        _true("referential.subject_in_dm", "subject_rows", "in_dm", "USUBJID", "USUBJID", "is not in the delivery's dm.csv"),
+        _pair("protocol.dose_rule", "dose", "tolerance_pct", "deviation_pct", "EXDOSE", "ex.EXDOSE",
+              "deviates from the protocol's weight-based dose by more than the tolerance"),
+        _true("protocol.dose_weight_recorded", "dose_weight", "weight_found", "EXDOSE", "ex.EXDOSE",
+              "has no body weight recorded before the infusion, so the dose rule cannot be checked"),
+        _pair("protocol.infusion_duration", "infusion", "tolerance_min", "deviation_min", "minutes", "ex.EXENDTC",
+              "gives an infusion duration outside the protocol's minutes +/- tolerance"),
+        _pair("registry.enrolment_target", "enrolment", "target", "participants", "participants",
+              "protocolSection.designModule.enrollmentInfo.count",
+              "participants exceed the registry's enrolment target", level="warning"),
+    ]
+    for lim in limits:
+        d, name = lim["domain"], lim["name"]
+        field = f"{d.lower()}.{d}STRESN"
+        if "min" in lim:
+            out.append(_pair(f"protocol.{name}", f"screening.{name}", "value", "low", "value", field,
+                             f"is below the protocol's screening minimum for {lim['testcd']} ({lim['why']})"))
+        if "max" in lim:
+            out.append(_pair(f"protocol.{name}", f"screening.{name}", "high", "value", "value", field,
+                             f"is above the protocol's screening maximum for {lim['testcd']} ({lim['why']})"))
+    return out

@@ -1,0 +1,157 @@
+"""Suite site_protocol over generated (synthetic) deliveries with one planted violation at a time:
+the offending rows are quarantined as described, the valid rows map."""
+import json
+from pathlib import Path
+
+import pytest
+
+from expectations.runtime import GxRunner
+from expectations.site_gate import EXCLUDED, stage_site_data
+from expectations.suites.site_protocol import age_at_consent, load_protocol, registry_age_years
+from transforms.omop.participants import map_participants
+from transforms.omop.trials import map_trials
+from transforms.omop.vocabulary import load_vocabulary
+from transforms.sites.ingest import ingest_site_deliveries
+from trialhouse.synth_site import generate_delivery, plant
+
+REPO = Path(__file__).resolve().parents[2]
+RECORD = json.loads((REPO / "tests" / "data" / "ctgov" / "NCT06668571.json").read_text())
+KEY = b"synthetic-test-pseudonym-key-000"
+DELIVERY = "NCT06668571-001-20260630"
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return GxRunner()
+
+
+def load(con, landing, violation=None, participants=10):
+    (folder,) = generate_delivery(landing.root / "sites", participants=participants, sites=1, seed=7)
+    what = plant(folder, violation) if violation else None
+    ingest_site_deliveries(con, landing.root, run_id="t")
+    return what
+
+
+def quarantined(con):
+    return con.execute("SELECT rule, field, source_file, record_key, source_record, reason, payload FROM quarantine.record "
+                       "WHERE suite = 'site_protocol' ORDER BY rule, source_file, source_record").fetchall()
+
+
+def map_valid(con):
+    load_vocabulary(con, "omop")
+    con.execute("CREATE OR REPLACE TABLE registry_src AS SELECT 'NCT06668571' AS nct_id, ? AS payload", [json.dumps(RECORD)])
+    map_trials(con, source="registry_src", schema="stage_omop", vocab_schema="omop")
+    return map_participants(con, pseudonym_key=KEY, exclude=EXCLUDED)
+
+
+def subject_rows(con, usubjid):
+    return con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE usubjid = ?", [usubjid]).fetchone()[0]
+
+
+def test_clean_delivery_holds_nothing_and_maps_everything(con, landing, runner):
+    load(con, landing)
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert (res.quarantined, res.participants_held, res.rows_held, res.warnings) == (0, [], [], [])
+    assert res.staged == res.rows
+    assert quarantined(con) == []
+    levels = dict(con.execute("SELECT rule, level FROM quarantine.rule_result WHERE suite = 'site_protocol'").fetchall())
+    assert levels["registry.enrolment_target"] == "warning"
+    assert {"eligibility.age_min", "eligibility.age_max", "eligibility.sex", "arm.arm_in_registry",
+            "referential.subject_in_dm", "protocol.dose_rule", "protocol.infusion_duration",
+            "protocol.screening_phq9_min", "protocol.screening_bmi_max"} <= set(levels)
+    assert map_valid(con)["person"] == 10
+
+
+def test_enrolment_above_target_is_a_warning_only(con, landing, runner):
+    load(con, landing, participants=34)  # registry target 30
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.warnings == ["study NCT06668571: 34.0 participants in the current deliveries, registry target 30.0 "
+                            "(registry.enrolment_target, warning)"]
+    assert res.quarantined == 0 and quarantined(con) == []
+    failed = con.execute("SELECT level, failed FROM quarantine.rule_result WHERE rule = 'registry.enrolment_target'").fetchone()
+    assert failed == ("warning", 1)
+    assert map_valid(con)["person"] == 34
+
+
+PARTICIPANT_CASES = {
+    # violation: (rule, field of the offending row, participant)
+    "age_70": ("eligibility.age_max", "dm.AGE", "NCT06668571-001-0001"),
+    "bmi_43": ("protocol.screening_bmi_max", "vs.VSSTRESN", "NCT06668571-001-0001"),
+    "arm_not_in_registry": ("arm.arm_in_registry", "dm.ARM", "NCT06668571-001-0001"),
+    "ex_subject_not_in_dm": ("referential.subject_in_dm", "ex.USUBJID", "NCT06668571-001-9999"),
+}
+
+
+@pytest.mark.parametrize("violation", sorted(PARTICIPANT_CASES))
+def test_participant_level_violation_holds_the_whole_participant(con, landing, runner, violation):
+    rule, field, subject = PARTICIPANT_CASES[violation]
+    load(con, landing, violation)
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [f"{DELIVERY}/{subject}"]
+    n = subject_rows(con, subject)
+    held = con.execute(f"SELECT count(*), count(DISTINCT usubjid) FROM {EXCLUDED}").fetchone()
+    assert held == (n, 1)
+    rows = quarantined(con)
+    assert len(rows) == res.quarantined >= n
+    offending = [r for r in rows if r[0] == rule and r[1] == field]
+    assert len(offending) == 1
+    _, _, source_file, record_key, source_record, reason, payload = offending[0]
+    domain = field.split(".")[0]
+    assert source_file == f"sites/{DELIVERY}/{domain}.csv"
+    assert record_key == f"{DELIVERY}/{subject}"
+    assert source_record.startswith("row ")
+    assert DELIVERY in reason and subject in reason and f"{domain.upper()} row" in reason and rule in reason
+    assert json.loads(payload)["USUBJID"] == subject
+    assert all(subject in r[3] for r in rows)  # nobody else is held
+    assert any("held with participant" in r[5] for r in rows) or n == 1
+    counts = map_valid(con)
+    dm = con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'DM'").fetchone()[0]
+    assert counts["person"] == dm - (0 if violation == "ex_subject_not_in_dm" else 1)
+    assert res.staged == res.rows - n
+
+
+def test_dose_above_rule_holds_only_that_row(con, landing, runner):
+    what = load(con, landing, "dose_above_rule")
+    subject = what.split()[1]
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == []
+    assert len(res.rows_held) == 1 and res.rows_held[0].startswith(f"{DELIVERY}/{subject}/EX row ")
+    rows = quarantined(con)
+    assert [(r[0], r[1], r[2]) for r in rows] == [("protocol.dose_rule", "ex.EXDOSE", f"sites/{DELIVERY}/ex.csv")]
+    reason = rows[0][5]
+    assert "EXDOSE = '95.0'" in reason and "expected" in reason and subject in reason
+    assert con.execute(f"SELECT domain, usubjid FROM {EXCLUDED}").fetchall() == [("EX", subject)]
+    counts = map_valid(con)
+    ex = con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'EX'").fetchone()[0]
+    assert counts["person"] == 10 and counts["drug_exposure"] == ex - 1
+    assert con.execute("SELECT count(*) FROM stage_omop.drug_exposure WHERE quantity = 95").fetchone()[0] == 0
+
+
+def test_rerunning_the_gate_adds_no_quarantine_rows(con, landing, runner):
+    load(con, landing, "age_70")
+    first = stage_site_data(con, runner, "r1", RECORD)
+    n = len(quarantined(con))
+    second = stage_site_data(con, runner, "r2", RECORD)
+    assert len(quarantined(con)) == n
+    assert second.participants_held == first.participants_held
+
+
+def test_studies_without_a_registry_record_are_excluded_unchecked(con, landing, runner):
+    load(con, landing)
+    other = json.loads(json.dumps(RECORD))
+    other["protocolSection"]["identificationModule"]["nctId"] = "NCT00000000"
+    res = stage_site_data(con, runner, "r1", {"NCT00000000": other})
+    assert res.unchecked == res.rows and res.staged == 0 and res.quarantined == 0
+    assert con.execute(f"SELECT DISTINCT rule FROM {EXCLUDED}").fetchall() == [("no_registry_record",)]
+
+
+def test_protocol_file_is_data_and_ages_parse():
+    p = load_protocol("NCT06668571")
+    assert p["dose"]["mg_per_kg"] == 0.5 and p["dose"]["max_mg"] == 50 and p["infusion"]["minutes"] == 40
+    assert {x["name"] for x in p["screening_limits"]} == {"screening_phq9_min", "screening_bmi_max"}
+    assert load_protocol("NCT00000000") == {} and load_protocol("../etc") == {}
+    assert registry_age_years("18 Years") == 18 and registry_age_years("6 Months") == 0.5
+    assert registry_age_years(None) is None
+    assert age_at_consent({"AGE": "40", "AGEU": "YEARS"}) == 40
+    assert age_at_consent({"BRTHDTC": "1980-06", "RFICDTC": "2025-05-31"}) == 44
+    assert age_at_consent({"BRTHDTC": "1980-06-15", "RFICDTC": "2025-06-15"}) == 45

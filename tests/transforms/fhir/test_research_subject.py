@@ -1,0 +1,102 @@
+"""Participants (synthetic site data) -> pseudonymous Patient + ResearchSubject, validated at all three levels."""
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from transforms.fhir.research_study import map_study
+from transforms.fhir.research_subject import arm_link_ids, map_participants_fhir, subject_rows
+from transforms.fhir.validate import validate_resources
+from transforms.omop.participants.pseudonym import pseudonym
+from transforms.sites.ingest import ingest_site_deliveries
+from trialhouse.synth_site import generate_delivery
+
+REPO = Path(__file__).resolve().parents[3]
+RECORD = json.loads((REPO / "tests" / "data" / "ctgov" / "NCT06668571.json").read_text())
+KEY = b"synthetic-test-pseudonym-key-000"
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fhir_subjects")
+    generate_delivery(root / "sites", participants=30, sites=2, seed=11)
+    con = duckdb.connect()
+    ingest_site_deliveries(con, root)
+    out = subject_rows(con, "NCT06668571")
+    con.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def resources(rows):
+    return map_participants_fhir(rows, "NCT06668571", KEY, registry=RECORD)
+
+
+def test_one_patient_and_one_research_subject_per_participant_all_valid(rows, resources):
+    assert len(resources) == 2 * len(rows) == 60
+    assert validate_resources(resources) == {}
+    assert validate_resources(resources, mode="full") == {}
+
+
+def test_patients_are_pseudonymous(rows, resources):
+    text = json.dumps(resources)
+    assert "NCT06668571-0" not in text and "SUBJID" not in text  # no USUBJID/SUBJID anywhere
+    patients = {r["id"]: r for r in resources if r["resourceType"] == "Patient"}
+    assert set(patients) == {"pt-" + pseudonym(u, KEY) for u in rows}
+    for usubjid, domains in rows.items():
+        p = patients["pt-" + pseudonym(usubjid, KEY)]
+        dm = domains["DM"][0]
+        assert set(p) <= {"resourceType", "id", "gender", "birthDate"}  # no name, no identifier
+        assert p["gender"] == {"M": "male", "F": "female"}[dm["SEX"]]
+        assert p["birthDate"] == dm["BRTHDTC"]  # as precise as given (YYYY-MM here)
+    assert len({p["id"] for p in map_participants_fhir(rows, "NCT06668571", b"another-key-of-32-bytes-00000000")
+                if p["resourceType"] == "Patient"} & set(patients)) == 0
+
+
+def test_research_subject_links_study_patient_and_registry_arms(rows, resources):
+    study = map_study(RECORD)[0]
+    groups = {g["name"]: g["linkId"] for g in study["comparisonGroup"]}
+    assert arm_link_ids(RECORD) == {"ketamine group": groups["Ketamine Group"],
+                                    "normal saline placebo group": groups["Normal Saline/Placebo Group"]}
+    subjects = {r["subject"]["reference"]: r for r in resources if r["resourceType"] == "ResearchSubject"}
+    for usubjid, domains in rows.items():
+        dm = domains["DM"][0]
+        rs = subjects[f"Patient/pt-{pseudonym(usubjid, KEY)}"]
+        assert rs["study"]["reference"] == f"ResearchStudy/{study['id']}" == "ResearchStudy/nct06668571"
+        assert rs["assignedComparisonGroup"] == groups[dm["ARM"]]
+        assert rs["actualComparisonGroup"] == groups[dm["ACTARM"]]
+        assert rs["period"]["start"] == dm["RFICDTC"]
+
+
+def state_codes(rs):
+    return [p["subjectState"]["coding"][0]["code"] for p in rs["progress"]]
+
+
+def test_progress_follows_consent_exposure_and_disposition(rows, resources):
+    subjects = {r["id"]: r for r in resources if r["resourceType"] == "ResearchSubject"}
+    seen = set()
+    for usubjid, domains in rows.items():
+        rs = subjects["rs-" + pseudonym(usubjid, KEY)]
+        codes = state_codes(rs)
+        assert codes[:2] == ["screening", "on-study-intervention"]
+        ds = domains.get("DS", [])
+        if not ds:
+            assert codes[-1] == "follow-up" and "end" not in rs["period"]
+        elif ds[-1]["DSDECOD"] == "COMPLETED":
+            assert codes[-1] == "off-study" and rs["period"]["end"] == ds[-1]["DSSTDTC"]
+        else:
+            assert codes[-1] == "withdrawn" and rs["progress"][-1]["reason"]["text"] == ds[-1]["DSDECOD"]
+        seen.add(codes[-1])
+    assert "off-study" in seen
+
+
+def test_subjects_without_dm_are_skipped_and_age_only_has_no_birth_date():
+    dm = {"USUBJID": "NCT06668571-001-0001", "SEX": "F", "AGE": "40", "AGEU": "YEARS", "RFICDTC": "2025-03-01",
+          "ARM": "Ketamine Group", "ACTARM": "Ketamine Group"}
+    out = map_participants_fhir({"NCT06668571-001-0001": {"dm": [dm]}, "ghost": {"EX": [{"USUBJID": "ghost"}]}},
+                                "NCT06668571", KEY, registry=RECORD)
+    assert [r["resourceType"] for r in out] == ["Patient", "ResearchSubject"]
+    assert "birthDate" not in out[0]
+    assert state_codes(out[1]) == ["screening"]
+    assert validate_resources(out, mode="full") == {}

@@ -1,0 +1,200 @@
+"""Site participant data (synthetic, generated) -> OMOP person-level tables."""
+import shutil
+
+import pytest
+
+from expectations.dqd.checks import FATAL_CHECKS, run_dqd
+from transforms.omop._db import table_checksum
+from transforms.omop.participants import map_participants, pseudonym
+from transforms.omop.participants.publish import clear_published_sites
+from transforms.omop.participants.queries import named_queries, run_query
+from transforms.omop.publish import merge_stage
+from transforms.sites.ingest import ingest_site_deliveries
+from trialhouse.synth_site import generate_delivery
+
+TABLES = ("person", "observation_period", "visit_occurrence", "drug_exposure", "measurement", "observation",
+          "condition_occurrence", "cohort", "location", "care_site", "provider")
+EVENT_TYPES = {"visit_occurrence": "visit_type_concept_id", "drug_exposure": "drug_type_concept_id",
+               "measurement": "measurement_type_concept_id", "observation": "observation_type_concept_id",
+               "condition_occurrence": "condition_type_concept_id", "observation_period": "period_type_concept_id"}
+
+
+def raw_count(con, domain, where="TRUE"):
+    return con.execute(f"SELECT count(*) FROM raw.sdtm_row_current WHERE domain = ? AND ({where})", [domain]).fetchone()[0]
+
+
+def count(con, table, schema="stage_omop"):
+    return con.execute(f"SELECT count(*) FROM {schema}.{table}").fetchone()[0]
+
+
+def test_every_domain_maps_with_expected_row_counts(mapped):
+    con, c = mapped.con, mapped.counts
+    phq_total = raw_count(con, "QS", "(record->>'$.QSTESTCD') = 'PHQ9TOT'")
+    expected = {
+        "person": raw_count(con, "DM"), "observation_period": raw_count(con, "DM"), "cohort": raw_count(con, "DM"),
+        "visit_occurrence": raw_count(con, "SV"), "drug_exposure": raw_count(con, "EX"),
+        "condition_occurrence": raw_count(con, "AE"),
+        # VS + PHQ-9 items (no verified concept: 0, measurement); the total (Observation domain) is not here
+        "measurement": raw_count(con, "VS") + raw_count(con, "QS") - phq_total,
+        # PHQ-9 totals + DS + AE severity and seriousness
+        "observation": phq_total + raw_count(con, "DS") + 2 * raw_count(con, "AE"),
+        "location": 2, "care_site": 2, "provider": 2,
+    }
+    assert expected["person"] == 40
+    assert {k: c[k] for k in expected} == expected
+    for table, n in expected.items():
+        assert count(con, table) == (n + 1 if table == "provider" else n), table  # + the registry's overall official
+
+
+def test_rows_carry_crf_type_and_concepts_from_the_maps(mapped):
+    con = mapped.con
+    for table, col in EVENT_TYPES.items():
+        assert con.execute(f"SELECT DISTINCT {col} FROM stage_omop.{table}").fetchall() == [(32809,)], table
+    assert set(con.execute("SELECT DISTINCT gender_concept_id FROM stage_omop.person").fetchall()) <= {(8507,), (8532,)}
+    vs = dict(con.execute("SELECT measurement_source_value, min(measurement_concept_id) FROM stage_omop.measurement "
+                          "WHERE measurement_source_value IN ('WEIGHT', 'HEIGHT', 'BMI', 'SYSBP', 'DIABP', 'HR') "
+                          "GROUP BY 1").fetchall())
+    assert vs == {"WEIGHT": 3025315, "HEIGHT": 3036277, "BMI": 3038553, "SYSBP": 3004249, "DIABP": 3012888, "HR": 3027018}
+    units = dict(con.execute("SELECT unit_source_value, min(unit_concept_id) FROM stage_omop.measurement "
+                             "WHERE unit_source_value IS NOT NULL GROUP BY 1").fetchall())
+    assert units == {"kg": 9529, "cm": 8582, "kg/m2": 9531, "mmHg": 8876, "beats/min": 8541}
+    drugs = dict(con.execute("SELECT drug_source_value, min(drug_concept_id) FROM stage_omop.drug_exposure GROUP BY 1").fetchall())
+    assert drugs == {"KETAMINE": 0, "PLACEBO": 19079524}
+    ex = con.execute("SELECT count(*) FILTER (WHERE quantity IS NULL OR dose_unit_source_value <> 'mg' OR route_source_value "
+                     "<> 'INTRAVENOUS' OR drug_exposure_end_datetime - drug_exposure_start_datetime <> INTERVAL 40 MINUTE "
+                     "OR visit_occurrence_id IS NULL) FROM stage_omop.drug_exposure").fetchone()[0]
+    assert ex == 0
+    # PHQ-9 total: concept 3042932 is in the Observation domain -> observation, with the visit
+    assert con.execute("SELECT count(*), count(visit_occurrence_id) FROM stage_omop.observation "
+                       "WHERE observation_concept_id = 3042932").fetchone()[0] > 0
+    ds = dict(con.execute("SELECT observation_source_value, min(observation_concept_id) FROM stage_omop.observation "
+                          "WHERE observation_source_value IN ('COMPLETED', 'WITHDRAWAL BY SUBJECT') GROUP BY 1").fetchall())
+    assert ds.get("COMPLETED") == 40482840 and ds.get("WITHDRAWAL BY SUBJECT", 4087907) == 4087907
+
+
+def test_ae_severity_and_seriousness_link_to_their_condition(mapped):
+    con = mapped.con
+    rows = con.execute(
+        "SELECT o.observation_source_value, o.observation_concept_id, o.value_as_string, o.person_id = c.person_id "
+        "FROM stage_omop.observation o JOIN stage_omop.condition_occurrence c ON c.condition_occurrence_id = o.observation_event_id "
+        "WHERE o.obs_event_field_concept_id = 1147127").fetchall()
+    assert len(rows) == 2 * count(con, "condition_occurrence")
+    assert {(r[0], r[1]) for r in rows} == {("AESEV", 4077563), ("AESER", 0)}
+    assert all(r[3] for r in rows)
+    named = dict(con.execute("SELECT condition_source_value, min(condition_concept_id) FROM stage_omop.condition_occurrence "
+                             "GROUP BY 1").fetchall())
+    assert named["NAUSEA"] == 31967 and named["HEADACHE"] == 378253 and named["DISSOCIATION"] == 0
+
+
+def test_pseudonyms_only_no_subject_ids_and_sites_shared_with_the_registry(mapped):
+    con = mapped.con
+    usubjids = [r[0] for r in con.execute("SELECT usubjid FROM raw.sdtm_row_current WHERE domain = 'DM'").fetchall()]
+    got = {r[0] for r in con.execute("SELECT person_source_value FROM stage_omop.person").fetchall()}
+    assert got == {pseudonym(u, b"synthetic-test-pseudonym-key-000") for u in usubjids}
+    for table in TABLES:
+        text = con.execute(f"SELECT string_agg(CAST(t AS VARCHAR), ' ') FROM stage_omop.{table} t").fetchone()[0] or ""
+        assert "NCT06668571-0" not in text and "synthetic-test-pseudonym-key" not in text, table
+    # site 001 is the registry's Mayo Clinic site: one care_site, the registry's id
+    mayo = con.execute("SELECT care_site_id FROM stage_omop.care_site WHERE care_site_name = 'Mayo Clinic in Rochester'").fetchall()
+    assert len(mayo) == 1
+    sites = dict(con.execute("SELECT cs.care_site_name, count(*) FROM stage_omop.person p JOIN stage_omop.care_site cs "
+                             "USING (care_site_id) GROUP BY 1").fetchall())
+    assert sites == {"Mayo Clinic in Rochester": 20, "Synthetic Site 2": 20}
+    pis = con.execute("SELECT provider_name, care_site_id FROM stage_omop.provider WHERE provider_name LIKE 'Synthetic%' "
+                      "ORDER BY 1").fetchall()
+    assert pis[0] == ("Synthetic Investigator 1", mayo[0][0])
+
+
+def test_arm_membership_is_cohort_rows_of_the_registry_arms(mapped):
+    con = mapped.con
+    arms = dict(con.execute("SELECT cd.cohort_definition_name, count(*) FROM stage_omop.cohort c "
+                            "JOIN stage_omop.cohort_definition cd USING (cohort_definition_id) GROUP BY 1").fetchall())
+    assert arms == {"NCT06668571: Ketamine Group": 20, "NCT06668571: Normal Saline/Placebo Group": 20}
+    assert con.execute("SELECT count(*) FROM stage_omop.cohort WHERE cohort_start_date > cohort_end_date").fetchone()[0] == 0
+
+
+def test_dqd_fatal_checks_pass_on_registry_plus_participant_rows(mapped):
+    results = run_dqd(mapped.con, "stage_omop", checks=set(FATAL_CHECKS), vocab_schema="omop")
+    assert results
+    failed = [(r.check_name, r.table, r.field, r.violated, r.examples[:3]) for r in results if r.failed]
+    assert failed == []
+
+
+def test_analyst_queries_each_one_sql(mapped):
+    con = mapped.con
+    assert set(named_queries()) == {"phq9_change_by_arm", "adverse_events_by_arm", "participants_per_site"}
+    phq = {r[0]: r for r in run_query(con, "phq9_change_by_arm", "NCT06668571", cdm="stage_omop")}
+    assert set(phq) == {"Ketamine Group", "Normal Saline/Placebo Group"}
+    assert phq["Ketamine Group"][4] < phq["Normal Saline/Placebo Group"][4] < 0  # ketamine lowers PHQ-9 more
+    ae = run_query(con, "adverse_events_by_arm", "NCT06668571", cdm="stage_omop")
+    assert sum(r[2] for r in ae) == count(con, "condition_occurrence")
+    assert {r[0] for r in ae} == {"Ketamine Group", "Normal Saline/Placebo Group"}
+    sites = run_query(con, "participants_per_site", "NCT06668571", cdm="stage_omop")
+    assert [(s, n) for s, n, _ in sites] == [("Mayo Clinic in Rochester", 20), ("Synthetic Site 2", 20)]
+
+
+def checksums(con, schema="stage_omop"):
+    out = {t: table_checksum(con, schema, t) for t in TABLES}
+    out["id_map"] = con.execute("SELECT count(*), sum(hash(m)) FROM meta.omop_id_map m").fetchone()
+    return out
+
+
+def test_reload_is_a_noop(con, tmp_path, pt):
+    pt.prepare(con, tmp_path / "landing", participants=12, sites=2, seed=5)
+    first = map_participants(con, pseudonym_key=pt.key)
+    before = checksums(con)
+    assert map_participants(con, pseudonym_key=pt.key) == first
+    assert checksums(con) == before
+
+
+def test_superseding_delivery_replaces_that_sites_rows(con, tmp_path, pt):
+    landing = tmp_path / "landing"
+    pt.prepare(con, landing, participants=12, sites=2, seed=5)
+    map_participants(con, pseudonym_key=pt.key)
+    site2 = "SELECT count(*), sum(hash(p)) FROM stage_omop.person p WHERE care_site_id = (SELECT care_site_id " \
+            "FROM stage_omop.care_site WHERE care_site_name = 'Synthetic Site 2')"
+    before2 = con.execute(site2).fetchone()
+    # a later cut of site 001 only, with fewer participants: its old rows must all go
+    later = generate_delivery(tmp_path / "later", participants=8, sites=2, seed=9, cutoff="2026-09-30")[0]
+    shutil.copytree(later, landing / "sites" / later.name)
+    ingest_site_deliveries(con, landing, run_id="t2")
+    map_participants(con, pseudonym_key=pt.key)
+    dm = con.execute("SELECT site_id, count(*) FROM raw.sdtm_row_current WHERE domain = 'DM' GROUP BY 1 ORDER BY 1").fetchall()
+    assert dm == [("001", 4), ("002", 6)]
+    assert count(con, "person") == 10
+    assert count(con, "cohort") == 10
+    assert count(con, "visit_occurrence") == con.execute(
+        "SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'SV'").fetchone()[0]
+    assert con.execute(site2).fetchone() == before2
+
+
+def test_exclude_leaves_out_held_rows(con, tmp_path, pt):
+    pt.prepare(con, tmp_path / "landing", participants=6, sites=1, seed=2)
+    con.execute("CREATE TABLE held AS SELECT delivery_key, usubjid, domain, row_number FROM raw.sdtm_row_current "
+                "WHERE usubjid = 'NCT06668571-001-0001' "
+                "UNION ALL (SELECT delivery_key, usubjid, domain, row_number FROM raw.sdtm_row_current "
+                "WHERE domain = 'EX' AND usubjid = 'NCT06668571-001-0002' ORDER BY row_number LIMIT 1)")
+    counts = map_participants(con, pseudonym_key=pt.key, exclude="held")
+    assert counts["person"] == 5
+    ex = con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'EX' AND usubjid <> 'NCT06668571-001-0001'").fetchone()[0]
+    assert counts["drug_exposure"] == ex - 1
+
+
+def test_publish_clears_sites_before_the_by_key_merge(con, tmp_path, pt):
+    pt.prepare(con, tmp_path / "landing", participants=6, sites=1, seed=2)
+    from schemas.omop.ddl import create_omop_schema
+    create_omop_schema(con, "omop")
+    map_participants(con, pseudonym_key=pt.key)
+    con.execute("CREATE TABLE batch AS SELECT 'NCT06668571' AS nct_id")
+    for _ in range(2):  # publishing the same stage twice: no duplicate cohort rows, nothing stale
+        clear_published_sites(con, "stage_omop", "omop")
+        merge_stage(con, "stage_omop", "omop", "batch")
+    assert count(con, "cohort", "omop") == count(con, "cohort") == 6
+    assert count(con, "measurement", "omop") == count(con, "measurement")
+
+
+def test_identifiers_are_checked(con):
+    with pytest.raises(ValueError):
+        map_participants(con, pseudonym_key=b"k" * 32, source_rows="raw.sdtm_row_current; DROP TABLE x")
+    with pytest.raises(ValueError):
+        pseudonym("NCT06668571-001-0001", b"short")

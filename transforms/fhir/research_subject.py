@@ -1,0 +1,116 @@
+"""Trial participants (site SDTM data) -> pseudonymous Patient + ResearchSubject (FHIR R5).
+
+ResearchSubject.study points at the registry's ResearchStudy (id ``nct06668571``-style, ids.study_id),
+subject at the pseudonymous Patient (patient.py). Arms: assignedComparisonGroup / actualComparisonGroup
+are the ``linkId`` of the ResearchStudy.comparisonGroup whose arm label DM.ARM / DM.ACTARM names; the
+linkIds are allocated exactly as comparison_group.py does (slug of the label, unique in the study),
+so both ends agree without reading the FHIR store.
+
+Progress (type Enrollment, states from terminology.hl7.org research-subject-state):
+  screening               from RFICDTC (informed consent)
+  on-study-intervention   RFSTDTC .. RFENDTC (first to last exposure)
+  follow-up               from RFENDTC, while no disposition event is recorded
+  off-study               DS COMPLETED
+  ineligible              DS SCREEN FAILURE
+  withdrawn               any other DS reason (reason = DSDECOD)
+"""
+from __future__ import annotations
+
+import json
+
+from transforms.fhir.ids import IdAllocator, normalise, slug, study_id
+from transforms.fhir.patient import map_patient, patient_id
+from transforms.omop.participants.pseudonym import pseudonym
+
+STATE_SYSTEM = "http://terminology.hl7.org/CodeSystem/research-subject-state"
+STATE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/research-subject-state-type"
+_DS_STATE = {"COMPLETED": "off-study", "SCREEN FAILURE": "ineligible"}
+
+
+def arm_link_ids(registry: dict | None, labels: list[str] = ()) -> dict[str, str]:
+    """normalised arm label -> comparisonGroup.linkId. From the registry record when given (the same
+    allocation as comparison_group.py), else the slug of each label seen in the data."""
+    out: dict[str, str] = {}
+    if registry:
+        alloc = IdAllocator()
+        groups = registry.get("protocolSection", {}).get("armsInterventionsModule", {}).get("armGroups") or []
+        for i, arm in enumerate(groups):
+            label = (arm.get("label") or "").strip()
+            if label:
+                out.setdefault(normalise(label), alloc.take(slug(label) or f"arm-{i + 1}"))
+        return out
+    return {normalise(x): slug(x) for x in labels if x and slug(x)}
+
+
+def _date(text: str | None) -> str | None:
+    t = (text or "").strip()
+    return t[:10] if len(t) >= 4 else None
+
+
+def _state(code: str, start: str | None, end: str | None = None, reason: str | None = None) -> dict:
+    p = {"type": {"coding": [{"system": STATE_TYPE_SYSTEM, "code": "Enrollment"}]},
+         "subjectState": {"coding": [{"system": STATE_SYSTEM, "code": code}]}}
+    if start:
+        p["startDate"] = start
+    if end:
+        p["endDate"] = end
+    if reason:
+        p["reason"] = {"text": reason}
+    return p
+
+
+def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key: bytes, links: dict[str, str]) -> dict:
+    dm = rows["DM"][0]
+    consent, first, last = _date(dm.get("RFICDTC")), _date(dm.get("RFSTDTC")), _date(dm.get("RFENDTC"))
+    progress = [_state("screening", consent, first)]
+    if first:
+        progress.append(_state("on-study-intervention", first, last))
+    ds = sorted(rows.get("DS", []), key=lambda r: r.get("DSSTDTC") or "")
+    if last and not ds:
+        progress.append(_state("follow-up", last))
+    for r in ds:
+        code = _DS_STATE.get(r.get("DSDECOD") or "", "withdrawn")
+        progress.append(_state(code, _date(r.get("DSSTDTC")), reason=r.get("DSDECOD") if code == "withdrawn" else None))
+    res = {"resourceType": "ResearchSubject", "id": "rs-" + pseudonym(dm["USUBJID"], pseudonym_key),
+           "status": "active", "progress": progress,
+           "study": {"reference": f"ResearchStudy/{study_id(nct_id)}"},
+           "subject": {"reference": f"Patient/{patient_id(dm['USUBJID'], pseudonym_key)}"}}
+    period = {k: v for k, v in (("start", consent), ("end", _date(ds[-1].get("DSSTDTC")) if ds else None)) if v}
+    if period:
+        res["period"] = period
+    for field, var in (("assignedComparisonGroup", "ARM"), ("actualComparisonGroup", "ACTARM")):
+        link = links.get(normalise(dm.get(var) or ""))
+        if link:
+            res[field] = link
+    return res
+
+
+def map_participants_fhir(rows_by_subject: dict[str, dict[str, list[dict]]], nct_id: str, pseudonym_key: bytes,
+                          *, registry: dict | None = None) -> list[dict]:
+    """``{USUBJID: {domain: [SDTM record, ...]}}`` -> [Patient, ResearchSubject, ...], sorted by id.
+    Subjects without a DM record are skipped (nothing to say who they are; the gate quarantines them)."""
+    labels = [r.get(v) for rows in rows_by_subject.values() for r in rows.get("DM", []) for v in ("ARM", "ACTARM")]
+    links = arm_link_ids(registry, labels)
+    out = []
+    for usubjid in sorted(rows_by_subject):
+        rows = {d.upper(): v for d, v in rows_by_subject[usubjid].items()}
+        if not rows.get("DM"):
+            continue
+        out.append(map_patient(rows["DM"][0], pseudonym_key))
+        out.append(map_research_subject(rows, nct_id, pseudonym_key, links))
+    return out
+
+
+def subject_rows(con, nct_id: str, source_rows: str = "raw.sdtm_row_current",
+                 exclude: str | None = None) -> dict[str, dict[str, list[dict]]]:
+    """The ``rows_by_subject`` argument, read from raw rows of one study minus the gate's exclusions."""
+    from schemas.omop.spec import check_relation
+
+    sql = f"SELECT s.usubjid, upper(s.domain), s.record FROM {check_relation(source_rows)} s WHERE s.nct_id = ?"
+    if exclude:
+        sql += (f" AND NOT EXISTS (SELECT 1 FROM {check_relation(exclude)} x WHERE x.delivery_key = s.delivery_key"
+                " AND upper(x.domain) = upper(s.domain) AND x.row_number = s.row_number)")
+    out: dict[str, dict[str, list[dict]]] = {}
+    for usubjid, domain, record in con.execute(sql + " ORDER BY s.delivery_key, s.domain, s.row_number", [nct_id]).fetchall():
+        out.setdefault(usubjid, {}).setdefault(domain, []).append(json.loads(record))
+    return out

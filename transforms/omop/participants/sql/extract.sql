@@ -1,0 +1,22 @@
+-- Current SDTM rows minus the rows the gate held back (anti join on the row's key).
+CREATE OR REPLACE TEMP MACRO pt_text(r, k) AS nullif(trim(json_extract_string(r, '$.' || k)), '');
+-- Partial ISO dates (YYYY, YYYY-MM) are imputed to the first day: OMOP dates are required.
+CREATE OR REPLACE TEMP MACRO pt_date(x) AS TRY_CAST(CASE length(x) WHEN 4 THEN x || '-01-01'
+                                                  WHEN 7 THEN x || '-01' ELSE left(x, 10) END AS DATE);
+CREATE OR REPLACE TEMP MACRO pt_ts(x) AS CASE WHEN length(x) >= 16 THEN TRY_CAST(replace(x, 'T', ' ') AS TIMESTAMP) END;
+CREATE OR REPLACE TEMP MACRO pt_num(x) AS TRY_CAST(x AS DOUBLE);
+CREATE OR REPLACE TEMP MACRO pt_norm(x) AS trim(regexp_replace(lower(strip_accents(x)), '[^a-z0-9]+', ' ', 'g'));
+
+CREATE OR REPLACE TEMP TABLE _pt_owner AS
+SELECT DISTINCT nct_id || '|site:' || site_id AS owner FROM {source};
+
+CREATE OR REPLACE TEMP TABLE _pt_src AS
+SELECT s.delivery_key, s.delivery_id, s.nct_id, s.site_id, upper(s.domain) AS domain, s.row_number, s.usubjid,
+       CAST(s.record AS JSON) AS record
+FROM {source} s
+ANTI JOIN {exclude} x ON x.delivery_key = s.delivery_key AND upper(x.domain) = upper(s.domain)
+                     AND x.row_number = s.row_number;
+
+CREATE OR REPLACE TEMP TABLE _pt_map AS
+SELECT map, source_code, CAST(concept_id AS INTEGER) AS concept_id, unit_source
+FROM read_csv($concepts, header = true, all_varchar = true);
