@@ -11,11 +11,12 @@ from orchestration.quality.registry import ctgov_registry_gate, stage_ctgov_stud
 from orchestration.resources import build_resources
 from orchestration.sensors import landing_sensor
 from orchestration.sites.assets import site_delivery
+from orchestration.sites.stage import site_protocol_gate, stage_site_data_asset
 from trialhouse.settings import Settings
 
 ALL_ASSETS = [ctgov_api_pages, ctgov_study_version, stage_ctgov_study, stage_fhir_resource, omop_vocabulary,
-              stage_omop, site_delivery, published_warehouse]
-ALL_CHECKS = [ctgov_registry_gate, fhir_staging_gate, omop_dqd_gate]
+              stage_omop, site_delivery, stage_site_data_asset, published_warehouse]
+ALL_CHECKS = [ctgov_registry_gate, fhir_staging_gate, omop_dqd_gate, site_protocol_gate]
 
 # What `trialhouse run` / `demo` materialise: everything but the network-bound API sync.
 pipeline_job = dg.define_asset_job(

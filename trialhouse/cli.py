@@ -90,6 +90,20 @@ DEMO_QUERIES = [
 ]
 
 
+SITE_QUERY_TITLES = {
+    "phq9_change_by_arm": "Mean PHQ-9 change from baseline to day 1 by arm (synthetic site data)",
+    "adverse_events_by_arm": "Adverse events by arm",
+    "participants_per_site": "Participants per site",
+}
+
+
+def _site_queries(nct_id: str = "NCT06668571"):
+    """The three site-data questions of transforms/omop/participants/queries.sql, for the seed study."""
+    from transforms.omop.participants.queries import named_queries
+
+    return [(SITE_QUERY_TITLES.get(name, name), sql, {"nct_id": nct_id}) for name, sql in named_queries("omop").items()]
+
+
 def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
     import duckdb
 
@@ -106,13 +120,13 @@ def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
         for name, rows in tables:
             if rows:
                 print(f"  {name:<40} {rows:>8} rows")
-        for title, sql in queries:
+        for title, sql, *params in [*queries, *_site_queries()]:
             try:
-                rel = con.sql(sql)
+                rel = con.sql(sql, params=params[0] if params else None)
             except duckdb.Error:
                 continue  # a table this run did not produce
             print(f"\n{title}:")
-            rel.show(max_width=110)
+            rel.show(max_width=110, max_rows=12)
     print(
         "\nLook at it yourself (read-only, works while loads run):\n"
         f"  uv run python -c \"import duckdb; print(duckdb.connect('{settings.warehouse}', read_only=True)"

@@ -15,6 +15,11 @@ ENV_EXPORT = "TRIALHOUSE_EXPORT"
 ENV_VOCAB = "TRIALHOUSE_VOCAB"
 ENV_CTGOV_BASE_URL = "TRIALHOUSE_CTGOV_BASE_URL"
 ENV_CTGOV_MIN_INTERVAL = "TRIALHOUSE_CTGOV_MIN_INTERVAL"
+ENV_PSEUDONYM_KEY = "TRIALHOUSE_PSEUDONYM_KEY"
+
+# The documented demo key: it makes the demo and the tests reproducible, and protects nothing.
+# Any real deployment sets TRIALHOUSE_PSEUDONYM_KEY (at least 16 bytes) and keeps it out of the warehouse.
+DEMO_PSEUDONYM_KEY = "trialhouse-demo-pseudonym-key-not-secret"
 
 DEFAULT_WAREHOUSE = "./data/warehouse.duckdb"
 DEFAULT_LANDING = "./data/landing"
@@ -81,3 +86,9 @@ def ctgov_base_url() -> str:
 def ctgov_min_interval() -> float:
     """Seconds between API requests: one a second unless told otherwise."""
     return float(os.environ.get(ENV_CTGOV_MIN_INTERVAL) or 1.0)
+
+
+def pseudonym_key() -> tuple[bytes, bool]:
+    """The HMAC key for participant pseudonyms, and whether it is the public demo key."""
+    value = os.environ.get(ENV_PSEUDONYM_KEY)
+    return (value or DEMO_PSEUDONYM_KEY).encode("utf-8"), not value

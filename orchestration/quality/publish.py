@@ -5,12 +5,13 @@ from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseReso
 from schemas.omop.ddl import create_omop_schema
 from transforms.fhir.export import export_ndjson
 from transforms.fhir.store import create_fhir_schema
+from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.publish import merge_stage
 from transforms.publish import publish_batch
 from trialhouse.snapshot import publish_snapshot
 
 # Suites whose blocking checks guard this asset (they ran, and passed, or it would not run).
-SUITES = ["ctgov_registry", "fhir_staging", "omop_dqd"]
+SUITES = ["ctgov_registry", "fhir_staging", "omop_dqd", "site_protocol"]
 
 
 def merge_fhir(con, run_id: str) -> dict[str, int]:
@@ -21,6 +22,9 @@ def merge_fhir(con, run_id: str) -> dict[str, int]:
 
 
 def merge_omop(con, run_id: str) -> dict[str, int]:
+    # Participant rows are owned per site: a delivery replaces its site's published rows whole.
+    if con.execute("SELECT count(*) FROM stage_omop.person").fetchone()[0]:
+        clear_published_sites(con, "stage_omop", "omop", "meta", "raw.sdtm_row_current")
     return merge_stage(con, "stage_omop", "omop", "stage.ctgov_study")
 
 
@@ -32,7 +36,8 @@ MERGES: list = [merge_fhir, merge_omop]
     group_name="quality",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
-    deps=[dg.AssetKey(["stage", "ctgov_study"]), dg.AssetKey(["stage", "fhir_resource"]), dg.AssetKey(["stage", "omop"])],
+    deps=[dg.AssetKey(["stage", "ctgov_study"]), dg.AssetKey(["stage", "fhir_resource"]), dg.AssetKey(["stage", "omop"]),
+          dg.AssetKey(["stage", "site_data"])],
     # Publish only what passed every blocking check upstream (within the same run or an earlier one).
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
     description=(

@@ -19,7 +19,8 @@ SNAPSHOT = {  # asset -> (group, upstream assets): the graph the UI shows and th
     "omop/vocabulary": ("omop", []),
     "raw/site_delivery": ("sites", []),
     "stage/omop": ("omop", ["omop/vocabulary", "stage/fhir_resource"]),
-    "publish/warehouse": ("quality", ["stage/ctgov_study", "stage/fhir_resource", "stage/omop"]),
+    "stage/site_data": ("sites", ["raw/site_delivery", "stage/fhir_resource", "stage/omop"]),
+    "publish/warehouse": ("quality", ["stage/ctgov_study", "stage/fhir_resource", "stage/omop", "stage/site_data"]),
 }
 
 
@@ -36,7 +37,7 @@ def test_asset_graph_snapshot():
 def test_gate_checks_are_blocking():
     graph = defs.resolve_asset_graph()
     checks = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
-    assert set(checks) == {"ctgov_registry_gate", "fhir_staging_gate", "omop_dqd_gate"}
+    assert set(checks) == {"ctgov_registry_gate", "fhir_staging_gate", "omop_dqd_gate", "site_protocol_gate"}
     assert all(spec.blocking for spec in checks.values())
 
 

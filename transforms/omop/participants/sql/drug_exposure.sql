@@ -1,5 +1,8 @@
 -- EX -> drug_exposure, natural key pseudonym|EX|EXSEQ. EXDOSE goes to quantity (the CT WG ETL
 -- does the same; the unit stays in dose_unit_source_value), EXTRT/EXROUTE through source_concepts.csv.
+-- A zero dose (SDTM's convention for placebo: EXDOSE 0 of the active drug) is no quantity of the
+-- drug recorded (saline), so it is left NULL rather than published as an implausible 0 (DQD
+-- plausibleValueLow on drug_exposure.quantity).
 CREATE OR REPLACE TEMP TABLE _pt_ex AS
 SELECT r.pseudonym || '|EX|' || pt_text(r.record, 'EXSEQ') AS natural_key, r.owner, r.pseudonym, r.record,
        pt_text(r.record, 'EXSTDTC') AS st, coalesce(pt_text(r.record, 'EXENDTC'), pt_text(r.record, 'EXSTDTC')) AS en
@@ -11,7 +14,7 @@ SELECT m.id AS drug_exposure_id, p.id AS person_id, coalesce(d.concept_id, 0) AS
        pt_date(x.st) AS drug_exposure_start_date, pt_ts(x.st) AS drug_exposure_start_datetime,
        greatest(pt_date(x.en), pt_date(x.st)) AS drug_exposure_end_date, pt_ts(x.en) AS drug_exposure_end_datetime,
        $crf AS drug_type_concept_id,
-       pt_num(pt_text(x.record, 'EXDOSE')) AS quantity,
+       nullif(pt_num(pt_text(x.record, 'EXDOSE')), 0) AS quantity,
        coalesce(rt.concept_id, 0) AS route_concept_id,
        v.visit_occurrence_id,
        pt_text(x.record, 'EXTRT') AS drug_source_value, 0 AS drug_source_concept_id,

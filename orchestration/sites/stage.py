@@ -1,0 +1,111 @@
+"""Site data through the gate: protocol conformance, then OMOP person-level rows and FHIR subjects."""
+import json
+
+import dagster as dg
+
+from expectations.batch_rules import decide
+from expectations.omop_gate import validate_stage
+from expectations.runtime import runner_for
+from expectations.site_gate import stage_site_data
+from expectations.suites.omop_dqd import SUITE as OMOP_SUITE
+from expectations.suites.site_protocol import SUITE
+from orchestration.quality.registry import docs_dir, gate_result
+from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
+from orchestration.sites.assets import RAW_SITES
+from transforms.fhir.research_subject import map_participants_fhir, subject_rows
+from transforms.fhir.store import write_resources
+from transforms.fhir.validate import validate_resources
+from transforms.omop.participants import map_participants
+from trialhouse.settings import GateLimits, pseudonym_key
+
+STAGE_KEY = dg.AssetKey(["stage", "site_data"])
+
+# The registry records site data is checked against: the gated (published or staged) current version.
+REGISTRY_SQL = """
+SELECT c.nct_id, c.payload FROM raw.ctgov_study_current c
+WHERE c.nct_id IN (SELECT DISTINCT nct_id FROM raw.site_delivery_current)
+  AND (c.nct_id IN (SELECT nct_id FROM meta.study_state WHERE status = 'published')
+       OR c.nct_id IN (SELECT nct_id FROM stage.ctgov_study))
+"""
+
+
+@dg.asset(
+    key=STAGE_KEY,
+    group_name="sites",
+    kinds={"duckdb", "great_expectations"},
+    pool=WAREHOUSE_POOL,
+    deps=[RAW_SITES, dg.AssetKey(["stage", "omop"]), dg.AssetKey(["stage", "fhir_resource"])],
+    automation_condition=dg.AutomationCondition.eager(),
+    description=(
+        "Participant data of the current site deliveries, checked by suite `site_protocol` (age, sex and arms "
+        "against the registry record, the study's protocol file in expectations/protocols/, subjects known to "
+        "DM; enrolment against target as a warning). Offending participants or rows are quarantined; the rest "
+        "map to OMOP person-level tables in stage_omop (pseudonymous person, visits, exposures, measurements, "
+        "observations, adverse events, arm cohorts) and to FHIR Patient/ResearchSubject in stage_fhir, then the "
+        "OMOP staging schema is re-validated by `omop_dqd`."
+    ),
+)
+def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                          paths: PathsResource) -> dg.MaterializeResult:
+    run_id = context.run.run_id
+    key, is_demo = pseudonym_key()
+    if is_demo:
+        context.log.warning("TRIALHOUSE_PSEUDONYM_KEY is not set: pseudonyms use the public demo key")
+    runner = runner_for(run_id, docs_dir(paths, run_id))
+    with warehouse.connect() as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+        registry = {n: json.loads(p) for n, p in con.execute(REGISTRY_SQL).fetchall()} if _has_sites(con) else {}
+        if not registry:
+            return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(0),
+                                                  "studies": dg.MetadataValue.int(0)})
+        res = stage_site_data(con, runner, run_id, registry)
+        counts = map_participants(con, schema="stage_omop", vocab_schema="omop", pseudonym_key=key, exclude=res.exclude)
+        resources = []
+        for nct_id, record in registry.items():
+            resources += map_participants_fhir(subject_rows(con, nct_id, exclude=res.exclude), nct_id, key,
+                                               registry=record)
+        problems = [p for ps in validate_resources(resources).values() for p in ps]
+        if problems:  # a mapping fault, not bad input: block rather than publish half
+            raise RuntimeError(f"{len(problems)} FHIR validation problem(s) in participant resources: {problems[:3]}")
+        write_resources(con, "stage_fhir", resources, replace_studies=False)
+        dqd = validate_stage(con, runner, run_id)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": dg.MetadataValue.int(sum(counts.values())),
+        "studies": dg.MetadataValue.int(len(registry)),
+        "sdtm_rows": dg.MetadataValue.int(res.rows),
+        "quarantined": dg.MetadataValue.int(res.quarantined),
+        "participants_held": dg.MetadataValue.int(len(res.participants_held)),
+        "rows_held_alone": dg.MetadataValue.int(len(res.rows_held)),
+        "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in res.warnings) or "none"),
+        "omop_rows": dg.MetadataValue.json(counts),
+        "fhir_resources": dg.MetadataValue.int(len(resources)),
+        "omop_rules_failed": dg.MetadataValue.int(len(dqd.failures())),
+        "pseudonym_key": dg.MetadataValue.text("public demo key" if is_demo else "TRIALHOUSE_PSEUDONYM_KEY"),
+    })
+
+
+def _has_sites(con) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'raw' "
+                            "AND view_name = 'site_delivery_current'").fetchone()[0])
+
+
+@dg.asset_check(
+    asset=STAGE_KEY,
+    name="site_protocol_gate",
+    blocking=True,
+    description="Blocks the publish when too large a share of participant rows was quarantined, or when the "
+                "OMOP staging schema with participant rows fails a DQD-derived expectation; enrolment above the "
+                "registry target is reported as a warning only.",
+)
+def site_protocol_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    run_id = context.run.run_id
+    with warehouse.connect() as con:
+        rows = con.execute("SELECT coalesce(max(evaluated), 0) FROM quarantine.rule_result WHERE run_id = ? AND suite = ?",
+                           [run_id, SUITE]).fetchone()[0]
+        held = con.execute("SELECT count(*) FROM quarantine.record WHERE run_id = ? AND suite = ?",
+                           [run_id, SUITE]).fetchone()[0]
+        d = decide(con, run_id, SUITE, GateLimits.from_env(), rows, held)
+        omop = decide(con, run_id, OMOP_SUITE, GateLimits.from_env(), 0, 0)
+    d.passed = d.passed and omop.passed
+    d.failures += omop.failures
+    return gate_result(d, rows, held)

@@ -1,0 +1,75 @@
+"""Site deliveries through the whole pipeline: gate, OMOP person-level tables, FHIR subjects, publish."""
+import json
+
+import duckdb
+import pytest
+
+from expectations.dqd.checks import FATAL_CHECKS, run_dqd
+from tests.conftest import CTGOV
+from transforms.omop.participants.queries import run_query
+from trialhouse.runner import run_pipeline
+from trialhouse.settings import Settings
+from trialhouse.synth_site import generate_delivery, plant
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("sites")
+    landing = tmp / "landing"
+    (landing / "ctgov").mkdir(parents=True)
+    (landing / "ctgov" / "NCT06668571.json").write_bytes((CTGOV / "NCT06668571.json").read_bytes())
+    first, second, third = generate_delivery(landing / "sites", participants=60, sites=3, seed=7)
+    plant(first, "age_70")
+    plant(first, "dose_above_rule")
+    plant(third, "checksum_mismatch")
+    settings = Settings(str(tmp / "wh.duckdb"), str(landing), str(tmp / "exports"), None)
+    report = run_pipeline(settings)
+    assert report.success, report.failures
+    con = duckdb.connect(settings.warehouse, read_only=True)
+    yield con, report, (first, second, third)
+    con.close()
+
+
+def test_planted_violations_are_held_and_valid_rows_published(published):
+    con, report, (first, second, third) = published
+    rules = {r[0]: r[1] for r in con.execute(
+        "SELECT rule, any_value(reason) FROM quarantine.record WHERE released_at IS NULL GROUP BY ALL").fetchall()}
+    assert "manifest_checksum" in rules and third.name in rules["manifest_checksum"]
+    age = rules["eligibility.age_max"]
+    assert f"delivery {first.name}, participant" in age and "dm.AGE = 70.0" in age
+    assert "ex.EXDOSE" in rules["protocol.dose_rule"] and first.name in rules["protocol.dose_rule"]
+    # The held delivery contributes nobody; the other two do, minus the held participant.
+    persons = con.execute("SELECT count(*) FROM omop.person").fetchone()[0]
+    with_data = {r[0] for r in con.execute("SELECT DISTINCT delivery_id FROM raw.sdtm_row_current").fetchall()}
+    assert third.name not in with_data
+    dm = con.execute("SELECT count(DISTINCT usubjid) FROM raw.sdtm_row_current WHERE domain = 'DM'").fetchone()[0]
+    assert persons == dm - 1
+
+
+def test_analyst_questions_answer_in_one_query_each(published):
+    con, *_ = published
+    phq9 = run_query(con, "phq9_change_by_arm", "NCT06668571")
+    assert {r[0] for r in phq9} == {"Ketamine Group", "Normal Saline/Placebo Group"}
+    assert run_query(con, "adverse_events_by_arm", "NCT06668571")
+    sites = run_query(con, "participants_per_site", "NCT06668571")
+    assert len(sites) == 2
+
+
+def test_no_usubjid_or_key_in_the_published_warehouse(published):
+    con, *_ = published
+    usubjid = con.execute("SELECT usubjid FROM raw.sdtm_row_current LIMIT 1").fetchone()[0]
+    assert not con.execute("SELECT count(*) FROM omop.person WHERE person_source_value = ?", [usubjid]).fetchone()[0]
+    assert not con.execute("SELECT count(*) FROM fhir.resource WHERE resource::VARCHAR LIKE ?",
+                           [f"%{usubjid}%"]).fetchone()[0]
+
+
+def test_fhir_subjects_published(published):
+    con, *_ = published
+    counts = dict(con.execute("SELECT resource_type, count(*) FROM fhir.resource GROUP BY ALL").fetchall())
+    persons = con.execute("SELECT count(*) FROM omop.person").fetchone()[0]
+    assert counts["Patient"] == persons and counts["ResearchSubject"] == persons
+
+
+def test_dqd_fatal_checks_zero_with_participant_data(published):
+    con, *_ = published
+    assert [r for r in run_dqd(con, "omop", checks=set(FATAL_CHECKS)) if r.failed] == []
