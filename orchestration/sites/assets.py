@@ -20,6 +20,9 @@ class DeliveryConfig(dg.Config):
     group_name="sites",
     kinds={"duckdb", "csv"},
     pool=WAREHOUSE_POOL,
+    # Runs once on a new instance even with no delivery yet, so site staging and publish are never
+    # waiting on a missing upstream; afterwards the landing sensor drives it.
+    automation_condition=dg.AutomationCondition.missing() & ~dg.AutomationCondition.in_progress(),
     description=(
         "Site deliveries under `<landing>/sites/<delivery_id>/` (manifest.json, sites.csv, SDTM dm/ds/sv/ex/vs/qs/ae "
         "CSVs; contract in schemas/sites/). Append-only in raw.site_delivery / raw.sdtm_row / raw.site_roster_row. "

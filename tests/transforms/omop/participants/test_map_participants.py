@@ -60,7 +60,11 @@ def test_rows_carry_crf_type_and_concepts_from_the_maps(mapped):
     assert units == {"kg": 9529, "cm": 8582, "kg/m2": 9531, "mmHg": 8876, "beats/min": 8541}
     drugs = dict(con.execute("SELECT drug_source_value, min(drug_concept_id) FROM stage_omop.drug_exposure GROUP BY 1").fetchall())
     assert drugs == {"KETAMINE": 0, "PLACEBO": 19079524}
-    ex = con.execute("SELECT count(*) FILTER (WHERE quantity IS NULL OR dose_unit_source_value <> 'mg' OR route_source_value "
+    # A placebo's zero dose of the active drug is no quantity of saline: NULL, never an implausible 0.
+    assert con.execute("SELECT count(*) FILTER (WHERE quantity IS NOT NULL), count(*) FILTER (WHERE quantity = 0) "
+                       "FROM stage_omop.drug_exposure WHERE drug_source_value = 'PLACEBO'").fetchone() == (0, 0)
+    ex = con.execute("SELECT count(*) FILTER (WHERE (quantity IS NULL AND drug_source_value <> 'PLACEBO') "
+                     "OR dose_unit_source_value <> 'mg' OR route_source_value "
                      "<> 'INTRAVENOUS' OR drug_exposure_end_datetime - drug_exposure_start_datetime <> INTERVAL 40 MINUTE "
                      "OR visit_occurrence_id IS NULL) FROM stage_omop.drug_exposure").fetchone()[0]
     assert ex == 0
