@@ -44,7 +44,7 @@ def stage_fhir_resource(context: dg.AssetExecutionContext, warehouse: WarehouseR
     asset=STAGE_KEY,
     name="fhir_staging_gate",
     blocking=True,
-    description="Blocks the publish when the batch lacks a ResearchStudy for a study, when too large a share of "
+    description="Blocking check (blocking=True): blocks the publish when the batch lacks a ResearchStudy for a study, when too large a share of "
                 "studies was quarantined, or when the re-mapped studies would lose more than "
                 "TRIALHOUSE_MIN_ROW_RATIO of their published resources (a collapse).",
 )

@@ -96,7 +96,7 @@ def stage_omop(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     asset=STAGE_KEY,
     name="omop_dqd_gate",
     blocking=True,
-    description="Blocks the publish when any DQD-derived expectation (isRequired, isPrimaryKey, isForeignKey, "
+    description="Blocking check (blocking=True): blocks the publish when any DQD-derived expectation (isRequired, isPrimaryKey, isForeignKey, "
                 "fkDomain, isStandardValidConcept, plausibleValue, plausibleStartBeforeEnd, cdmField) fails "
                 "beyond its DQD threshold.",
 )

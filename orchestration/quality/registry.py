@@ -51,7 +51,7 @@ def stage_ctgov_study(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     asset=STAGE_KEY,
     name="ctgov_registry_gate",
     blocking=True,
-    description="Blocks the publish on schema drift (unknown sections/modules) or when the quarantined "
+    description="Blocking check (blocking=True): blocks the publish on schema drift (unknown sections/modules) or when the quarantined "
                 "share of the batch is above TRIALHOUSE_MAX_QUARANTINE_SHARE.",
 )
 def ctgov_registry_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:

@@ -93,7 +93,7 @@ def _has_sites(con) -> bool:
     asset=STAGE_KEY,
     name="site_protocol_gate",
     blocking=True,
-    description="Blocks the publish when too large a share of participant rows was quarantined, or when the "
+    description="Blocking check (blocking=True): blocks the publish when too large a share of participant rows was quarantined, or when the "
                 "OMOP staging schema with participant rows fails a DQD-derived expectation; enrolment above the "
                 "registry target is reported as a warning only.",
 )

@@ -39,6 +39,8 @@ def test_gate_checks_are_blocking():
     checks = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
     assert set(checks) == {"ctgov_registry_gate", "fhir_staging_gate", "omop_dqd_gate", "site_protocol_gate"}
     assert all(spec.blocking for spec in checks.values())
+    # `dg list defs` prints descriptions, not the flag: they say it
+    assert all(spec.description.startswith("Blocking check") for spec in checks.values())
 
 
 def test_every_asset_has_description_group_and_writer_pool():
