@@ -42,7 +42,10 @@ def omop_vocabulary(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     with warehouse.connect() as con:
         create_omop_schema(con, "omop")
         if current_fingerprint(con) == fp:
-            counts = {t: con.execute(f"SELECT count(*) FROM omop.{t}").fetchone()[0] for t in ("concept", "concept_relationship")}
+            concepts, relationships = con.execute(
+                "SELECT (SELECT count(*) FROM omop.concept), (SELECT count(*) FROM omop.concept_relationship)"
+            ).fetchone()
+            counts = {"concept": concepts, "concept_relationship": relationships}
             loaded = False
         else:
             counts = load_vocabulary(con, "omop", directory)
