@@ -25,6 +25,8 @@ def _summary(report, settings: Settings) -> dict:
         # Every asset that holds records back reports how many under "quarantined".
         "quarantined": raw.get("records_quarantined", 0)
         + sum(m.get("quarantined", 0) for k, m in report.metadata.items() if k != "publish/warehouse"),
+        "site_deliveries_loaded": report.value("raw/site_delivery", "loaded", 0),
+        "site_deliveries_held": report.value("raw/site_delivery", "held", 0),
         "blocked": any(not c["passed"] and c["severity"] == "ERROR" for c in report.checks.values()),
         "failures": report.failures,
     }
@@ -32,8 +34,9 @@ def _summary(report, settings: Settings) -> dict:
 
 def _print_human(summary: dict) -> None:
     print(f"run {summary['run_id']}: {'completed' if summary['success'] else 'FAILED'}")
-    for key in ("files_seen", "files_failed", "studies_seen", "new_versions", "published", "quarantined", "blocked"):
-        print(f"  {key:<14} {summary[key]}")
+    for key in ("files_seen", "files_failed", "studies_seen", "new_versions", "site_deliveries_loaded",
+                "site_deliveries_held", "published", "quarantined", "blocked"):
+        print(f"  {key:<22} {summary[key]}")
     for f in summary["failures"]:
         print(f"  failure: {f}")
 
