@@ -22,6 +22,10 @@ def test_demo_builds_a_warehouse_with_every_bundled_study(tmp_path, capsys):
     assert main(["demo", "--dir", str(tmp_path / "data")]) == 0
     out = capsys.readouterr().out
     assert "completed" in out and "raw.ctgov_study_version" in out and "dg dev" in out
+    # the synthetic site delivery answers the three site questions in the tour
+    for title in ("Mean PHQ-9 change from baseline to day 1 by arm", "Adverse events by arm", "Participants per site"):
+        assert title in out
+    assert "Ketamine Group" in out and "Mayo Clinic" in out
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
         n = con.execute("SELECT count(DISTINCT nct_id) FROM raw.ctgov_study_version").fetchone()[0]
     assert n == len(bundled_studies()) >= 10
