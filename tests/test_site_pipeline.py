@@ -73,3 +73,27 @@ def test_fhir_subjects_published(published):
 def test_dqd_fatal_checks_zero_with_participant_data(published):
     con, *_ = published
     assert [r for r in run_dqd(con, "omop", checks=set(FATAL_CHECKS)) if r.failed] == []
+
+
+def test_site_data_is_regated_only_when_deliveries_change(tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "ctgov").mkdir(parents=True)
+    (landing / "ctgov" / "NCT06668571.json").write_bytes((CTGOV / "NCT06668571.json").read_bytes())
+    generate_delivery(landing / "sites", participants=8, sites=1, seed=11, cutoff="2026-06-30")
+    settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
+    first = run_pipeline(settings)
+    assert first.success and first.metadata["stage/site_data"]["skipped"] is False
+
+    def persons():
+        with duckdb.connect(settings.warehouse, read_only=True) as con:
+            return con.execute("SELECT count(*), bit_xor(hash(p)) FROM omop.person AS p").fetchone()
+
+    before = persons()
+    again = run_pipeline(settings)
+    assert again.success and again.metadata["stage/site_data"]["skipped"] is True
+    assert persons() == before
+    # A newer delivery of the same site (later cut-off, more participants) is gated and mapped again.
+    generate_delivery(landing / "sites", participants=12, sites=1, seed=11, cutoff="2026-09-30")
+    third = run_pipeline(settings)
+    assert third.success and third.metadata["stage/site_data"]["skipped"] is False
+    assert persons()[0] == 12

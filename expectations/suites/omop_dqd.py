@@ -30,14 +30,8 @@ def _present(con, sql: str, params=None) -> list:
 
 
 def staged_frames(con, stage: str, tables: list[str]) -> dict[str, pd.DataFrame]:
-    frames = {}
-    for t in tables:
-        df = con.execute(f"SELECT * FROM {quote(stage)}.{quote(t)}").df()
-        for col, dtype in df.dtypes.items():
-            if str(dtype) == "object" and len(df) and isinstance(df[col].dropna().iloc[0] if df[col].notna().any() else None, dt.date):
-                df[col] = pd.to_datetime(df[col])
-        frames[t] = df
-    return frames
+    """DuckDB hands DATE and TIMESTAMP columns to pandas as datetime64, so date bounds compare as-is."""
+    return {t: con.execute(f"SELECT * FROM {quote(stage)}.{quote(t)}").df() for t in tables}
 
 
 def rules(con, stage: str, published: str, tables: list[str], spec_columns: dict[str, list[str]]) -> list[Rule]:

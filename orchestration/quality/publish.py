@@ -8,6 +8,7 @@ from transforms.fhir.store import create_fhir_schema
 from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.publish import merge_stage
 from transforms.publish import publish_batch
+from transforms.sites.fingerprint import publish_fingerprint
 from trialhouse.snapshot import publish_snapshot
 
 # Suites whose blocking checks guard this asset (they ran, and passed, or it would not run).
@@ -28,7 +29,13 @@ def merge_omop(con, run_id: str) -> dict[str, int]:
     return merge_stage(con, "stage_omop", "omop", "stage.ctgov_study")
 
 
-MERGES: list = [merge_fhir, merge_omop]
+def merge_site_state(con, run_id: str) -> dict[str, int]:
+    import datetime as dt
+
+    return {"meta.site_state": publish_fingerprint(con, run_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))}
+
+
+MERGES: list = [merge_fhir, merge_omop, merge_site_state]
 
 
 @dg.asset(

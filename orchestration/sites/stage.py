@@ -16,13 +16,14 @@ from transforms.fhir.research_subject import map_participants_fhir, subject_rows
 from transforms.fhir.store import write_resources
 from transforms.fhir.validate import validate_resources
 from transforms.omop.participants import map_participants
+from transforms.sites.fingerprint import ensure_tables, last_published, site_fingerprint, stage_fingerprint
 from trialhouse.settings import GateLimits, pseudonym_key
 
 STAGE_KEY = dg.AssetKey(["stage", "site_data"])
 
 # The registry records site data is checked against: the gated (published or staged) current version.
 REGISTRY_SQL = """
-SELECT c.nct_id, c.payload FROM raw.ctgov_study_current c
+SELECT c.nct_id, c.content_hash, c.payload FROM raw.ctgov_study_current c
 WHERE c.nct_id IN (SELECT DISTINCT nct_id FROM raw.site_delivery_current)
   AND (c.nct_id IN (SELECT nct_id FROM meta.study_state WHERE status = 'published')
        OR c.nct_id IN (SELECT nct_id FROM stage.ctgov_study))
@@ -53,11 +54,16 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
         context.log.warning("TRIALHOUSE_PSEUDONYM_KEY is not set: pseudonyms use the public demo key")
     runner = runner_for(run_id, docs_dir(paths, run_id))
     with warehouse.connect() as con:
-        con.execute("CREATE SCHEMA IF NOT EXISTS meta")
-        registry = {n: json.loads(p) for n, p in con.execute(REGISTRY_SQL).fetchall()} if _has_sites(con) else {}
-        if not registry:
+        ensure_tables(con)
+        stage_fingerprint(con, None)
+        rows = con.execute(REGISTRY_SQL).fetchall() if _has_sites(con) else []
+        registry = {n: json.loads(p) for n, _, p in rows}
+        fingerprint = site_fingerprint(con, {n: h for n, h, _ in rows}, key) if rows else None
+        if not registry or fingerprint == last_published(con):
+            # Nothing new since the last publish: the published participant rows stand as they are.
             return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(0),
-                                                  "studies": dg.MetadataValue.int(0)})
+                                                  "studies": dg.MetadataValue.int(len(registry)),
+                                                  "skipped": dg.MetadataValue.bool(True)})
         res = stage_site_data(con, runner, run_id, registry)
         counts = map_participants(con, schema="stage_omop", vocab_schema="omop", pseudonym_key=key, exclude=res.exclude)
         resources = []
@@ -69,9 +75,11 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
             raise RuntimeError(f"{len(problems)} FHIR validation problem(s) in participant resources: {problems[:3]}")
         write_resources(con, "stage_fhir", resources, replace_studies=False)
         dqd = validate_stage(con, runner, run_id)
+        stage_fingerprint(con, fingerprint)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(counts.values())),
         "studies": dg.MetadataValue.int(len(registry)),
+        "skipped": dg.MetadataValue.bool(False),
         "sdtm_rows": dg.MetadataValue.int(res.rows),
         "quarantined": dg.MetadataValue.int(res.quarantined),
         "participants_held": dg.MetadataValue.int(len(res.participants_held)),
