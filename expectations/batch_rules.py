@@ -35,7 +35,7 @@ def decide(con, run_id: str, suite: str, limits: GateLimits, batch_size: int, qu
             d.failures.append(f"{rule}: {failed} failure(s), e.g. {shown[0] if shown else ''}")
         else:
             d.record_failures += failed
-    if batch_size >= limits.min_batch_for_share and batch_size and quarantined / batch_size > limits.max_quarantine_share:
+    if batch_size and batch_size >= limits.min_batch_for_share and quarantined / batch_size > limits.max_quarantine_share:
         d.passed = False
         d.failures.append(
             f"quarantine_share: {quarantined} of {batch_size} records ({quarantined / batch_size:.0%}) quarantined, "

@@ -58,8 +58,7 @@ def stage_fhir(con, runner: GxRunner, run_id: str) -> FhirStageResult:
         mapped.append({"nct_id": nct_id, "source_file": src, "source_record": rec, "content_hash": chash,
                        "payload": payload, "resources": resources})
 
-    frames = fhir_staging.frames(mapped)
-    ids = frames.pop("_ids")
+    frames, ids = fhir_staging.frames(mapped)
     result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(ids, len(mapped)), frames,
                              key_columns=fhir_staging.KEYS + ["field"])
     by_nct = {m["nct_id"]: m for m in mapped}

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
 from expectations.runtime import GxRunner, SuiteResult, now_utc
 from expectations.suites.ctgov_registry import SUITE, rules
-from schemas import ensure_base_schemas, apply_sql
+from schemas import apply_sql, ensure_base_schemas
 from transforms.ctgov.flatten import KEYS, registry_frames
-
-SQL_DIR = "expectations/sql"
 
 
 @dataclass
@@ -102,6 +101,4 @@ def stage_registry(con, runner: GxRunner, run_id: str) -> StageResult:
 
 
 def _read_sql(name: str) -> str:
-    from pathlib import Path
-
     return (Path(__file__).resolve().parent / "sql" / name).read_text(encoding="utf-8")

@@ -43,8 +43,9 @@ def _codings(node, parts, path, out):
         _codings(node[parts[0]], parts[1:], f"{path}.{parts[0]}", out)
 
 
-def frames(studies: list[dict]) -> dict[str, pd.DataFrame]:
-    """`studies`: dicts with nct_id, source_file, source_record and `resources` (map_study output)."""
+def frames(studies: list[dict]) -> tuple[dict[str, pd.DataFrame], set[str]]:
+    """`studies`: dicts with nct_id, source_file, source_record and `resources` (map_study output).
+    Returns the frames and every 'Type/id' the batch holds (the targets references may point at)."""
     rs, refs, codes, ids = [], [], [], set()
     bindings = _bindings()
     for s in studies:
@@ -69,8 +70,7 @@ def frames(studies: list[dict]) -> dict[str, pd.DataFrame]:
         "research_study": pd.DataFrame(rs, columns=KEYS),
         "reference": pd.DataFrame(refs, columns=KEYS + ["field", "target"]),
         "bound_code": pd.DataFrame(codes, columns=KEYS + ["field", "element", "code"]),
-        "_ids": ids,
-    }
+    }, ids
 
 
 def rules(resource_ids: set[str], studies: int) -> list[Rule]:

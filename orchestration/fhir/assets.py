@@ -3,9 +3,8 @@ import dagster as dg
 
 from expectations.batch_rules import decide
 from expectations.fhir_gate import stage_fhir
-from expectations.runtime import runner_for
 from expectations.suites.fhir_staging import SUITE
-from orchestration.quality.registry import docs_dir, gate_result
+from orchestration.quality.gate import gate_result, gx_runner
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from trialhouse.settings import GateLimits
 
@@ -30,7 +29,7 @@ def stage_fhir_resource(context: dg.AssetExecutionContext, warehouse: WarehouseR
                         paths: PathsResource) -> dg.MaterializeResult:
     run_id = context.run.run_id
     with warehouse.connect() as con:
-        res = stage_fhir(con, runner_for(run_id, docs_dir(paths, run_id)), run_id)
+        res = stage_fhir(con, gx_runner(context, paths), run_id)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(res.resources),
         "studies": dg.MetadataValue.int(res.studies),

@@ -7,9 +7,8 @@ import dagster as dg
 
 from expectations.batch_rules import decide
 from expectations.omop_gate import stage_trials
-from expectations.runtime import runner_for
 from expectations.suites.omop_dqd import SUITE
-from orchestration.quality.registry import docs_dir, gate_result
+from orchestration.quality.gate import gate_result, gx_runner
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from schemas.omop.ddl import create_omop_schema
 from transforms.omop.concept_mapping import coverage_report
@@ -81,7 +80,7 @@ def stage_omop(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
                paths: PathsResource) -> dg.MaterializeResult:
     run_id = context.run.run_id
     with warehouse.connect() as con:
-        res = stage_trials(con, runner_for(run_id, docs_dir(paths, run_id)), run_id)
+        res = stage_trials(con, gx_runner(context, paths), run_id)
         coverage = coverage_report(con, "stage_omop")
     return dg.MaterializeResult(metadata={
         "concept_coverage": dg.MetadataValue.md(

@@ -1,20 +1,14 @@
 """Registry staging and its blocking gate: suite `ctgov_registry` over the run's batch."""
-from pathlib import Path
-
 import dagster as dg
 
 from expectations.batch_rules import decide
 from expectations.registry_gate import stage_registry
-from expectations.runtime import runner_for
 from expectations.suites.ctgov_registry import SUITE
+from orchestration.quality.gate import gate_result, gx_runner
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from trialhouse.settings import GateLimits
 
 STAGE_KEY = dg.AssetKey(["stage", "ctgov_study"])
-
-
-def docs_dir(paths: PathsResource, run_id: str) -> Path:
-    return paths.export_path / "data_docs" / run_id
 
 
 @dg.asset(
@@ -35,7 +29,7 @@ def stage_ctgov_study(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                       paths: PathsResource) -> dg.MaterializeResult:
     run_id = context.run.run_id
     with warehouse.connect() as con:
-        res = stage_registry(con, runner_for(run_id, docs_dir(paths, run_id)), run_id)
+        res = stage_registry(con, gx_runner(context, paths), run_id)
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(res.staged),
@@ -62,19 +56,3 @@ def ctgov_registry_gate(context: dg.AssetCheckExecutionContext, warehouse: Wareh
                            "WHERE run_id = ? AND suite = ?", [run_id, SUITE]).fetchone()[0]
         d = decide(con, run_id, SUITE, GateLimits.from_env(), batch, held)
     return gate_result(d, batch, held)
-
-
-def gate_result(d, batch: int, held: int) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=d.passed,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "rules_run": dg.MetadataValue.int(d.rules_run),
-            "batch_size": dg.MetadataValue.int(batch),
-            "quarantined": dg.MetadataValue.int(held),
-            "record_rule_failures": dg.MetadataValue.int(d.record_failures),
-            "batch_rule_failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in d.failures) or "none"),
-            "examples": dg.MetadataValue.md("\n".join(f"- {e}" for e in d.examples[:10]) or "none"),
-            "data_docs": dg.MetadataValue.path(d.docs_path or ""),
-        },
-    )

@@ -5,11 +5,10 @@ import dagster as dg
 
 from expectations.batch_rules import decide
 from expectations.omop_gate import validate_stage
-from expectations.runtime import runner_for
 from expectations.site_gate import stage_site_data
 from expectations.suites.omop_dqd import SUITE as OMOP_SUITE
 from expectations.suites.site_protocol import SUITE
-from orchestration.quality.registry import docs_dir, gate_result
+from orchestration.quality.gate import gate_result, gx_runner
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from orchestration.sites.assets import RAW_SITES
 from transforms.fhir.research_subject import map_participants_fhir, subject_rows
@@ -52,7 +51,7 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
     key, is_demo = pseudonym_key()
     if is_demo:
         context.log.warning("TRIALHOUSE_PSEUDONYM_KEY is not set: pseudonyms use the public demo key")
-    runner = runner_for(run_id, docs_dir(paths, run_id))
+    runner = gx_runner(context, paths)
     with warehouse.connect() as con:
         ensure_tables(con)
         stage_fingerprint(con, None)

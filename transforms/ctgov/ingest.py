@@ -61,7 +61,7 @@ class IngestSummary:
         }
 
 
-def _is_candidate(name: str) -> bool:
+def is_candidate(name: str) -> bool:
     # Hidden and in-flight files (the API sync writes `.name.partial` then renames) are not landed yet.
     return not name.startswith(".") and not name.endswith((".partial", ".tmp"))
 
@@ -75,7 +75,7 @@ def scan_landing(landing: Path, subdir: str = CTGOV_SUBDIR) -> list[LandingFile]
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if not _is_candidate(name):
+            if not is_candidate(name):
                 continue
             p = Path(dirpath) / name
             st = p.stat()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from transforms.ctgov.ingest import _is_candidate
+from transforms.ctgov.ingest import is_candidate
 
 SETTLE_NS = 2_000_000_000
 MAX_FILES_PER_RUN = 500
@@ -41,7 +41,7 @@ def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = 
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
-            if not _is_candidate(name):
+            if not is_candidate(name):
                 continue
             p = Path(dirpath) / name
             try:
