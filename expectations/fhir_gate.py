@@ -6,15 +6,21 @@ mapping that follows sees only studies that made it through here.
 """
 from __future__ import annotations
 
-import json
+import itertools
+import multiprocessing
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import GxRunner, SuiteResult, now_utc
+from expectations.runtime import GxRunner, SuiteResult, chunked, merge_results, now_utc
 from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
-from transforms.fhir.store import create_fhir_schema, write_resources
+from transforms.ctgov.records import parse_payload
+from transforms.fhir.store import create_fhir_schema, resource_rows, write_resource_rows
 from transforms.fhir.validate import validate_resources
+from trialhouse.settings import stage_chunk, stage_workers
 
 STAGE = "stage_fhir"
 
@@ -32,19 +38,26 @@ def _instant(date) -> str | None:
     return f"{date.isoformat()}T00:00:00Z" if date else None
 
 
-def stage_fhir(con, runner: GxRunner, run_id: str) -> FhirStageResult:
-    rows = con.execute(
-        "SELECT nct_id, content_hash, version_seq, last_update_post_date, payload, source_file, source_record "
-        "FROM stage.ctgov_study ORDER BY nct_id"
-    ).fetchall()
-    now = now_utc()
-    held: dict[str, dict] = {}  # nct_id -> quarantine row
+@dataclass
+class MappedChunk:
+    """What mapping and validating one chunk of studies yields, picklable across processes."""
+
+    held: dict[str, dict]  # nct_id -> quarantine row (without run id and time)
+    mapped: list[dict]  # nct_id, source_file, source_record, content_hash of the studies that mapped
+    frames: dict  # the fhir_staging suite's frames
+    ids: set[str]  # every 'Type/id' the chunk holds
+    rows: object  # DataFrame: one row per emitted resource, with the study that emitted it
+
+
+def map_chunk(rows: list[tuple]) -> MappedChunk:
+    """Map and validate a chunk of staged studies: pure, so it runs in a worker process."""
+    held: dict[str, dict] = {}
     mapped: list[dict] = []
     for nct_id, chash, seq, lupd, payload, src, rec in rows:
-        base = {"run_id": run_id, "quarantined_at": now, "source_file": src, "record_key": nct_id,
-                "source_record": rec, "suite": fhir_staging.SUITE, "payload": payload, "content_hash": chash}
+        base = {"source_file": src, "record_key": nct_id, "source_record": rec, "suite": fhir_staging.SUITE,
+                "content_hash": chash}
         try:
-            resources = map_study(json.loads(payload), version_id=str(seq), last_updated=_instant(lupd))
+            resources = map_study(parse_payload(payload), version_id=str(seq), last_updated=_instant(lupd))
         except MappingError as exc:
             held[nct_id] = {**base, "rule": "mappable", "field": exc.field,
                             "reason": f"{src} record {nct_id}: {exc.field}: cannot be mapped to FHIR R5: {exc}"}
@@ -56,13 +69,84 @@ def stage_fhir(con, runner: GxRunner, run_id: str) -> FhirStageResult:
                                       + "; ".join(problems[:3])}
             continue
         mapped.append({"nct_id": nct_id, "source_file": src, "source_record": rec, "content_hash": chash,
-                       "payload": payload, "resources": resources})
-
+                       "resources": resources})
     frames, ids = fhir_staging.frames(mapped)
-    result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(ids, len(mapped)), frames,
-                             key_columns=fhir_staging.KEYS + ["field"])
-    by_nct = {m["nct_id"]: m for m in mapped}
-    reasons: dict[str, list[str]] = {}
+    emitted = resource_rows((m["nct_id"], r) for m in mapped for r in m.pop("resources"))
+    return MappedChunk(held, mapped, frames, ids, emitted)
+
+
+_SELECT = ("SELECT nct_id, content_hash, version_seq, last_update_post_date, payload, source_file, source_record "
+           "FROM stage.ctgov_study WHERE nct_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY nct_id")
+
+
+def _mapped_chunks(con, ncts: list[str], size: int, workers: int) -> Iterator[tuple[dict, MappedChunk]]:
+    """(payload by nct_id, mapped chunk) in order; chunks map in `workers` processes when there are several.
+
+    At most workers + 1 chunks are in flight, so memory stays flat; the parent meanwhile runs GX and
+    writes, which is why two cores give more than one."""
+    parts = chunked(ncts, size)
+
+    def fetch(part):
+        rows = con.execute(_SELECT, [part]).fetchall()
+        return {r[0]: r[4] for r in rows}, rows
+
+    if workers <= 1 or len(parts) == 1:
+        for part in parts:
+            payloads, rows = fetch(part)
+            yield payloads, map_chunk(rows)
+        return
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        todo = iter(parts)
+        pending: deque = deque()
+        for part in itertools.islice(todo, workers + 1):
+            payloads, rows = fetch(part)
+            pending.append((payloads, pool.submit(map_chunk, rows)))
+        while pending:
+            payloads, fut = pending.popleft()
+            nxt = next(todo, None)
+            if nxt is not None:
+                p2, rows = fetch(nxt)
+                pending.append((p2, pool.submit(map_chunk, rows)))
+            yield payloads, fut.result()
+
+
+def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
+               workers: int | None = None) -> FhirStageResult:
+    con.execute("DROP SCHEMA IF EXISTS stage_fhir CASCADE")
+    create_fhir_schema(con, STAGE)
+    ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
+    reasons: dict[str, list[str]] = {"mappable": [], "valid_resource": []}
+    parts, held_all, studies = [], [], 0
+    for payloads, mc in _mapped_chunks(con, ncts, chunk or stage_chunk(), workers or stage_workers()):
+        result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(mc.ids, len(mc.mapped)), mc.frames,
+                                 key_columns=fhir_staging.KEYS + ["field"], docs=False)
+        parts.append(result)
+        held = _hold_failures(mc, result, reasons)
+        now = now_utc()
+        write_quarantine(con, [{**h, "run_id": run_id, "quarantined_at": now, "payload": payloads[n]}
+                               for n, h in held.items()])
+        mark_state(con, [(h["record_key"], h["content_hash"]) for h in held.values()], "quarantined", run_id)
+        held_all += held
+        studies += sum(1 for m in mc.mapped if m["nct_id"] not in held)
+        good = mc.rows[~mc.rows["emitted_by"].isin(held)] if held else mc.rows
+        write_resource_rows(con, STAGE, good)
+    result = merge_results(fhir_staging.SUITE, parts, runner.build_docs())
+    write_rule_results(con, run_id, result, reasons, extra=[
+        ("mappable", "record", "record", len(ncts)),
+        ("valid_resource", "record", "resource", len(ncts)),
+    ])
+    if held_all:
+        con.execute("DELETE FROM stage.ctgov_study WHERE nct_id IN (SELECT unnest(?::VARCHAR[]))", [sorted(held_all)])
+    written = con.execute("SELECT count(*) FROM stage_fhir.resource").fetchone()[0]
+    by_type = dict(con.execute("SELECT resource_type, count(*) FROM stage_fhir.resource GROUP BY ALL ORDER BY 1").fetchall())
+    return FhirStageResult(studies, written, len(held_all), by_type, result)
+
+
+def _hold_failures(mc: MappedChunk, result: SuiteResult, reasons: dict[str, list[str]]) -> dict[str, dict]:
+    """The chunk's studies to quarantine: unmappable, invalid, or failing a record rule of the suite."""
+    held = dict(mc.held)
+    by_nct = {m["nct_id"]: m for m in mc.mapped}
     for rr in result.failures():
         for row in rr.unexpected:
             text = (f"{row['source_file']} record {row['nct_id']}: {row['resource']} {row.get('field', '')} "
@@ -70,24 +154,10 @@ def stage_fhir(con, runner: GxRunner, run_id: str) -> FhirStageResult:
             reasons.setdefault(rr.rule.id, []).append(text)
             m = by_nct.get(row["nct_id"])
             if rr.rule.level == "record" and m and row["nct_id"] not in held:
-                held[row["nct_id"]] = {"run_id": run_id, "quarantined_at": now, "source_file": m["source_file"],
-                                       "record_key": m["nct_id"], "source_record": m["source_record"],
-                                       "suite": fhir_staging.SUITE, "rule": rr.rule.id, "field": row.get("field"),
-                                       "reason": text, "payload": m["payload"], "content_hash": m["content_hash"]}
-    for rule_id in ("mappable", "valid_resource"):
-        reasons[rule_id] = [h["reason"] for h in held.values() if h["rule"] == rule_id]
-    write_quarantine(con, list(held.values()))
-    write_rule_results(con, run_id, result, reasons, extra=[
-        ("mappable", "record", "record", len(rows)),
-        ("valid_resource", "record", "resource", len(rows)),
-    ])
-    mark_state(con, [(h["record_key"], h["content_hash"]) for h in held.values()], "quarantined", run_id)
-    if held:
-        con.execute("DELETE FROM stage.ctgov_study WHERE nct_id IN (SELECT unnest(?::VARCHAR[]))", [sorted(held)])
-
-    con.execute("DROP SCHEMA IF EXISTS stage_fhir CASCADE")
-    create_fhir_schema(con, STAGE)
-    good = [r for m in mapped if m["nct_id"] not in held for r in m["resources"]]
-    written = write_resources(con, STAGE, good, replace_studies=False)
-    by_type = dict(con.execute("SELECT resource_type, count(*) FROM stage_fhir.resource GROUP BY ALL ORDER BY 1").fetchall())
-    return FhirStageResult(len(mapped) - sum(1 for n in held if n in by_nct), written, len(held), by_type, result)
+                held[row["nct_id"]] = {"source_file": m["source_file"], "record_key": m["nct_id"],
+                                       "source_record": m["source_record"], "suite": fhir_staging.SUITE,
+                                       "rule": rr.rule.id, "field": row.get("field"), "reason": text,
+                                       "content_hash": m["content_hash"]}
+    for h in mc.held.values():
+        reasons[h["rule"]].append(h["reason"])
+    return held

@@ -6,15 +6,16 @@ field, reason, payload) and the rest go on to stage.ctgov_study for mapping; bat
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import GxRunner, SuiteResult, now_utc
+from expectations.runtime import GxRunner, SuiteResult, chunked, merge_results, now_utc
 from expectations.suites.ctgov_registry import SUITE, rules
 from schemas import apply_sql, ensure_base_schemas
 from transforms.ctgov.flatten import KEYS, registry_frames
+from transforms.ctgov.records import parse_payload
+from trialhouse.settings import stage_chunk
 
 
 @dataclass
@@ -49,24 +50,41 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def stage_registry(con, runner: GxRunner, run_id: str) -> StageResult:
+def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None) -> StageResult:
+    """Validate the run's candidates `chunk` studies at a time (memory flat in the batch size)."""
     ensure_base_schemas(con)
     apply_sql(con, "meta/meta.sql")
     con.execute(_read_sql("registry_candidates.sql"))
+    con.execute("DELETE FROM stage.ctgov_study")
+    keys = [r[0] for r in con.execute("SELECT version_key FROM stage.ctgov_candidate ORDER BY version_key").fetchall()]
+    reasons: dict[str, list[str]] = {}
+    parts, staged, held = [], 0, 0
+    for part in chunked(keys, chunk or stage_chunk()):
+        result, n_held = _stage_chunk(con, runner, run_id, part, reasons)
+        parts.append(result)
+        staged, held = staged + len(part) - n_held, held + n_held
+    result = merge_results(SUITE, parts, runner.build_docs())
+    write_rule_results(con, run_id, result, reasons)
+    return StageResult(len(keys), staged, held, result)
+
+
+def _stage_chunk(con, runner: GxRunner, run_id: str, keys: list[int], reasons: dict[str, list[str]]):
     rows = con.execute(
         "SELECT version_key, nct_id, source_file, source_record, content_hash, payload FROM stage.ctgov_candidate"
+        " WHERE version_key IN (SELECT unnest(?::BIGINT[]))", [keys]
     ).fetchall()
     batch = [
         {"version_key": r[0], "nct_id": r[1], "source_file": r[2], "source_record": r[3], "content_hash": r[4],
-         "payload": r[5], "record": json.loads(r[5])}
+         "payload": r[5], "record": parse_payload(r[5])}
         for r in rows
     ]
     by_key = {b["version_key"]: b for b in batch}
     frames = registry_frames(batch)
+    for b in batch:  # the frames hold what the rules look at; the parsed records can go
+        del b["record"]
     refs = frozenset(frames["intervention"]["ref"])
-    result = runner.validate(SUITE, rules(refs), frames, key_columns=KEYS + ["field", "name"])
+    result = runner.validate(SUITE, rules(refs), frames, key_columns=KEYS + ["field", "name"], docs=False)
 
-    reasons: dict[str, list[str]] = {}
     quarantine: list[dict] = []
     held: set[int] = set()
     now = now_utc()
@@ -86,18 +104,16 @@ def stage_registry(con, runner: GxRunner, run_id: str) -> StageResult:
                                "rule": rr.rule.id, "field": field,
                                "reason": text, "payload": b["payload"]})
     write_quarantine(con, quarantine)
-    write_rule_results(con, run_id, result, reasons)
     mark_state(con, [(by_key[k]["nct_id"], by_key[k]["content_hash"]) for k in held], "quarantined", run_id)
-    staged = [b for b in batch if b["version_key"] not in held]
-    con.execute("DELETE FROM stage.ctgov_study")
+    staged = [k for k in keys if k not in held]
     if staged:
         con.execute(
             "INSERT INTO stage.ctgov_study SELECT version_key, nct_id, content_hash, version_seq, last_update_post_date,"
             " payload, source_file, source_record FROM stage.ctgov_candidate WHERE version_key IN"
             " (SELECT unnest(?::BIGINT[]))",
-            [[b["version_key"] for b in staged]],
+            [staged],
         )
-    return StageResult(len(batch), len(staged), len(held), result)
+    return result, len(held)
 
 
 def _read_sql(name: str) -> str:

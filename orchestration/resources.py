@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from trialhouse.settings import Settings
+from trialhouse.settings import Settings, duckdb_memory_limit
 from trialhouse.snapshot import work_path
 
 # Every asset and check that writes the warehouse runs in this pool (limit 1): DuckDB allows one
@@ -56,6 +56,7 @@ class PathsResource(dg.ConfigurableResource):
 def build_resources(settings: Settings | None = None) -> dict:
     s = settings or Settings.from_env()
     return {
-        "warehouse": WarehouseResource(database=str(work_path(s.warehouse)), published=s.warehouse),
+        "warehouse": WarehouseResource(database=str(work_path(s.warehouse)), published=s.warehouse,
+                                       connection_config={"memory_limit": duckdb_memory_limit()}),
         "paths": PathsResource(landing=s.landing, export=s.export, vocab=s.vocab),
     }

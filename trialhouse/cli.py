@@ -29,6 +29,7 @@ def _summary(report, settings: Settings) -> dict:
         "site_deliveries_held": report.value("raw/site_delivery", "held", 0),
         "blocked": any(not c["passed"] and c["severity"] == "ERROR" for c in report.checks.values()),
         "failures": report.failures,
+        "step_seconds": report.step_seconds,
     }
 
 

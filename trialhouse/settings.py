@@ -79,6 +79,31 @@ class GateLimits:
         )
 
 
+ENV_STAGE_CHUNK = "TRIALHOUSE_STAGE_CHUNK"
+
+
+def stage_chunk() -> int:
+    """Studies mapped and validated at a time: memory stays flat in the size of the batch."""
+    return max(1, int(os.environ.get(ENV_STAGE_CHUNK) or 5000))
+
+
+ENV_DUCKDB_MEMORY = "TRIALHOUSE_DUCKDB_MEMORY"
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's buffer-pool cap for the pipeline's connection. DuckDB's own default is 80% of RAM,
+    which it fills as a cache; capped, big statements spill to disk beside the work file instead."""
+    return os.environ.get(ENV_DUCKDB_MEMORY) or "1GB"
+
+
+ENV_WORKERS = "TRIALHOUSE_WORKERS"
+
+
+def stage_workers() -> int:
+    """Processes that map FHIR chunks when a batch has several chunks (default: one per core)."""
+    return max(1, int(os.environ.get(ENV_WORKERS) or os.cpu_count() or 1))
+
+
 def ctgov_base_url() -> str:
     return os.environ.get(ENV_CTGOV_BASE_URL) or DEFAULT_CTGOV_BASE_URL
 

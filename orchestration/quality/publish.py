@@ -1,4 +1,7 @@
 """The end of every run: publish what passed the gate and swap the analysts' file."""
+import json
+from pathlib import Path
+
 import dagster as dg
 
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
@@ -60,17 +63,29 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         create_fhir_schema(con, "fhir")
         create_omop_schema(con, "omop")
         log = publish_batch(con, context.run.run_id, SUITES, MERGES)
-        manifest = export_ndjson(con, "fhir", paths.export_path)
-        path = publish_snapshot(con, warehouse.published)
+        path = Path(warehouse.published)
+        manifest_path = paths.export_path / "fhir" / "manifest.json"
+        # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
+        changed = log["studies_published"] or log["quarantined"] or any(
+            v for k, v in log["merged"].items() if k != "omop.cdm_source")
+        replaced = bool(changed or not path.exists() or not manifest_path.exists())
+        if replaced:
+            manifest = export_ndjson(con, "fhir", paths.export_path)
+            path = publish_snapshot(con, warehouse.published)
+        else:  # nothing new: the analysts' file and the export already hold this state
+            context.log.info("nothing changed since the last publish: snapshot and export kept")
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(sum(log["table_counts"].values())),
             "studies_published": dg.MetadataValue.int(log["studies_published"]),
             "quarantined": dg.MetadataValue.int(log["quarantined"]),
             "table_counts": dg.MetadataValue.json(log["table_counts"]),
+            "rows_merged": dg.MetadataValue.json({k: v for k, v in log["merged"].items() if v}),
             "fhir_export": dg.MetadataValue.path(str(paths.export_path / "fhir" / "manifest.json")),
             "fhir_exported": dg.MetadataValue.json({o["type"]: o["count"] for o in manifest["output"]}),
             "path": dg.MetadataValue.path(str(path)),
+            "snapshot_replaced": dg.MetadataValue.bool(replaced),
             "size_bytes": dg.MetadataValue.int(path.stat().st_size),
         }
     )

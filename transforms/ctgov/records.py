@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import orjson
+
 KIND_STUDY = "ctgov_study"
 KIND_PAGE = "ctgov_page"
 KIND_ZIP = "ctgov_zip"
@@ -59,6 +61,15 @@ def _classify_json(obj: object, display: str) -> str:
     raise FileFormatError(
         f"{display}: not a ClinicalTrials.gov API v2 study or page (top level is a JSON {type(obj).__name__})"
     )
+
+
+def parse_payload(text: str | bytes) -> object:
+    """A stored study payload, parsed fast; Python's parser for what orjson refuses (NaN, >64-bit ints),
+    which ingestion accepted."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _loads(data: bytes, display: str) -> object:

@@ -8,11 +8,11 @@ identifier characters); every value goes in as data, never as SQL text.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterable
 
+import orjson
 import pandas as pd
 
 from .terminology import SCHEMA_DIR
@@ -52,16 +52,27 @@ def owning_nct_id(resource: dict) -> str | None:
     return m.group(1).upper() if m else None
 
 
-def _frame(resources: Iterable[dict]) -> pd.DataFrame:
-    latest: dict[tuple[str, str], dict] = {}
-    for res in resources:  # one row per key: a shared Organization may come from many studies
-        latest[(res["resourceType"], res["id"])] = res
+_COLUMNS = ["resource_type", "id", "version_id", "last_updated", "nct_id", "resource"]
+
+
+def resource_rows(emitted: Iterable[tuple[str, dict]]) -> pd.DataFrame:
+    """(emitting study, resource) pairs as table rows with an `emitted_by` column, not yet de-duplicated:
+    a shared Organization appears once per study that emitted it, so dropping a study keeps the others'."""
     rows = []
-    for (rtype, rid), res in latest.items():
+    for by, res in emitted:
         meta = res.get("meta") or {}
-        rows.append((rtype, rid, str(meta.get("versionId", "1")), meta.get("lastUpdated"), owning_nct_id(res),
-                     json.dumps(res, ensure_ascii=False, separators=(",", ":"))))
-    return pd.DataFrame(rows, columns=["resource_type", "id", "version_id", "last_updated", "nct_id", "resource"])
+        rows.append((res["resourceType"], res["id"], str(meta.get("versionId", "1")), meta.get("lastUpdated"),
+                     owning_nct_id(res), orjson.dumps(res).decode(), by))
+    return pd.DataFrame(rows, columns=_COLUMNS + ["emitted_by"])
+
+
+def _frame(resources: Iterable[dict]) -> pd.DataFrame:
+    return _dedupe(resource_rows((None, r) for r in resources))
+
+
+def _dedupe(frame: pd.DataFrame) -> pd.DataFrame:
+    # one row per key, the last emitted: a shared Organization may come from many studies
+    return frame.drop_duplicates(["resource_type", "id"], keep="last")[_COLUMNS]
 
 
 def write_resources(con, schema: str, resources: Iterable[dict], *, replace_studies: bool = True) -> int:
@@ -73,8 +84,16 @@ def write_resources(con, schema: str, resources: Iterable[dict], *, replace_stud
     outlives its version. Shared resources (Organization, Location) are only ever upserted.
     The two statements are not atomic on their own: publish inside the caller's transaction.
     """
+    return _write(con, schema, _frame(resources), replace_studies)
+
+
+def write_resource_rows(con, schema: str, rows: pd.DataFrame, *, replace_studies: bool = False) -> int:
+    """`resource_rows` output, de-duplicated and upserted (see write_resources)."""
+    return _write(con, schema, _dedupe(rows), replace_studies)
+
+
+def _write(con, schema: str, frame: pd.DataFrame, replace_studies: bool) -> int:
     sql_schema = checked_schema(schema)
-    frame = _frame(resources)
     if frame.empty:
         return 0
     batch = "fhir_batch_" + uuid.uuid4().hex

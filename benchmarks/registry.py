@@ -1,0 +1,274 @@
+"""The whole pipeline at registry scale, against the time DuckDB alone takes to parse the same files.
+
+    uv run python -m benchmarks.registry --studies 10000
+
+Generates (or reuses) a bulk-download zip of N synthetic studies (benchmarks/registry_corpus.py)
+and a smaller one of M, then in the same run:
+  startup      `trialhouse run` on a landing folder of one study (imports, Dagster, GX, one pass);
+  pipeline     `trialhouse run --json` on M and on N studies in fresh warehouses (raw, registry gate,
+               FHIR, OMOP, DQD, publish, export), each step timed from Dagster's event log and the
+               process tree's resident memory sampled every 50 ms;
+  floor        DuckDB `read_json_objects` over the same studies unzipped (parsing every object and
+               extracting its NCT id): no pipeline can beat this on this machine;
+  incremental  one changed study landed on the N-study warehouse, run again.
+Per-study figures come from the difference between the two sizes, so fixed costs (startup, the
+vocabulary load, GX's context) do not hide the marginal cost. Prints one table; nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from benchmarks.registry_corpus import write_bulk_zip
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class RunFigures:
+    studies: int
+    wall_s: float
+    peak_rss: int  # bytes, the run's whole process tree
+    steps: dict[str, float] = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    warehouse_bytes: int = 0
+
+
+class _TreeRss:
+    """Peak resident memory of a process and its descendants, sampled from /proc."""
+
+    def __init__(self, pid: int, every: float = 0.05):
+        self.pid, self.every, self.peak = pid, every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _children(pid: int) -> list[int]:
+        out = []
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    out.extend(int(c) for c in fh.read().split())
+        except OSError:
+            pass
+        return out
+
+    @staticmethod
+    def _rss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            todo, total = [self.pid], 0
+            while todo:
+                p = todo.pop()
+                total += self._rss(p)
+                todo.extend(self._children(p))
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.every)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _trialhouse() -> list[str]:
+    exe = Path(sys.executable).with_name("trialhouse")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "trialhouse.cli"]
+
+
+def run_pipeline(root: Path, studies: int) -> RunFigures:
+    """`trialhouse run --json` in a fresh process on <root>/landing into <root>/warehouse.duckdb."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # an ephemeral instance per run
+    env.update(TRIALHOUSE_WAREHOUSE=str(root / "warehouse.duckdb"), TRIALHOUSE_LANDING=str(root / "landing"),
+               TRIALHOUSE_EXPORT=str(root / "exports"))
+    t = time.perf_counter()
+    proc = subprocess.Popen(_trialhouse() + ["run", "--json"], env=env, cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = _TreeRss(proc.pid)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t
+    peak = sampler.stop()
+    try:
+        summary = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise SystemExit(f"trialhouse run printed no summary (exit {proc.returncode}):\n{err[-4000:]}")
+    if not summary.get("success") or summary.get("blocked"):
+        raise SystemExit(f"the run did not publish: {json.dumps(summary)[:2000]}\n{err[-2000:]}")
+    size = sum(p.stat().st_size for p in root.glob("warehouse*.duckdb"))
+    return RunFigures(studies, wall, peak, summary.get("step_seconds", {}), summary, size)
+
+
+def land_corpus(root: Path, corpus: Path) -> None:
+    dest = root / "landing" / "ctgov"
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(corpus, dest / corpus.name)
+    except OSError:
+        shutil.copy2(corpus, dest / corpus.name)
+
+
+def duckdb_parse_seconds(corpus: Path, unzipped: Path, studies: int) -> tuple[float, float]:
+    """(unzip seconds, DuckDB parse seconds) for the corpus' members as one file each."""
+    t = time.perf_counter()
+    with zipfile.ZipFile(corpus) as zf:
+        zf.extractall(unzipped)
+    unzip = time.perf_counter() - t
+    con = duckdb.connect()
+    con.execute("SELECT json_extract_string('{}', '$.a')")  # load the JSON extension before timing
+    t = time.perf_counter()
+    n, ids = con.execute(
+        "SELECT count(*), count(DISTINCT json_extract_string(json, '$.protocolSection.identificationModule.nctId'))"
+        " FROM read_json_objects(?, format = 'auto')", [str(unzipped / "*.json")]
+    ).fetchone()
+    parse = time.perf_counter() - t
+    con.close()
+    if not n == ids == studies:
+        raise SystemExit(f"DuckDB read {n} objects with {ids} NCT ids from {unzipped}, expected {studies}")
+    return unzip, parse
+
+
+def change_one_study(corpus: Path, landing: Path) -> str:
+    """A day's update of one study: a new title and a later last-update date, landed as a single file."""
+    with zipfile.ZipFile(corpus) as zf:
+        name = zf.namelist()[0]
+        rec = orjson.loads(zf.read(name))
+    ps = rec["protocolSection"]
+    ps["identificationModule"]["briefTitle"] += " (amended)"
+    ps["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-28", "type": "ACTUAL"}
+    out = landing / "ctgov" / "updates" / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(rec, option=orjson.OPT_INDENT_2))
+    return ps["identificationModule"]["nctId"]
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{n:,.0f} B"
+        n /= 1024
+    return str(n)
+
+
+def _rate(n: int, s: float) -> str:
+    return f"{n / s:,.0f}" if s > 0 else "-"
+
+
+def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: RunFigures, big: RunFigures,
+                floor: dict, incremental: RunFigures | None) -> None:
+    dn = n - m
+    w = 38
+    print()
+    print(f"TrialHouse registry benchmark: N = {n:,} studies (per-study cost from N - M, M = {m:,}), "
+          f"{os.cpu_count()} cores")
+    print(f"corpus: {corpus_info['json_bytes'] / 1e6:,.0f} MB of JSON, mean {corpus_info['mean_bytes'] / 1e3:.1f} KB, "
+          f"largest {corpus_info['largest_bytes'] / 1e3:,.0f} KB, {corpus_info['with_results']:,} with results, "
+          f"zip {corpus_info['zip_bytes'] / 1e6:,.0f} MB")
+    print(f"startup: one-study run {startup.wall_s:.1f} s wall "
+          f"(steps {sum(startup.steps.values()):.1f} s, so {startup.wall_s - sum(startup.steps.values()):.1f} s "
+          f"of imports, Dagster and process start), peak RSS {_fmt_bytes(startup.peak_rss)}")
+    print()
+    inc = incremental.steps if incremental is not None else {}
+    head = f"{'stage':<{w}}{'M s':>9}{'N s':>9}{'ms/study':>10}{'studies/s':>11}{'1 changed s':>13}"
+    print(head)
+    print("-" * len(head))
+    for step in big.steps:
+        a, b = small.steps.get(step, 0.0), big.steps[step]
+        per = (b - a) / dn if dn else 0
+        print(f"{step:<{w}}{a:>9.1f}{b:>9.1f}{per * 1e3:>10.2f}{(1 / per if per > 0 else 0):>11,.0f}"
+              f"{inc.get(step, 0.0):>13.1f}")
+    per_run = (big.wall_s - small.wall_s) / dn if dn else 0
+    per_parse = (floor["parse_n"] - floor["parse_m"]) / dn if dn else 0
+    print("-" * len(head))
+    print(f"{'end to end (run wall time)':<{w}}{small.wall_s:>9.1f}{big.wall_s:>9.1f}{per_run * 1e3:>10.2f}"
+          f"{(1 / per_run if per_run > 0 else 0):>11,.0f}")
+    print(f"{'  overall at N (N / wall)':<{w}}{'':>9}{'':>9}{'':>10}{_rate(n, big.wall_s):>11}")
+    print(f"{'DuckDB read_json_objects (floor)':<{w}}{floor['parse_m']:>9.1f}{floor['parse_n']:>9.1f}"
+          f"{per_parse * 1e3:>10.2f}{(1 / per_parse if per_parse > 0 else 0):>11,.0f}")
+    print(f"{'  (unzip to disk, not counted)':<{w}}{floor['unzip_m']:>9.1f}{floor['unzip_n']:>9.1f}")
+    print()
+    print(f"peak RSS: M {_fmt_bytes(small.peak_rss)}, N {_fmt_bytes(big.peak_rss)}")
+    print(f"warehouse size at N (work + published files): {_fmt_bytes(big.warehouse_bytes)}; "
+          f"published studies {big.summary.get('published', 0):,}")
+    if incremental is not None:
+        print(f"incremental (1 changed study on the N-study warehouse): {incremental.wall_s:.1f} s wall, "
+              f"steps {sum(incremental.steps.values()):.1f} s, published {incremental.summary.get('published', 0)}")
+    ratio_total = big.wall_s / floor["parse_n"] if floor["parse_n"] else 0
+    ratio_per = per_run / per_parse if per_parse else 0
+    print()
+    print(f"pipeline time / DuckDB parse time: {ratio_total:.1f}x at N (whole run), {ratio_per:.1f}x per study")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--studies", type=int, default=10_000, help="N, the larger size")
+    ap.add_argument("--small", type=int, help="M, the smaller size (default N / 5)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--workdir", type=Path, help="keep corpora and warehouses here (default: a temporary folder)")
+    ap.add_argument("--no-incremental", action="store_true")
+    args = ap.parse_args(argv)
+    n = args.studies
+    m = args.small if args.small is not None else max(1, n // 5)
+    if not 0 < m < n:
+        ap.error("need 0 < --small < --studies")
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="trialhouse-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        corpora = {}
+        for size in (1, m, n):
+            path = work / "corpus" / f"{size}-{args.seed}" / "ctg-studies.json.zip"
+            info_path = path.with_suffix(".info.json")
+            if not (path.exists() and info_path.exists()):
+                t = time.perf_counter()
+                info = write_bulk_zip(path, size, args.seed)
+                info_path.write_text(json.dumps(info))
+                print(f"generated {size:,} studies in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+            corpora[size] = (path, json.loads(info_path.read_text()))
+
+        runs: dict[int, RunFigures] = {}
+        floor: dict[str, float] = {}
+        for size, label in ((1, "startup"), (m, "m"), (n, "n")):
+            root = work / "runs" / str(size)
+            shutil.rmtree(root, ignore_errors=True)
+            land_corpus(root, corpora[size][0])
+            print(f"running the pipeline on {size:,} studies ...", file=sys.stderr)
+            runs[size] = run_pipeline(root, size)
+            if size != 1:
+                unzip, parse = duckdb_parse_seconds(corpora[size][0], root / "unzipped", size)
+                floor[f"unzip_{label}"], floor[f"parse_{label}"] = unzip, parse
+                shutil.rmtree(root / "unzipped")
+        incremental = None
+        if not args.no_incremental:
+            root = work / "runs" / str(n)
+            change_one_study(corpora[n][0], root / "landing")
+            print("running the pipeline on one changed study ...", file=sys.stderr)
+            incremental = run_pipeline(root, 1)
+        print_table(n, m, corpora[n][1], runs[1], runs[m], runs[n], floor, incremental)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

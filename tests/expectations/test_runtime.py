@@ -1,0 +1,36 @@
+"""GxRunner: large value sets are checked through a membership column, with the same verdicts."""
+import pandas as pd
+
+from expectations.runtime import LARGE_VALUE_SET, GxRunner, Rule, chunked, merge_results
+
+
+def _rules(values):
+    return [
+        Rule("in_big_set", "t", "ref", "ref", lambda g, v=values: g.expectations.ExpectColumnValuesToBeInSet(
+            column="ref", value_set=v), message="is unknown"),
+        Rule("columns", "t", "*", "t.*", lambda g: g.expectations.ExpectTableColumnsToMatchSet(
+            column_set=["key", "ref"], exact_match=True), level="batch"),
+    ]
+
+
+def test_large_value_set_rule_finds_the_same_rows_and_table_rules_do_not_see_helper_columns():
+    values = [f"id{i}" for i in range(LARGE_VALUE_SET * 4)]
+    df = pd.DataFrame({"key": ["a", "b", "c", "d"], "ref": ["id1", "nope", None, "id7"]})
+    result = GxRunner().validate("s", _rules(values), {"t": df}, key_columns=["key"], docs=False)
+    by_id = {r.rule.id: r for r in result.results}
+    assert by_id["columns"].success
+    big = by_id["in_big_set"]
+    assert not big.success and [(u["key"], u["ref"]) for u in big.unexpected] == [("b", "nope")]
+    small = GxRunner().validate("s", _rules(values[:10]), {"t": df}, key_columns=["key"], docs=False)
+    assert [u["key"] for u in small.results[0].unexpected] == ["b"]  # the plain GX path agrees
+
+
+def test_merge_results_fails_a_rule_that_failed_in_any_chunk():
+    df1 = pd.DataFrame({"key": ["a"], "ref": ["id1"]})
+    df2 = pd.DataFrame({"key": ["b"], "ref": ["bad"]})
+    runner = GxRunner()
+    parts = [runner.validate("s", _rules(["id1"]), {"t": d}, ["key"], docs=False) for d in (df1, df2)]
+    merged = merge_results("s", parts, None)
+    rule = next(r for r in merged.results if r.rule.id == "in_big_set")
+    assert not rule.success and rule.evaluated == 2 and rule.unexpected[0]["key"] == "b"
+    assert chunked([], 3) == [[]] and chunked([1, 2, 3, 4], 3) == [[1, 2, 3], [4]]
