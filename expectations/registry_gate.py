@@ -69,9 +69,12 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None)
 
 
 def _stage_chunk(con, runner: GxRunner, run_id: str, keys: list[int], reasons: dict[str, list[str]]):
+    # Chunks are runs of the sorted keys, so a range selects exactly them and the scan skips the
+    # other payloads (an IN list over the whole table read every payload once per chunk).
+    lo, hi = (keys[0], keys[-1]) if keys else (0, -1)
     rows = con.execute(
         "SELECT version_key, nct_id, source_file, source_record, content_hash, payload FROM stage.ctgov_candidate"
-        " WHERE version_key IN (SELECT unnest(?::BIGINT[]))", [keys]
+        " WHERE version_key BETWEEN ? AND ?", [lo, hi]
     ).fetchall()
     batch = [
         {"version_key": r[0], "nct_id": r[1], "source_file": r[2], "source_record": r[3], "content_hash": r[4],
@@ -105,13 +108,12 @@ def _stage_chunk(con, runner: GxRunner, run_id: str, keys: list[int], reasons: d
                                "reason": text, "payload": b["payload"]})
     write_quarantine(con, quarantine)
     mark_state(con, [(by_key[k]["nct_id"], by_key[k]["content_hash"]) for k in held], "quarantined", run_id)
-    staged = [k for k in keys if k not in held]
-    if staged:
+    if len(held) < len(keys):
         con.execute(
             "INSERT INTO stage.ctgov_study SELECT version_key, nct_id, content_hash, version_seq, last_update_post_date,"
-            " payload, source_file, source_record FROM stage.ctgov_candidate WHERE version_key IN"
-            " (SELECT unnest(?::BIGINT[]))",
-            [staged],
+            " payload, source_file, source_record FROM stage.ctgov_candidate WHERE version_key BETWEEN ? AND ?"
+            " AND version_key NOT IN (SELECT unnest(?::BIGINT[]))",
+            [lo, hi, sorted(held)],
         )
     return result, len(held)
 

@@ -34,6 +34,7 @@ class WarehouseResource(DuckDBResource):
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         with self.get_connection() as con:
+            con.execute("SET enable_progress_bar = false")  # long statements would draw bars into the run's log
             yield con
 
 

@@ -2,18 +2,26 @@
 -- lastUpdatePostDate, then versionHolder) the gate has not decided on yet. Two different contents
 -- tied for current is an ambiguity the gate quarantines rather than guesses.
 CREATE SCHEMA IF NOT EXISTS stage;
+-- Ranked on the narrow columns only, so the payloads of the whole history are neither sorted nor
+-- copied: only the picked versions' rows are read in full (version_seq as in raw.ctgov_study_history).
 CREATE OR REPLACE TABLE stage.ctgov_candidate AS
 WITH ranked AS (
-    SELECT h.*,
+    SELECT version_key, nct_id, content_hash,
            rank() OVER (PARTITION BY nct_id
-                        ORDER BY last_update_post_date DESC NULLS LAST, version_holder DESC NULLS LAST) AS tie_rank
-    FROM raw.ctgov_study_history h
+                        ORDER BY last_update_post_date DESC NULLS LAST, version_holder DESC NULLS LAST) AS tie_rank,
+           row_number() OVER (PARTITION BY nct_id
+                              ORDER BY last_update_post_date NULLS FIRST, version_holder NULLS FIRST, version_key) AS version_seq
+    FROM raw.ctgov_study_version
+), picked AS (
+    SELECT r.version_key, r.version_seq
+    FROM ranked r
+    WHERE tie_rank = 1
+      AND NOT EXISTS (SELECT 1 FROM meta.study_state s WHERE s.nct_id = r.nct_id AND s.content_hash = r.content_hash)
 )
-SELECT version_key, nct_id, content_hash, version_seq, last_update_post_date, version_holder,
-       payload, source_file, source_record, ingested_at
-FROM ranked r
-WHERE tie_rank = 1
-  AND NOT EXISTS (SELECT 1 FROM meta.study_state s WHERE s.nct_id = r.nct_id AND s.content_hash = r.content_hash);
+SELECT v.version_key, v.nct_id, v.content_hash, p.version_seq, v.last_update_post_date, v.version_holder,
+       v.payload, v.source_file, v.source_record, v.ingested_at
+FROM raw.ctgov_study_version v
+JOIN picked p USING (version_key);
 
 CREATE TABLE IF NOT EXISTS stage.ctgov_study (
     version_key           BIGINT PRIMARY KEY,

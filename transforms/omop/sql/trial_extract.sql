@@ -1,38 +1,77 @@
 -- Flatten the study records of {source} (columns nct_id, payload) into temp tables, one per
 -- repeated element. Everything downstream reads these, never the JSON.
+-- Each record is parsed once: one multi-path json_extract pulls every field and repeated element
+-- the mapping reads (a path per `->>` re-parsed the whole 17 KB document 25 times per study).
 CREATE OR REPLACE TEMP TABLE _trial_payload AS
-SELECT DISTINCT ON (nct_id) nct_id, CAST(payload AS JSON) AS payload FROM {source} ORDER BY nct_id;
+WITH src AS (
+    SELECT DISTINCT ON (nct_id) nct_id, payload FROM {source} ORDER BY nct_id
+), x AS (
+    SELECT nct_id, json_extract(payload, [
+        '$.protocolSection.identificationModule.briefTitle',                 -- 1
+        '$.protocolSection.identificationModule.officialTitle',
+        '$.protocolSection.statusModule.overallStatus',
+        '$.protocolSection.designModule.studyType',
+        '$.protocolSection.designModule.enrollmentInfo.count',               -- 5
+        '$.protocolSection.designModule.enrollmentInfo.type',
+        '$.protocolSection.statusModule.startDateStruct.date',
+        '$.protocolSection.statusModule.primaryCompletionDateStruct.date',
+        '$.protocolSection.statusModule.completionDateStruct.date',
+        '$.protocolSection.statusModule.lastUpdatePostDateStruct.date',      -- 10
+        '$.protocolSection.sponsorCollaboratorsModule.leadSponsor.name',
+        '$.protocolSection.eligibilityModule.eligibilityCriteria',
+        '$.protocolSection.eligibilityModule.sex',
+        '$.protocolSection.eligibilityModule.minimumAge',
+        '$.protocolSection.eligibilityModule.maximumAge',                    -- 15
+        '$.protocolSection.eligibilityModule.healthyVolunteers',
+        '$.protocolSection.designModule.phases',
+        '$.protocolSection.contactsLocationsModule.locations',
+        '$.protocolSection.contactsLocationsModule.overallOfficials',
+        '$.protocolSection.armsInterventionsModule.armGroups',               -- 20
+        '$.protocolSection.conditionsModule.conditions',
+        '$.protocolSection.armsInterventionsModule.interventions',
+        '$.derivedSection.conditionBrowseModule.meshes',
+        '$.derivedSection.interventionBrowseModule.meshes'                   -- 24
+    ]) AS v
+    FROM src
+)
+SELECT nct_id,
+       v[1]->>'$'  AS brief_title,
+       v[2]->>'$'  AS official_title,
+       v[3]->>'$'  AS overall_status,
+       v[4]->>'$'  AS study_type,
+       v[5]->>'$'  AS enrollment_count,
+       v[6]->>'$'  AS enrollment_type,
+       v[7]->>'$'  AS start_date_raw,
+       v[8]->>'$'  AS primary_completion_raw,
+       v[9]->>'$'  AS completion_date_raw,
+       v[10]->>'$' AS last_update_raw,
+       v[11]->>'$' AS lead_sponsor,
+       v[12]->>'$' AS eligibility_criteria,
+       v[13]->>'$' AS eligibility_sex,
+       v[14]->>'$' AS minimum_age,
+       v[15]->>'$' AS maximum_age,
+       v[16]->>'$' AS healthy_volunteers,
+       v[17] AS phases, v[18] AS locations, v[19] AS officials, v[20] AS arm_groups,
+       v[21] AS conditions, v[22] AS interventions, v[23] AS condition_meshes, v[24] AS intervention_meshes
+FROM x;
 
 CREATE OR REPLACE TEMP TABLE _trial_study AS
-SELECT s.nct_id,
-       s.payload->>'$.protocolSection.identificationModule.briefTitle'        AS brief_title,
-       s.payload->>'$.protocolSection.identificationModule.officialTitle'     AS official_title,
-       s.payload->>'$.protocolSection.statusModule.overallStatus'             AS overall_status,
-       s.payload->>'$.protocolSection.designModule.studyType'                 AS study_type,
-       TRY_CAST(s.payload->>'$.protocolSection.designModule.enrollmentInfo.count' AS DOUBLE) AS enrollment_count,
-       s.payload->>'$.protocolSection.designModule.enrollmentInfo.type'       AS enrollment_type,
-       s.payload->>'$.protocolSection.statusModule.startDateStruct.date'      AS start_date_raw,
-       s.payload->>'$.protocolSection.statusModule.primaryCompletionDateStruct.date' AS primary_completion_raw,
-       s.payload->>'$.protocolSection.statusModule.completionDateStruct.date' AS completion_date_raw,
-       s.payload->>'$.protocolSection.statusModule.lastUpdatePostDateStruct.date' AS last_update_raw,
-       s.payload->>'$.protocolSection.sponsorCollaboratorsModule.leadSponsor.name' AS lead_sponsor,
-       s.payload->>'$.protocolSection.eligibilityModule.eligibilityCriteria'  AS eligibility_criteria,
-       s.payload->>'$.protocolSection.eligibilityModule.sex'                  AS eligibility_sex,
-       s.payload->>'$.protocolSection.eligibilityModule.minimumAge'           AS minimum_age,
-       s.payload->>'$.protocolSection.eligibilityModule.maximumAge'           AS maximum_age,
-       s.payload->>'$.protocolSection.eligibilityModule.healthyVolunteers'    AS healthy_volunteers
-FROM _trial_payload s;
+SELECT nct_id, brief_title, official_title, overall_status, study_type,
+       TRY_CAST(enrollment_count AS DOUBLE) AS enrollment_count,
+       enrollment_type, start_date_raw, primary_completion_raw, completion_date_raw, last_update_raw,
+       lead_sponsor, eligibility_criteria, eligibility_sex, minimum_age, maximum_age, healthy_volunteers
+FROM _trial_payload;
 
 CREATE OR REPLACE TEMP TABLE _trial_phase AS
 SELECT p.nct_id, ph.value->>'$' AS phase
-FROM _trial_payload p, json_each(p.payload, '$.protocolSection.designModule.phases') ph;
+FROM _trial_payload p, json_each(p.phases) ph;
 
 -- json_each is quadratic on long arrays (a study can list over 1,000 sites): unnest a JSON[] instead.
 CREATE OR REPLACE TEMP TABLE _trial_site AS
 WITH arr AS (
-    SELECT nct_id, CAST(payload->'$.protocolSection.contactsLocationsModule.locations' AS JSON[]) AS locs
+    SELECT nct_id, CAST(locations AS JSON[]) AS locs
     FROM _trial_payload
-    WHERE (payload->'$.protocolSection.contactsLocationsModule.locations') IS NOT NULL
+    WHERE locations IS NOT NULL
 ),
 loc AS (
     SELECT nct_id, unnest(locs) AS value, unnest(range(len(locs))) AS key FROM arr
@@ -72,7 +111,7 @@ SELECT p.nct_id,
        nullif(trim(o.value->>'name'), '')        AS name,
        nullif(trim(o.value->>'affiliation'), '') AS affiliation,
        o.value->>'role'                          AS role
-FROM _trial_payload p, json_each(p.payload, '$.protocolSection.contactsLocationsModule.overallOfficials') o
+FROM _trial_payload p, json_each(p.officials) o
 WHERE nullif(trim(o.value->>'name'), '') IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _trial_arm AS
@@ -82,22 +121,22 @@ SELECT p.nct_id,
        a.value->>'type'             AS arm_type,
        a.value->>'description'      AS description,
        CAST(a.value->'interventionNames' AS VARCHAR[]) AS intervention_names
-FROM _trial_payload p, json_each(p.payload, '$.protocolSection.armsInterventionsModule.armGroups') a
+FROM _trial_payload p, json_each(p.arm_groups) a
 WHERE nullif(trim(a.value->>'label'), '') IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _trial_condition AS
 SELECT p.nct_id, CAST(c.key AS INTEGER) AS idx, trim(c.value->>'$') AS term
-FROM _trial_payload p, json_each(p.payload, '$.protocolSection.conditionsModule.conditions') c
+FROM _trial_payload p, json_each(p.conditions) c
 WHERE nullif(trim(c.value->>'$'), '') IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _trial_intervention AS
 SELECT p.nct_id, CAST(i.key AS INTEGER) AS idx, trim(i.value->>'name') AS term, i.value->>'type' AS intervention_type
-FROM _trial_payload p, json_each(p.payload, '$.protocolSection.armsInterventionsModule.interventions') i
+FROM _trial_payload p, json_each(p.interventions) i
 WHERE nullif(trim(i.value->>'name'), '') IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _trial_mesh AS
 SELECT p.nct_id, 'condition' AS kind, m.value->>'id' AS mesh_id, m.value->>'term' AS term
-FROM _trial_payload p, json_each(p.payload, '$.derivedSection.conditionBrowseModule.meshes') m
+FROM _trial_payload p, json_each(p.condition_meshes) m
 UNION ALL
 SELECT p.nct_id, 'intervention', m.value->>'id', m.value->>'term'
-FROM _trial_payload p, json_each(p.payload, '$.derivedSection.interventionBrowseModule.meshes') m;
+FROM _trial_payload p, json_each(p.intervention_meshes) m;
