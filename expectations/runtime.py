@@ -82,7 +82,7 @@ class GxRunner:
             self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         except Exception:  # progress bars are cosmetic
             pass
-        self.docs_dir = docs_dir
+        self.docs_dir = docs_dir = docs_dir.resolve() if docs_dir is not None else None  # GX wants it absolute
         if docs_dir is not None:
             docs_dir.mkdir(parents=True, exist_ok=True)
             self.context.add_data_docs_site(

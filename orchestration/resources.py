@@ -58,6 +58,10 @@ def build_resources(settings: Settings | None = None) -> dict:
     s = settings or Settings.from_env()
     return {
         "warehouse": WarehouseResource(database=str(work_path(s.warehouse)), published=s.warehouse,
-                                       connection_config={"memory_limit": duckdb_memory_limit()}),
+                                       connection_config={"memory_limit": duckdb_memory_limit(),
+                                                          # checkpoint per 1 GB of WAL, not 16 MB: each checkpoint
+                                                          # rewrites the raw table's key indexes, so loading 100,000
+                                                          # studies took 73.7 s instead of 38.7 s
+                                                          "checkpoint_threshold": "1GB"}),
         "paths": PathsResource(landing=s.landing, export=s.export, vocab=s.vocab),
     }

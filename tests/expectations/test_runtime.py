@@ -34,3 +34,12 @@ def test_merge_results_fails_a_rule_that_failed_in_any_chunk():
     rule = next(r for r in merged.results if r.rule.id == "in_big_set")
     assert not rule.success and rule.evaluated == 2 and rule.unexpected[0]["key"] == "b"
     assert chunked([], 3) == [[]] and chunked([1, 2, 3, 4], 3) == [[1, 2, 3], [4]]
+
+
+def test_data_docs_under_a_relative_export_folder(tmp_path, monkeypatch):
+    """`trialhouse demo` uses ./data/exports: GX needs the Data Docs folder absolute."""
+    from pathlib import Path
+    monkeypatch.chdir(tmp_path)
+    runner = GxRunner(Path("data/exports/data_docs/run"))
+    result = runner.validate("s", _rules(["id1"]), {"t": pd.DataFrame({"key": ["a"], "ref": ["id1"]})}, ["key"])
+    assert result.success and Path(result.docs_path) == tmp_path / "data/exports/data_docs/run/index.html"
