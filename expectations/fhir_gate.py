@@ -75,20 +75,21 @@ def map_chunk(rows: list[tuple]) -> MappedChunk:
     return MappedChunk(held, mapped, frames, ids, emitted)
 
 
-# Chunks are runs of sorted version keys: a range reads just their payloads (see registry_gate).
+# Chunks are runs of sorted NCT ids: a range reads just their payloads (see registry_gate), and the
+# order (which decides the last writer of a shared Organization or Location) is the same however chunked.
 _SELECT = ("SELECT nct_id, content_hash, version_seq, last_update_post_date, payload, source_file, source_record "
-           "FROM stage.ctgov_study WHERE version_key BETWEEN ? AND ? ORDER BY version_key")
+           "FROM stage.ctgov_study WHERE nct_id BETWEEN ? AND ? ORDER BY nct_id")
 
 
-def _mapped_chunks(con, keys: list[int], size: int, workers: int) -> Iterator[tuple[dict, MappedChunk]]:
+def _mapped_chunks(con, ncts: list[str], size: int, workers: int) -> Iterator[tuple[dict, MappedChunk]]:
     """(payload by nct_id, mapped chunk) in order; chunks map in `workers` processes when there are several.
 
     At most workers + 1 chunks are in flight, so memory stays flat; the parent meanwhile runs GX and
     writes, which is why two cores give more than one."""
-    parts = chunked(keys, size)
+    parts = chunked(ncts, size)
 
     def fetch(part):
-        rows = con.execute(_SELECT, [part[0], part[-1]] if part else [0, -1]).fetchall()
+        rows = con.execute(_SELECT, [part[0], part[-1]] if part else ["1", "0"]).fetchall()
         return {r[0]: r[4] for r in rows}, rows
 
     if workers <= 1 or len(parts) == 1:
@@ -116,10 +117,10 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
                workers: int | None = None) -> FhirStageResult:
     con.execute("DROP SCHEMA IF EXISTS stage_fhir CASCADE")
     create_fhir_schema(con, STAGE)
-    keys = [r[0] for r in con.execute("SELECT version_key FROM stage.ctgov_study ORDER BY version_key").fetchall()]
+    ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
     reasons: dict[str, list[str]] = {"mappable": [], "valid_resource": []}
     parts, held_all, studies = [], [], 0
-    for payloads, mc in _mapped_chunks(con, keys, chunk or stage_chunk(), workers or stage_workers()):
+    for payloads, mc in _mapped_chunks(con, ncts, chunk or stage_chunk(), workers or stage_workers()):
         result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(mc.ids, len(mc.mapped)), mc.frames,
                                  key_columns=fhir_staging.KEYS + ["field"], docs=False)
         parts.append(result)
@@ -134,8 +135,8 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
         write_resource_rows(con, STAGE, good)
     result = merge_results(fhir_staging.SUITE, parts, runner.build_docs())
     write_rule_results(con, run_id, result, reasons, extra=[
-        ("mappable", "record", "record", len(keys)),
-        ("valid_resource", "record", "resource", len(keys)),
+        ("mappable", "record", "record", len(ncts)),
+        ("valid_resource", "record", "resource", len(ncts)),
     ])
     if held_all:
         con.execute("DELETE FROM stage.ctgov_study WHERE nct_id IN (SELECT unnest(?::VARCHAR[]))", [sorted(held_all)])

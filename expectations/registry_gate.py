@@ -56,25 +56,25 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None)
     apply_sql(con, "meta/meta.sql")
     con.execute(_read_sql("registry_candidates.sql"))
     con.execute("DELETE FROM stage.ctgov_study")
-    keys = [r[0] for r in con.execute("SELECT version_key FROM stage.ctgov_candidate ORDER BY version_key").fetchall()]
+    ncts = [r[0] for r in con.execute("SELECT DISTINCT nct_id FROM stage.ctgov_candidate ORDER BY 1").fetchall()]
     reasons: dict[str, list[str]] = {}
-    parts, staged, held = [], 0, 0
-    for part in chunked(keys, chunk or stage_chunk()):
-        result, n_held = _stage_chunk(con, runner, run_id, part, reasons)
+    parts, candidates, staged, held = [], 0, 0, 0
+    for part in chunked(ncts, chunk or stage_chunk()):
+        result, n_rows, n_held = _stage_chunk(con, runner, run_id, part, reasons)
         parts.append(result)
-        staged, held = staged + len(part) - n_held, held + n_held
+        candidates, staged, held = candidates + n_rows, staged + n_rows - n_held, held + n_held
     result = merge_results(SUITE, parts, runner.build_docs())
     write_rule_results(con, run_id, result, reasons)
-    return StageResult(len(keys), staged, held, result)
+    return StageResult(candidates, staged, held, result)
 
 
-def _stage_chunk(con, runner: GxRunner, run_id: str, keys: list[int], reasons: dict[str, list[str]]):
-    # Chunks are runs of the sorted keys, so a range selects exactly them and the scan skips the
-    # other payloads (an IN list over the whole table read every payload once per chunk).
-    lo, hi = (keys[0], keys[-1]) if keys else (0, -1)
+def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: dict[str, list[str]]):
+    # Chunks are runs of the sorted NCT ids (all candidates of a study together), so a range selects
+    # exactly them and the scan skips the other payloads (an IN list read every payload per chunk).
+    lo, hi = (ncts[0], ncts[-1]) if ncts else ("", "")
     rows = con.execute(
         "SELECT version_key, nct_id, source_file, source_record, content_hash, payload FROM stage.ctgov_candidate"
-        " WHERE version_key BETWEEN ? AND ?", [lo, hi]
+        " WHERE nct_id BETWEEN ? AND ? ORDER BY nct_id, version_key", [lo, hi] if ncts else ["1", "0"]
     ).fetchall()
     batch = [
         {"version_key": r[0], "nct_id": r[1], "source_file": r[2], "source_record": r[3], "content_hash": r[4],
@@ -108,14 +108,14 @@ def _stage_chunk(con, runner: GxRunner, run_id: str, keys: list[int], reasons: d
                                "reason": text, "payload": b["payload"]})
     write_quarantine(con, quarantine)
     mark_state(con, [(by_key[k]["nct_id"], by_key[k]["content_hash"]) for k in held], "quarantined", run_id)
-    if len(held) < len(keys):
+    if len(held) < len(rows):
         con.execute(
             "INSERT INTO stage.ctgov_study SELECT version_key, nct_id, content_hash, version_seq, last_update_post_date,"
-            " payload, source_file, source_record FROM stage.ctgov_candidate WHERE version_key BETWEEN ? AND ?"
-            " AND version_key NOT IN (SELECT unnest(?::BIGINT[]))",
+            " payload, source_file, source_record FROM stage.ctgov_candidate WHERE nct_id BETWEEN ? AND ?"
+            " AND version_key NOT IN (SELECT unnest(?::BIGINT[])) ORDER BY nct_id",
             [lo, hi, sorted(held)],
         )
-    return result, len(held)
+    return result, len(rows), len(held)
 
 
 def _read_sql(name: str) -> str:

@@ -21,7 +21,11 @@ WITH ranked AS (
 SELECT v.version_key, v.nct_id, v.content_hash, p.version_seq, v.last_update_post_date, v.version_holder,
        v.payload, v.source_file, v.source_record, v.ingested_at
 FROM raw.ctgov_study_version v
-JOIN picked p USING (version_key);
+JOIN picked p USING (version_key)
+-- Stored in NCT id order: staging reads it chunk by chunk by id range (a range whose rows are spread
+-- over the table would load every payload block for every chunk), in an order that does not depend
+-- on how version keys were handed out.
+ORDER BY v.nct_id, v.version_key;
 
 CREATE TABLE IF NOT EXISTS stage.ctgov_study (
     version_key           BIGINT PRIMARY KEY,
