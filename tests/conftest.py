@@ -23,6 +23,16 @@ def version_files() -> list[Path]:
     return sorted((CTGOV / "versions").glob("*.json"))
 
 
+def land_every_real_record(ctgov: Path) -> None:
+    """Every real study, older version and API page into a landing `ctgov/` folder (pages renamed
+    so they do not shadow the single-study files of the same name)."""
+    ctgov.mkdir(parents=True, exist_ok=True)
+    for p in study_files() + version_files():
+        (ctgov / p.name).write_bytes(p.read_bytes())
+    for p in page_files():
+        (ctgov / f"page-{p.name}").write_bytes(p.read_bytes())
+
+
 class Landing:
     """A temporary landing folder that tests drop real files into."""
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import page_files, study_files, version_files
+from tests.conftest import land_every_real_record, study_files
 from trialhouse.runner import run_pipeline
 from trialhouse.settings import ENV_STAGE_CHUNK, ENV_WORKERS, Settings
 
@@ -24,11 +24,7 @@ QUERIES = {
 
 def _run(tmp, monkeypatch, chunk: str | None, workers: str | None):
     landing = tmp / "landing" / "ctgov"
-    landing.mkdir(parents=True)
-    for p in study_files() + version_files():
-        (landing / p.name).write_bytes(p.read_bytes())
-    for p in page_files():
-        (landing / f"page-{p.name}").write_bytes(p.read_bytes())
+    land_every_real_record(landing)
     bad = json.loads(study_files()[0].read_text())  # one record each chunking must hold the same way
     bad["protocolSection"]["identificationModule"]["nctId"] = "NCT99000042"
     bad["protocolSection"]["statusModule"]["overallStatus"] = "ON_HOLD_FOREVER"

@@ -5,7 +5,7 @@ import duckdb
 import pytest
 
 from expectations.dqd.checks import FATAL_CHECKS, run_dqd
-from tests.conftest import page_files, study_files, version_files
+from tests.conftest import land_every_real_record, study_files
 from trialhouse.runner import run_pipeline
 from trialhouse.settings import Settings
 
@@ -13,12 +13,7 @@ from trialhouse.settings import Settings
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("warehouse")
-    landing = tmp / "landing" / "ctgov"
-    landing.mkdir(parents=True)
-    for p in study_files() + version_files():
-        (landing / p.name).write_bytes(p.read_bytes())
-    for p in page_files():
-        (landing / f"page-{p.name}").write_bytes(p.read_bytes())
+    land_every_real_record(tmp / "landing" / "ctgov")
     settings = Settings(str(tmp / "wh.duckdb"), str(tmp / "landing"), str(tmp / "exports"), None)
     report = run_pipeline(settings)
     assert report.success, report.failures
