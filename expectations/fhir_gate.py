@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import GxRunner, SuiteResult, chunked, merge_results, now_utc
+from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results, now_utc
 from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
@@ -81,36 +81,30 @@ _SELECT = ("SELECT nct_id, content_hash, version_seq, last_update_post_date, pay
            "FROM stage.ctgov_study WHERE nct_id BETWEEN ? AND ? ORDER BY nct_id")
 
 
-def _mapped_chunks(con, ncts: list[str], size: int, workers: int) -> Iterator[tuple[dict, MappedChunk]]:
-    """(payload by nct_id, mapped chunk) in order; chunks map in `workers` processes when there are several.
+def _mapped_chunks(con, ncts: list[str], size: int, workers: int) -> Iterator[MappedChunk]:
+    """Mapped chunks in order; they map in `workers` processes when there are several.
 
     At most workers + 1 chunks are in flight, so memory stays flat; the parent meanwhile runs GX and
     writes, which is why two cores give more than one."""
     parts = chunked(ncts, size)
 
     def fetch(part):
-        rows = con.execute(_SELECT, [part[0], part[-1]] if part else ["1", "0"]).fetchall()
-        return {r[0]: r[4] for r in rows}, rows
+        return con.execute(_SELECT, key_range(part)).fetchall()
 
     if workers <= 1 or len(parts) == 1:
         for part in parts:
-            payloads, rows = fetch(part)
-            yield payloads, map_chunk(rows)
+            yield map_chunk(fetch(part))
         return
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         todo = iter(parts)
-        pending: deque = deque()
-        for part in itertools.islice(todo, workers + 1):
-            payloads, rows = fetch(part)
-            pending.append((payloads, pool.submit(map_chunk, rows)))
+        pending = deque(pool.submit(map_chunk, fetch(part)) for part in itertools.islice(todo, workers + 1))
         while pending:
-            payloads, fut = pending.popleft()
+            fut = pending.popleft()
             nxt = next(todo, None)
             if nxt is not None:
-                p2, rows = fetch(nxt)
-                pending.append((p2, pool.submit(map_chunk, rows)))
-            yield payloads, fut.result()
+                pending.append(pool.submit(map_chunk, fetch(nxt)))
+            yield fut.result()
 
 
 def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
@@ -120,14 +114,17 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
     ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
     reasons: dict[str, list[str]] = {"mappable": [], "valid_resource": []}
     parts, held_all, studies = [], [], 0
-    for payloads, mc in _mapped_chunks(con, ncts, chunk or stage_chunk(), workers or stage_workers()):
+    for mc in _mapped_chunks(con, ncts, chunk or stage_chunk(), workers or stage_workers()):
         result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(mc.ids, len(mc.mapped)), mc.frames,
                                  key_columns=fhir_staging.KEYS + ["field"], docs=False)
         parts.append(result)
         held = _hold_failures(mc, result, reasons)
-        now = now_utc()
-        write_quarantine(con, [{**h, "run_id": run_id, "quarantined_at": now, "payload": payloads[n]}
-                               for n, h in held.items()])
+        if held:  # held studies are few: their payloads are read back only for them
+            payloads = dict(con.execute("SELECT nct_id, payload FROM stage.ctgov_study WHERE nct_id IN "
+                                        "(SELECT unnest(?::VARCHAR[]))", [sorted(held)]).fetchall())
+            now = now_utc()
+            write_quarantine(con, [{**h, "run_id": run_id, "quarantined_at": now, "payload": payloads[n]}
+                                   for n, h in held.items()])
         mark_state(con, [(h["record_key"], h["content_hash"]) for h in held.values()], "quarantined", run_id)
         held_all += held
         studies += sum(1 for m in mc.mapped if m["nct_id"] not in held)
@@ -140,9 +137,8 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
     ])
     if held_all:
         con.execute("DELETE FROM stage.ctgov_study WHERE nct_id IN (SELECT unnest(?::VARCHAR[]))", [sorted(held_all)])
-    written = con.execute("SELECT count(*) FROM stage_fhir.resource").fetchone()[0]
     by_type = dict(con.execute("SELECT resource_type, count(*) FROM stage_fhir.resource GROUP BY ALL ORDER BY 1").fetchall())
-    return FhirStageResult(studies, written, len(held_all), by_type, result)
+    return FhirStageResult(studies, sum(by_type.values()), len(held_all), by_type, result)
 
 
 def _hold_failures(mc: MappedChunk, result: SuiteResult, reasons: dict[str, list[str]]) -> dict[str, dict]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import GxRunner, SuiteResult, chunked, merge_results, now_utc
+from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results, now_utc
 from expectations.suites.ctgov_registry import SUITE, rules
 from schemas import apply_sql, ensure_base_schemas
 from transforms.ctgov.flatten import KEYS, registry_frames
@@ -71,10 +71,10 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None)
 def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: dict[str, list[str]]):
     # Chunks are runs of the sorted NCT ids (all candidates of a study together), so a range selects
     # exactly them and the scan skips the other payloads (an IN list read every payload per chunk).
-    lo, hi = (ncts[0], ncts[-1]) if ncts else ("", "")
+    lo, hi = key_range(ncts)
     rows = con.execute(
         "SELECT version_key, nct_id, source_file, source_record, content_hash, payload FROM stage.ctgov_candidate"
-        " WHERE nct_id BETWEEN ? AND ? ORDER BY nct_id, version_key", [lo, hi] if ncts else ["1", "0"]
+        " WHERE nct_id BETWEEN ? AND ? ORDER BY nct_id, version_key", [lo, hi]
     ).fetchall()
     batch = [
         {"version_key": r[0], "nct_id": r[1], "source_file": r[2], "source_record": r[3], "content_hash": r[4],

@@ -177,6 +177,11 @@ def chunked(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)] or [[]]
 
 
+def key_range(chunk: list[str]) -> list[str]:
+    """BETWEEN bounds selecting a chunk of sorted keys; an empty chunk gets a range that selects nothing."""
+    return [chunk[0], chunk[-1]] if chunk else ["1", "0"]
+
+
 # Above this many values, set membership is computed with a hash lookup and GX asserts the result.
 LARGE_VALUE_SET = 256
 

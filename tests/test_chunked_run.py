@@ -15,7 +15,7 @@ from trialhouse.settings import ENV_STAGE_CHUNK, ENV_WORKERS, Settings
 QUERIES = {
     "resources": "SELECT resource_type, id, md5(CAST(resource AS VARCHAR)) FROM fhir.resource ORDER BY ALL",
     "states": "SELECT nct_id, content_hash, status FROM meta.study_state ORDER BY ALL",
-    "holds": "SELECT record_key, suite, rule, field FROM quarantine.record ORDER BY ALL",
+    "holds": "SELECT record_key, suite, rule, field, payload IS NOT NULL FROM quarantine.record ORDER BY ALL",
     "verdicts": "SELECT suite, rule, evaluated, failed FROM quarantine.rule_result ORDER BY ALL",
     "omop": "SELECT 'care_site', count(*) FROM omop.care_site UNION ALL SELECT 'metadata', count(*) FROM omop.metadata"
             " UNION ALL SELECT 'cohort', count(*) FROM omop.cohort_definition ORDER BY ALL",
@@ -29,6 +29,10 @@ def _run(tmp, monkeypatch, chunk: str | None, workers: str | None):
     bad["protocolSection"]["identificationModule"]["nctId"] = "NCT99000042"
     bad["protocolSection"]["statusModule"]["overallStatus"] = "ON_HOLD_FOREVER"
     (landing / "bad.json").write_text(json.dumps(bad))
+    unmappable = json.loads(study_files()[1].read_text())  # passes the registry suite, not the FHIR mapping
+    unmappable["protocolSection"]["identificationModule"]["nctId"] = "NCT99000043"
+    unmappable["protocolSection"]["eligibilityModule"]["minimumAge"] = "eighteen"
+    (landing / "unmappable.json").write_text(json.dumps(unmappable))
     for env, value in ((ENV_STAGE_CHUNK, chunk), (ENV_WORKERS, workers)):
         if value is None:
             monkeypatch.delenv(env, raising=False)
@@ -54,7 +58,9 @@ def runs(tmp_path_factory):
 
 def test_chunks_and_workers_publish_the_same_rows_holds_and_verdicts(runs):
     (_, _, whole), (_, _, chunked) = runs
-    assert whole["resources"] and whole["holds"]
+    assert whole["resources"]
+    assert ("NCT99000042", "ctgov_registry") in {h[:2] for h in whole["holds"]}
+    assert ("NCT99000043", "fhir_staging", "mappable", True) in {h[:3] + h[4:] for h in whole["holds"]}
     for key in QUERIES:
         if key == "verdicts":  # rule ids and failures match; evaluated counts are per row, summed over chunks
             assert [(s, r, f) for s, r, _, f in whole[key]] == [(s, r, f) for s, r, _, f in chunked[key]]
