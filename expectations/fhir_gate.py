@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
 from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results, now_utc
 from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
-from transforms.fhir.store import create_fhir_schema, resource_rows, write_resource_rows
+from transforms.fhir.store import create_fhir_schema, resource_frame, resource_row, write_resource_rows
 from transforms.fhir.validate import validate_resources
 from trialhouse.settings import stage_chunk, stage_workers
 
@@ -50,29 +52,38 @@ class MappedChunk:
 
 
 def map_chunk(rows: list[tuple]) -> MappedChunk:
-    """Map and validate a chunk of staged studies: pure, so it runs in a worker process."""
+    """Map and validate a chunk of staged studies: pure, so it runs in a worker process.
+
+    Studies stream through: each one's resources are flattened into the suite's frames and
+    serialized into table rows as soon as they validate, then dropped (holding a chunk's resource
+    dicts took ~1 GB per worker at 5,000 studies)."""
     held: dict[str, dict] = {}
     mapped: list[dict] = []
-    for nct_id, chash, seq, lupd, payload, src, rec in rows:
-        base = {"source_file": src, "record_key": nct_id, "source_record": rec, "suite": fhir_staging.SUITE,
-                "content_hash": chash}
-        try:
-            resources = map_study(parse_payload(payload), version_id=str(seq), last_updated=_instant(lupd))
-        except MappingError as exc:
-            held[nct_id] = {**base, "rule": "mappable", "field": exc.field,
-                            "reason": f"{src} record {nct_id}: {exc.field}: cannot be mapped to FHIR R5: {exc}"}
-            continue
-        problems = [p for ps in validate_resources(resources).values() for p in ps]
-        if problems:
-            held[nct_id] = {**base, "rule": "valid_resource", "field": problems[0].split(":", 1)[0],
-                            "reason": f"{src} record {nct_id}: {len(problems)} FHIR validation problem(s): "
-                                      + "; ".join(problems[:3])}
-            continue
-        mapped.append({"nct_id": nct_id, "source_file": src, "source_record": rec, "content_hash": chash,
-                       "resources": resources})
-    frames, ids = fhir_staging.frames(mapped)
-    emitted = resource_rows((m["nct_id"], r) for m in mapped for r in m.pop("resources"))
-    return MappedChunk(held, mapped, frames, ids, emitted)
+    emitted: list[tuple] = []
+
+    def passing() -> Iterator[dict]:
+        for nct_id, chash, seq, lupd, payload, src, rec in rows:
+            base = {"source_file": src, "record_key": nct_id, "source_record": rec, "suite": fhir_staging.SUITE,
+                    "content_hash": chash}
+            try:
+                resources = map_study(parse_payload(payload), version_id=str(seq), last_updated=_instant(lupd))
+            except MappingError as exc:
+                held[nct_id] = {**base, "rule": "mappable", "field": exc.field,
+                                "reason": f"{src} record {nct_id}: {exc.field}: cannot be mapped to FHIR R5: {exc}"}
+                continue
+            problems = [p for ps in validate_resources(resources).values() for p in ps]
+            if problems:
+                held[nct_id] = {**base, "rule": "valid_resource", "field": problems[0].split(":", 1)[0],
+                                "reason": f"{src} record {nct_id}: {len(problems)} FHIR validation problem(s): "
+                                          + "; ".join(problems[:3])}
+                continue
+            study = {"nct_id": nct_id, "source_file": src, "source_record": rec, "content_hash": chash}
+            mapped.append(study)
+            emitted.extend(resource_row(nct_id, r) for r in resources)
+            yield {**study, "resources": resources}
+
+    frames, ids = fhir_staging.frames(passing())
+    return MappedChunk(held, mapped, frames, ids, resource_frame(emitted))
 
 
 # Chunks are runs of sorted NCT ids: a range reads just their payloads (see registry_gate), and the
@@ -81,30 +92,51 @@ _SELECT = ("SELECT nct_id, content_hash, version_seq, last_update_post_date, pay
            "FROM stage.ctgov_study WHERE nct_id BETWEEN ? AND ? ORDER BY nct_id")
 
 
-def _mapped_chunks(con, ncts: list[str], size: int, workers: int) -> Iterator[MappedChunk]:
-    """Mapped chunks in order; they map in `workers` processes when there are several.
+# Studies a worker maps at a time: a worker holds its slice's payloads, resources and results
+# (peak ~800 MB per worker with 5,000, ~400 MB with 1,000); the parent still validates a whole chunk
+# at once, since great-expectations costs ~1.5 s per validation whatever the rows.
+MAP_SLICE = 1000
 
-    At most workers + 1 chunks are in flight, so memory stays flat; the parent meanwhile runs GX and
+
+def _merged(parts: list[MappedChunk]) -> MappedChunk:
+    if len(parts) == 1:
+        return parts[0]
+    frames = {name: pd.concat([p.frames[name] for p in parts], ignore_index=True) for name in parts[0].frames}
+    return MappedChunk({k: v for p in parts for k, v in p.held.items()}, [m for p in parts for m in p.mapped],
+                       frames, set().union(*(p.ids for p in parts)),
+                       pd.concat([p.rows for p in parts], ignore_index=True))
+
+
+def _mapped_chunks(con, ncts: list[str], size: int, workers: int) -> Iterator[MappedChunk]:
+    """Mapped chunks in order; they map in `workers` processes when there are several, a slice of
+    at most MAP_SLICE studies per task.
+
+    At most workers + 1 slices are in flight, so memory stays flat; the parent meanwhile runs GX and
     writes, which is why two cores give more than one."""
     parts = chunked(ncts, size)
 
     def fetch(part):
         return con.execute(_SELECT, key_range(part)).fetchall()
 
-    if workers <= 1 or len(parts) == 1:
+    slices = [(i, s) for i, part in enumerate(parts) for s in chunked(part, MAP_SLICE)]
+    if workers <= 1 or len(slices) == 1:
         for part in parts:
             yield map_chunk(fetch(part))
         return
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        todo = iter(parts)
-        pending = deque(pool.submit(map_chunk, fetch(part)) for part in itertools.islice(todo, workers + 1))
+        todo = iter(slices)
+        pending = deque((i, pool.submit(map_chunk, fetch(s))) for i, s in itertools.islice(todo, workers + 1))
+        done: list[MappedChunk] = []
         while pending:
-            fut = pending.popleft()
+            i, fut = pending.popleft()
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append(pool.submit(map_chunk, fetch(nxt)))
-            yield fut.result()
+                pending.append((nxt[0], pool.submit(map_chunk, fetch(nxt[1]))))
+            done.append(fut.result())
+            if not pending or pending[0][0] != i:  # the chunk's last slice: validate the chunk whole
+                yield _merged(done)
+                done = []
 
 
 def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,

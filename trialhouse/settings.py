@@ -93,7 +93,7 @@ ENV_DUCKDB_MEMORY = "TRIALHOUSE_DUCKDB_MEMORY"
 def duckdb_memory_limit() -> str:
     """DuckDB's buffer-pool cap for the pipeline's connection. DuckDB's own default is 80% of RAM,
     which it fills as a cache; capped, big statements spill to disk beside the work file instead."""
-    return os.environ.get(ENV_DUCKDB_MEMORY) or "4GB"
+    return os.environ.get(ENV_DUCKDB_MEMORY) or "1GB"
 
 
 ENV_WORKERS = "TRIALHOUSE_WORKERS"

@@ -7,6 +7,8 @@ every code of a bound ResearchStudy element is in its R5 value set.
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import pandas as pd
 
 from expectations.runtime import Rule
@@ -43,8 +45,9 @@ def _codings(node, parts, path, out):
         _codings(node[parts[0]], parts[1:], f"{path}.{parts[0]}", out)
 
 
-def frames(studies: list[dict]) -> tuple[dict[str, pd.DataFrame], set[str]]:
-    """`studies`: dicts with nct_id, source_file, source_record and `resources` (map_study output).
+def frames(studies: Iterable[dict]) -> tuple[dict[str, pd.DataFrame], set[str]]:
+    """`studies`: dicts with nct_id, source_file, source_record and `resources` (map_study output),
+    read once (a generator may map them as it goes).
     Returns the frames and every 'Type/id' the batch holds (the targets references may point at)."""
     rs, refs, codes, ids = [], [], [], set()
     bindings = _bindings()

@@ -11,6 +11,7 @@ enforced by the typed DDL of the staging schema and checked by the SQL engine in
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator, Mapping
 
 import pandas as pd
 
@@ -29,9 +30,29 @@ def _present(con, sql: str, params=None) -> list:
     return [r[0] for r in con.execute(sql, params or []).fetchall()]
 
 
-def staged_frames(con, stage: str, tables: list[str]) -> dict[str, pd.DataFrame]:
-    """DuckDB hands DATE and TIMESTAMP columns to pandas as datetime64, so date bounds compare as-is."""
-    return {t: con.execute(f"SELECT * FROM {quote(stage)}.{quote(t)}").df() for t in tables}
+class StagedFrames(Mapping):
+    """The staged tables as frames, each read when the suite reaches it and not kept, so only one
+    table is in memory at a time (all of them at once grew with the batch: ~500 MB at 100,000 studies).
+
+    DuckDB hands DATE and TIMESTAMP columns to pandas as datetime64, so date bounds compare as-is."""
+
+    def __init__(self, con, stage: str, tables: list[str]):
+        self._con, self._stage, self._tables = con, stage, list(tables)
+
+    def __getitem__(self, table: str) -> pd.DataFrame:
+        if table not in self._tables:
+            raise KeyError(table)
+        return self._con.execute(f"SELECT * FROM {quote(self._stage)}.{quote(table)}").df()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tables)
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+
+def staged_frames(con, stage: str, tables: list[str]) -> StagedFrames:
+    return StagedFrames(con, stage, tables)
 
 
 def rules(con, stage: str, published: str, tables: list[str], spec_columns: dict[str, list[str]]) -> list[Rule]:

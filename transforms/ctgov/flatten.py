@@ -6,6 +6,8 @@ failed expectation can name the record and the field.
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import pandas as pd
 
 from transforms.ctgov.identity import get_path
@@ -62,8 +64,9 @@ def intervention_ref(nct_id: str, name) -> str:
     return f"{nct_id}|{str(name).strip().casefold()}"
 
 
-def registry_frames(rows: list[dict]) -> dict[str, pd.DataFrame]:
-    """`rows`: dicts with version_key, nct_id, source_file, source_record and `record` (the study)."""
+def registry_frames(rows: Iterable[dict]) -> dict[str, pd.DataFrame]:
+    """`rows`: dicts with version_key, nct_id, source_file, source_record and `record` (the study),
+    read once, so a generator can parse records as they are flattened."""
     study, phase, site, arm, intervention, section, arm_ref = [], [], [], [], [], [], []
     for row in rows:
         rec = row["record"]

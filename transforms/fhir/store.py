@@ -58,11 +58,17 @@ _COLUMNS = ["resource_type", "id", "version_id", "last_updated", "nct_id", "reso
 def resource_rows(emitted: Iterable[tuple[str, dict]]) -> pd.DataFrame:
     """(emitting study, resource) pairs as table rows with an `emitted_by` column, not yet de-duplicated:
     a shared Organization appears once per study that emitted it, so dropping a study keeps the others'."""
-    rows = []
-    for by, res in emitted:
-        meta = res.get("meta") or {}
-        rows.append((res["resourceType"], res["id"], str(meta.get("versionId", "1")), meta.get("lastUpdated"),
-                     owning_nct_id(res), orjson.dumps(res).decode(), by))
+    return resource_frame([resource_row(by, res) for by, res in emitted])
+
+
+def resource_row(by: str | None, res: dict) -> tuple:
+    """One resource as a table row (serialized), so the caller can drop the resource itself."""
+    meta = res.get("meta") or {}
+    return (res["resourceType"], res["id"], str(meta.get("versionId", "1")), meta.get("lastUpdated"),
+            owning_nct_id(res), orjson.dumps(res).decode(), by)
+
+
+def resource_frame(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=_COLUMNS + ["emitted_by"])
 
 

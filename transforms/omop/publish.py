@@ -15,6 +15,12 @@ VOCABULARY = frozenset({"concept", "vocabulary", "domain", "concept_class", "con
                         "concept_synonym", "concept_ancestor", "drug_strength"})
 OWNED = {"cohort_definition": "cohort_definition_id", "metadata": "metadata_id"}
 REPLACED_WHOLE = ("cdm_source",)
+_STCM_KEEP_LEAST = (
+    "DELETE FROM {p}.source_to_concept_map AS o USING {s}.source_to_concept_map AS n "
+    "WHERE o.source_code = n.source_code AND o.source_vocabulary_id = n.source_vocabulary_id "
+    "AND substr(n.source_code_description, strpos(n.source_code_description, '; ') + 2) "
+    "< substr(o.source_code_description, strpos(o.source_code_description, '; ') + 2)"
+)
 
 
 def primary_keys() -> dict[str, str]:
@@ -32,8 +38,14 @@ def staged_tables(con, stage: str) -> list[str]:
     return out
 
 
-def merge_stage(con, stage: str, target: str, batch: str, id_map_schema: str = "meta") -> dict[str, int]:
-    """Merge every non-empty staged table; `batch` is a relation with the batch's nct_id column."""
+def merge_stage(con, stage: str, target: str, batch: str, id_map_schema: str = "meta",
+                keep_shared: bool = False) -> dict[str, int]:
+    """Merge every non-empty staged table; `batch` is a relation with the batch's nct_id column.
+
+    A shared row (same primary key) replaces the target's, the newer batch being the better
+    description; `keep_shared` keeps the target's instead, for folding chunks of one batch in NCT id
+    order, where the batch's own rule is that the first study describing a site or person wins.
+    """
     s, p, m = quote(stage), quote(target), quote(id_map_schema)
     check_relation(batch)
     pks = primary_keys()
@@ -45,9 +57,22 @@ def merge_stage(con, stage: str, target: str, batch: str, id_map_schema: str = "
                         f"WHERE table_name = ? AND owner IN (SELECT nct_id FROM {batch}))", [name])
         if name in REPLACED_WHOLE:
             con.execute(f"DELETE FROM {p}.{t}")
+        elif name == "source_to_concept_map" and keep_shared:
+            # A batch decides a source code from its least spelling (min(source_name), which the
+            # description ends with after "rule=...; "): the chunk holding the lesser one wins.
+            con.execute(_STCM_KEEP_LEAST.format(p=p, s=s))
+            merged[f"omop.{name}"] = con.execute(
+                f"INSERT INTO {p}.{t} SELECT * FROM {s}.{t} WHERE (source_code, source_vocabulary_id) NOT IN "
+                f"(SELECT (source_code, source_vocabulary_id) FROM {p}.{t})").fetchone()[0]
+            continue
         elif name == "source_to_concept_map":
             con.execute(f"DELETE FROM {p}.{t} WHERE (source_code, source_vocabulary_id) IN "
                         f"(SELECT (source_code, source_vocabulary_id) FROM {s}.{t})")
+        elif name in pks and keep_shared and name not in OWNED:
+            pk = quote(pks[name])
+            merged[f"omop.{name}"] = con.execute(f"INSERT INTO {p}.{t} SELECT * FROM {s}.{t} "
+                                                 f"WHERE {pk} NOT IN (SELECT {pk} FROM {p}.{t})").fetchone()[0]
+            continue
         elif name in pks:
             pk = quote(pks[name])
             con.execute(f"DELETE FROM {p}.{t} WHERE {pk} IN (SELECT {pk} FROM {s}.{t})")
