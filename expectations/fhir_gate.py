@@ -88,8 +88,9 @@ def map_chunk(rows: list[tuple]) -> MappedChunk:
 
 # Chunks are runs of sorted NCT ids: a range reads just their payloads (see registry_gate), and the
 # order (which decides the last writer of a shared Organization or Location) is the same however chunked.
-_SELECT = ("SELECT nct_id, content_hash, version_seq, last_update_post_date, payload, source_file, source_record "
-           "FROM stage.ctgov_study WHERE nct_id BETWEEN ? AND ? ORDER BY nct_id")
+_SELECT = ("SELECT s.nct_id, s.content_hash, s.version_seq, s.last_update_post_date, v.payload, s.source_file, "
+           "s.source_record FROM stage.ctgov_study s JOIN raw.ctgov_study_version v USING (version_key) "
+           "WHERE s.nct_id BETWEEN ? AND ? ORDER BY s.nct_id")
 
 
 # Studies a worker maps at a time: a worker holds its slice's payloads, resources and results
@@ -152,8 +153,9 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
         parts.append(result)
         held = _hold_failures(mc, result, reasons)
         if held:  # held studies are few: their payloads are read back only for them
-            payloads = dict(con.execute("SELECT nct_id, payload FROM stage.ctgov_study WHERE nct_id IN "
-                                        "(SELECT unnest(?::VARCHAR[]))", [sorted(held)]).fetchall())
+            payloads = dict(con.execute("SELECT s.nct_id, v.payload FROM stage.ctgov_study s JOIN raw.ctgov_study_version v"
+                                        " USING (version_key) WHERE s.nct_id IN (SELECT unnest(?::VARCHAR[]))",
+                                        [sorted(held)]).fetchall())
             now = now_utc()
             write_quarantine(con, [{**h, "run_id": run_id, "quarantined_at": now, "payload": payloads[n]}
                                    for n, h in held.items()])

@@ -70,11 +70,13 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None)
 
 def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: dict[str, list[str]]):
     # Chunks are runs of the sorted NCT ids (all candidates of a study together), so a range selects
-    # exactly them and the scan skips the other payloads (an IN list read every payload per chunk).
+    # exactly them; payloads come from raw by version key, and the join hands the keys' bounds to the raw
+    # scan, so it skips the rest (an IN list read every payload per chunk).
     lo, hi = key_range(ncts)
     rows = con.execute(
-        "SELECT version_key, nct_id, source_file, source_record, content_hash, payload FROM stage.ctgov_candidate"
-        " WHERE nct_id BETWEEN ? AND ? ORDER BY nct_id, version_key", [lo, hi]
+        "SELECT c.version_key, c.nct_id, c.source_file, c.source_record, c.content_hash, v.payload"
+        " FROM stage.ctgov_candidate c JOIN raw.ctgov_study_version v USING (version_key)"
+        " WHERE c.nct_id BETWEEN ? AND ? ORDER BY c.nct_id, c.version_key", [lo, hi]
     ).fetchall()
     batch = [
         {"version_key": r[0], "nct_id": r[1], "source_file": r[2], "source_record": r[3], "content_hash": r[4],
@@ -111,7 +113,7 @@ def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: d
     if len(held) < len(rows):
         con.execute(
             "INSERT INTO stage.ctgov_study SELECT version_key, nct_id, content_hash, version_seq, last_update_post_date,"
-            " payload, source_file, source_record FROM stage.ctgov_candidate WHERE nct_id BETWEEN ? AND ?"
+            " source_file, source_record FROM stage.ctgov_candidate WHERE nct_id BETWEEN ? AND ?"
             " AND version_key NOT IN (SELECT unnest(?::BIGINT[])) ORDER BY nct_id",
             [lo, hi, sorted(held)],
         )

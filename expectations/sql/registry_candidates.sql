@@ -2,8 +2,10 @@
 -- lastUpdatePostDate, then versionHolder) the gate has not decided on yet. Two different contents
 -- tied for current is an ambiguity the gate quarantines rather than guesses.
 CREATE SCHEMA IF NOT EXISTS stage;
--- Ranked on the narrow columns only, so the payloads of the whole history are neither sorted nor
--- copied: only the picked versions' rows are read in full (version_seq as in raw.ctgov_study_history).
+-- Narrow columns only: the payloads stay in raw and are read per chunk by version_key (sorting or
+-- copying the batch's payloads here ran out of memory under a 1 GB cap at 100,000 studies, and the
+-- copy left a batch's worth of free blocks in the work file that every publish then copied).
+-- version_seq as in raw.ctgov_study_history.
 CREATE OR REPLACE TABLE stage.ctgov_candidate AS
 WITH ranked AS (
     SELECT version_key, nct_id, content_hash,
@@ -19,22 +21,21 @@ WITH ranked AS (
       AND NOT EXISTS (SELECT 1 FROM meta.study_state s WHERE s.nct_id = r.nct_id AND s.content_hash = r.content_hash)
 )
 SELECT v.version_key, v.nct_id, v.content_hash, p.version_seq, v.last_update_post_date, v.version_holder,
-       v.payload, v.source_file, v.source_record, v.ingested_at
+       v.source_file, v.source_record, v.ingested_at
 FROM raw.ctgov_study_version v
 JOIN picked p USING (version_key)
--- Stored in NCT id order: staging reads it chunk by chunk by id range (a range whose rows are spread
--- over the table would load every payload block for every chunk), in an order that does not depend
--- on how version keys were handed out.
+-- In NCT id order: staging goes chunk by chunk through runs of sorted ids, in an order that does not
+-- depend on how version keys were handed out.
 ORDER BY v.nct_id, v.version_key;
 
-CREATE TABLE IF NOT EXISTS stage.ctgov_study (
+-- The batch that passed: keys only, its payloads are read from raw by version_key. Re-created each run
+-- (what a blocked gate left behind is superseded by this run's batch).
+CREATE OR REPLACE TABLE stage.ctgov_study (
     version_key           BIGINT PRIMARY KEY,
     nct_id                VARCHAR NOT NULL UNIQUE,
     content_hash          VARCHAR NOT NULL,
     version_seq           BIGINT NOT NULL,
     last_update_post_date DATE,
-    payload               JSON NOT NULL,
     source_file           VARCHAR NOT NULL,
     source_record         VARCHAR NOT NULL
 );
-DELETE FROM stage.ctgov_study;

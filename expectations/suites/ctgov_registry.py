@@ -11,6 +11,14 @@ SUITE = "ctgov_registry"
 NCT_ID_FIELD = "protocolSection.identificationModule.nctId"
 # Partial dates are valid (2004-05); months and days are checked for range here and for the calendar below.
 DATE_REGEX = r"^\d{4}(?:-(?:0[1-9]|1[0-2])(?:-(?:0[1-9]|[12]\d|3[01]))?)?$"
+# A real calendar date: YYYY or YYYY-MM, or a day that month has (29 February only in leap years),
+# year 0000 excluded. Checked by regex, vectorised: dateutil parsed each value in Python, 0.55 ms a
+# study at 50,000 studies, a third of the suite's time; tests hold the regex to dateutil's verdicts.
+CALENDAR_REGEX = (
+    r"^(?!0000)(?:\d{4}(?:-(?:0[1-9]|1[0-2]))?"
+    r"|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)|02-(?:0[1-9]|1\d|2[0-8]))"
+    r"|(?:\d{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)$"
+)
 DATE_COLUMNS = ("start_date", "primary_completion_date", "completion_date", "study_first_submit_date",
                 "last_update_post_date")
 REQUIRED_VALUES = ("brief_title", "overall_status", "study_type")
@@ -63,7 +71,7 @@ def rules(intervention_refs: frozenset[str] = frozenset()) -> list[Rule]:
                         lambda g, c=column: g.expectations.ExpectColumnValuesToMatchRegex(column=c, regex=DATE_REGEX),
                         message="is not a date of the form YYYY, YYYY-MM or YYYY-MM-DD"))
         out.append(Rule(f"date_calendar.{column}", "study", column, STUDY_FIELDS[column],
-                        lambda g, c=column: g.expectations.ExpectColumnValuesToBeDateutilParseable(column=c),
+                        lambda g, c=column: g.expectations.ExpectColumnValuesToMatchRegex(column=c, regex=CALENDAR_REGEX),
                         message="is not a real calendar date"))
     out += [
         Rule("enrollment_non_negative", "study", "enrollment_count", STUDY_FIELDS["enrollment_count"],
