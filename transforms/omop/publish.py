@@ -55,27 +55,20 @@ def merge_stage(con, stage: str, target: str, batch: str, id_map_schema: str = "
         if name in OWNED:
             con.execute(f"DELETE FROM {p}.{t} WHERE {quote(OWNED[name])} IN (SELECT id FROM {m}.omop_id_map "
                         f"WHERE table_name = ? AND owner IN (SELECT nct_id FROM {batch}))", [name])
+        # A shared row's key: concept decisions by source code, the rest by primary key.
+        key = "(source_code, source_vocabulary_id)" if name == "source_to_concept_map" else (
+            quote(pks[name]) if name in pks else None)
+        only_new = ""
         if name in REPLACED_WHOLE:
             con.execute(f"DELETE FROM {p}.{t}")
-        elif name == "source_to_concept_map" and keep_shared:
-            # A batch decides a source code from its least spelling (min(source_name), which the
-            # description ends with after "rule=...; "): the chunk holding the lesser one wins.
-            con.execute(_STCM_KEEP_LEAST.format(p=p, s=s))
-            merged[f"omop.{name}"] = con.execute(
-                f"INSERT INTO {p}.{t} SELECT * FROM {s}.{t} WHERE (source_code, source_vocabulary_id) NOT IN "
-                f"(SELECT (source_code, source_vocabulary_id) FROM {p}.{t})").fetchone()[0]
-            continue
-        elif name == "source_to_concept_map":
-            con.execute(f"DELETE FROM {p}.{t} WHERE (source_code, source_vocabulary_id) IN "
-                        f"(SELECT (source_code, source_vocabulary_id) FROM {s}.{t})")
-        elif name in pks and keep_shared and name not in OWNED:
-            pk = quote(pks[name])
-            merged[f"omop.{name}"] = con.execute(f"INSERT INTO {p}.{t} SELECT * FROM {s}.{t} "
-                                                 f"WHERE {pk} NOT IN (SELECT {pk} FROM {p}.{t})").fetchone()[0]
-            continue
-        elif name in pks:
-            pk = quote(pks[name])
-            con.execute(f"DELETE FROM {p}.{t} WHERE {pk} IN (SELECT {pk} FROM {s}.{t})")
-        merged[f"omop.{name}"] = con.execute(f"INSERT INTO {p}.{t} SELECT * FROM {s}.{t}").fetchone()[0]
+        elif key and keep_shared and name not in OWNED:
+            if name == "source_to_concept_map":
+                # A batch decides a source code from its least spelling (min(source_name), which the
+                # description ends with after "rule=...; "): the chunk holding the lesser one wins.
+                con.execute(_STCM_KEEP_LEAST.format(p=p, s=s))
+            only_new = f" WHERE {key} NOT IN (SELECT {key} FROM {p}.{t})"
+        elif key:
+            con.execute(f"DELETE FROM {p}.{t} WHERE {key} IN (SELECT {key} FROM {s}.{t})")
+        merged[f"omop.{name}"] = con.execute(f"INSERT INTO {p}.{t} SELECT * FROM {s}.{t}{only_new}").fetchone()[0]
     return merged
 
