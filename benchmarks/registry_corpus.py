@@ -29,6 +29,9 @@ MAX_BYTES = 3_600_000  # its largest study
 SIGMA = 1.0  # spread of the log-normal: median ~10 KB, a few studies above 300 KB
 RESULTS_SHARE = 0.11  # studies posted with results
 FIRST_NCT = 90_000_000  # synthetic ids stay clear of the real ones in tests/data
+# Real NCT ids are sparse: ~600,000 studies over ~7.3 million numbers, one in 12. Synthetic ids keep
+# that spacing, so anything keyed on id ranges (the FHIR export's parts) sees the registry's density.
+ID_STEP = 12
 ZIP_TIME = (2026, 1, 1, 0, 0, 0)  # fixed member timestamps: the zip is byte-identical per seed
 
 
@@ -73,7 +76,7 @@ class CorpusGenerator:
         tpl = rng.choice(fits)
         rec = copy.deepcopy(tpl.record)
         ps = rec["protocolSection"]
-        nct = f"NCT{FIRST_NCT + i:08d}"
+        nct = f"NCT{FIRST_NCT + i * ID_STEP:08d}"
         ps["identificationModule"]["nctId"] = nct
         ps["identificationModule"].setdefault("orgStudyIdInfo", {})["id"] = f"SYN-{i}"
         self._resample_arms(ps)

@@ -10,6 +10,7 @@ import pytest
 
 from expectations import fhir_gate
 from tests.conftest import land_every_real_record, study_files
+from transforms.fhir.export import PART_SQL, export_ndjson
 from trialhouse.runner import run_pipeline
 from trialhouse.settings import ENV_STAGE_CHUNK, ENV_WORKERS, Settings
 
@@ -86,3 +87,29 @@ def test_a_run_with_nothing_new_keeps_the_published_file_and_export(runs):
     assert report.success, report.failures
     assert report.metadata["publish/warehouse"]["snapshot_replaced"] is False
     assert (published.stat().st_ino, published.stat().st_mtime_ns, manifest.stat().st_mtime_ns) == before
+
+
+def test_one_changed_study_rewrites_only_its_export_parts(runs, tmp_path):
+    settings, _, _ = runs[0]
+    export = Path(settings.export) / "fhir"
+    stamps = {p: p.stat().st_mtime_ns for p in export.glob("*/*.ndjson")}
+    record = json.loads(study_files()[0].read_text())
+    ident = record["protocolSection"]["identificationModule"]
+    ident["briefTitle"] += " (amended)"
+    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-28", "type": "ACTUAL"}
+    (Path(settings.landing) / "ctgov" / "amended.json").write_text(json.dumps(record))
+
+    report = run_pipeline(settings)
+
+    assert report.success, report.failures
+    rewritten = {(p.parent.name, p.stem) for p in export.glob("*/*.ndjson") if stamps.get(p) != p.stat().st_mtime_ns}
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        own = set(con.execute(f"SELECT DISTINCT resource_type, {PART_SQL} FROM fhir.resource WHERE nct_id = ?",
+                              [ident["nctId"]]).fetchall())
+        whole = export_ndjson(con, "fhir", tmp_path, transaction_time="t")
+    assert own <= rewritten and all(part == "shared" for _, part in rewritten - own)
+    assert report.metadata["publish/warehouse"]["fhir_parts_rewritten"] == len(rewritten) < len(stamps) / 2
+    # and the export is what a whole export of the published resources writes
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["output"] == whole["output"]
+    assert all((export / o["url"]).read_bytes() == (tmp_path / "fhir" / o["url"]).read_bytes() for o in whole["output"])

@@ -135,7 +135,7 @@ def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
         "\nLook at it yourself (read-only, works while loads run):\n"
         f"  uv run python -c \"import duckdb; print(duckdb.connect('{settings.warehouse}', read_only=True)"
         ".sql('select * from fhir.research_study'))\"\n"
-        f"  FHIR bulk export: {settings.export}/fhir/ (manifest.json, one NDJSON file per resource type)\n"
+        f"  FHIR bulk export: {settings.export}/fhir/ (manifest.json; NDJSON per resource type in parts of NCT id ranges)\n"
         f"  Data Docs:        {settings.export}/data_docs/<run id>/index.html\n"
         "  Dagster UI:       DAGSTER_HOME=$PWD/dagster_home uv run dg dev   (then open http://127.0.0.1:3000)"
     )

@@ -6,7 +6,7 @@ import dagster as dg
 
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from schemas.omop.ddl import create_omop_schema
-from transforms.fhir.export import export_ndjson
+from transforms.fhir.export import PART_SQL, export_pending
 from transforms.fhir.store import create_fhir_schema
 from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.publish import merge_stage
@@ -20,6 +20,13 @@ SUITES = ["ctgov_registry", "fhir_staging", "omop_dqd", "site_protocol"]
 
 def merge_fhir(con, run_id: str) -> dict[str, int]:
     """The batch's studies replace their published resources whole; shared ones are upserted."""
+    # The export parts of every row replaced or added, so the export rewrites those files only.
+    con.execute(
+        f"INSERT INTO meta.fhir_export_pending SELECT DISTINCT resource_type, {PART_SQL}, ? FROM ("
+        " SELECT resource_type, nct_id FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)"
+        " UNION ALL SELECT resource_type, nct_id FROM fhir.resource"
+        "  WHERE (resource_type, id) IN (SELECT resource_type, id FROM stage_fhir.resource)"
+        " UNION ALL SELECT resource_type, nct_id FROM stage_fhir.resource)", [run_id])
     con.execute("DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
     # Delete then insert, not INSERT OR REPLACE: DuckDB's upsert holds the whole batch in memory
     # (1.2 M resources ran out of memory under a 1 GB cap; the plain insert spills and took 7.8 s).
@@ -42,6 +49,13 @@ def merge_site_state(con, run_id: str) -> dict[str, int]:
 
 
 MERGES: list = [merge_fhir, merge_omop, merge_site_state]
+
+
+def _per_type(manifest: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for o in manifest["output"]:
+        out[o["type"]] = out.get(o["type"], 0) + o["count"]
+    return out
 
 
 @dg.asset(
@@ -67,17 +81,16 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         create_omop_schema(con, "omop")
         log = publish_batch(con, context.run.run_id, SUITES, MERGES)
         path = Path(warehouse.published)
-        manifest_path = paths.export_path / "fhir" / "manifest.json"
+        parts = export_pending(con, paths.export_path)
+        manifest = json.loads((paths.export_path / "fhir" / "manifest.json").read_text(encoding="utf-8"))
         # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
         changed = log["studies_published"] or log["quarantined"] or any(
             v for k, v in log["merged"].items() if k != "omop.cdm_source")
-        replaced = bool(changed or not path.exists() or not manifest_path.exists())
+        replaced = bool(changed or not path.exists())
         if replaced:
-            manifest = export_ndjson(con, "fhir", paths.export_path)
             path = publish_snapshot(con, warehouse.published)
-        else:  # nothing new: the analysts' file and the export already hold this state
-            context.log.info("nothing changed since the last publish: snapshot and export kept")
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        else:  # nothing new: the analysts' file already holds this state
+            context.log.info("nothing changed since the last publish: snapshot kept")
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(sum(log["table_counts"].values())),
@@ -86,7 +99,8 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
             "table_counts": dg.MetadataValue.json(log["table_counts"]),
             "rows_merged": dg.MetadataValue.json({k: v for k, v in log["merged"].items() if v}),
             "fhir_export": dg.MetadataValue.path(str(paths.export_path / "fhir" / "manifest.json")),
-            "fhir_exported": dg.MetadataValue.json({o["type"]: o["count"] for o in manifest["output"]}),
+            "fhir_exported": dg.MetadataValue.json(_per_type(manifest)),
+            "fhir_parts_rewritten": dg.MetadataValue.int(parts),
             "path": dg.MetadataValue.path(str(path)),
             "snapshot_replaced": dg.MetadataValue.bool(replaced),
             "size_bytes": dg.MetadataValue.int(path.stat().st_size),

@@ -21,3 +21,12 @@ CREATE TABLE IF NOT EXISTS meta.load_log (
     table_counts       JSON NOT NULL,   -- {"fhir.resource": n, "omop.care_site": n, ...} after the publish
     suites_passed      JSON NOT NULL    -- ["ctgov_registry", "fhir_staging", "omop_dqd", ...]
 );
+
+-- FHIR export parts (transforms/fhir/export.py) a publish changed and the export has not rewritten
+-- yet. Written in the publish transaction and cleared once the export is on disk, so a crash in
+-- between leaves the parts to the next run instead of a stale export.
+CREATE TABLE IF NOT EXISTS meta.fhir_export_pending (
+    resource_type VARCHAR NOT NULL,
+    part          VARCHAR NOT NULL,
+    run_id        VARCHAR NOT NULL
+);

@@ -137,15 +137,19 @@ def test_export_loads_back_and_every_reference_resolves(con, tmp_path):
     assert json.loads((out / "manifest.json").read_text()) == manifest
     assert manifest["requiresAccessToken"] is False and manifest["transactionTime"] == "2026-01-01T00:00:00+00:00"
     table_counts = dict(con.execute("SELECT resource_type, count(*) FROM stage_fhir.resource GROUP BY 1").fetchall())
-    assert {o["type"]: o["count"] for o in manifest["output"]} == table_counts
+    per_type: dict[str, int] = {}
     for entry in manifest["output"]:
         path = out / entry["url"]
-        assert path.name == f"{entry['type']}.ndjson"
+        assert path.parent.name == entry["type"]
         n = duckdb.execute("SELECT count(*) FROM read_ndjson_objects(?)", [str(path)]).fetchone()[0]
         assert n == entry["count"]
+        per_type[entry["type"]] = per_type.get(entry["type"], 0) + n
+    assert per_type == table_counts
+    # the seed study's part is its NCT id range; organisations no study owns are `shared`
+    assert (out / "ResearchStudy" / "NCT0666.ndjson").is_file() and (out / "Organization" / "shared.ndjson").is_file()
 
     studies = duckdb.execute("SELECT id, title FROM read_json(?, format = 'newline_delimited') WHERE id = ?",
-                             [str(out / "ResearchStudy.ndjson"), "nct06668571"]).fetchall()
+                             [str(out / "ResearchStudy" / "*.ndjson"), "nct06668571"]).fetchall()
     assert studies == [("nct06668571", "Intravenous Ketamine for Treatment-Resistant Depression")]
 
     exported, references = set(), []
@@ -160,7 +164,7 @@ def test_export_loads_back_and_every_reference_resolves(con, tmp_path):
             for v in node:
                 collect(v)
 
-    for path in out.glob("*.ndjson"):
+    for path in out.glob("*/*.ndjson"):
         for line in path.read_text(encoding="utf-8").splitlines():
             res = json.loads(line)
             exported.add(f"{res['resourceType']}/{res['id']}")

@@ -1,0 +1,87 @@
+"""The FHIR export rewritten part by part: after any change, the same files a whole export writes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import duckdb
+import pytest
+
+from transforms.fhir.export import PART_SQL, export_ndjson, export_parts
+from transforms.fhir.store import create_fhir_schema, write_resources
+
+
+@pytest.fixture
+def con(top_level_resources):
+    con = duckdb.connect()
+    create_fhir_schema(con, "fhir")
+    write_resources(con, "fhir", top_level_resources)
+    yield con
+    con.close()
+
+
+def files(root) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted((root / "fhir").glob("*/*.ndjson"))}
+
+
+def parts_of(con, where: str, params: list) -> set[tuple[str, str]]:
+    # where: a fixed predicate written in this test; values are bound parameters
+    return set(con.execute(f"SELECT DISTINCT resource_type, {PART_SQL} FROM fhir.resource WHERE {where}", params).fetchall())
+
+
+def test_rewriting_touched_parts_gives_the_whole_export(con, tmp_path):
+    inc, full = tmp_path / "inc", tmp_path / "full"
+    export_ndjson(con, "fhir", inc, transaction_time="t0")
+    stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (inc / "fhir").glob("*/*.ndjson")}
+    studies = [r[0] for r in con.execute("SELECT DISTINCT nct_id FROM fhir.resource WHERE nct_id IS NOT NULL ORDER BY 1").fetchall()]
+    gone, amended = studies[0], studies[-1]
+    touched = parts_of(con, "nct_id IN (?, ?)", [gone, amended])
+    touched |= {("Organization", "shared")}
+    # one study withdrawn whole, one retitled, one shared organisation renamed
+    con.execute("DELETE FROM fhir.resource WHERE nct_id = ?", [gone])
+    con.execute("UPDATE fhir.resource SET resource = json_merge_patch(resource, '{\"title\": \"amended\"}') "
+                "WHERE nct_id = ? AND resource_type = 'ResearchStudy'", [amended])
+    con.execute("UPDATE fhir.resource SET resource = json_merge_patch(resource, '{\"name\": \"renamed\"}') "
+                "WHERE resource_type = 'Organization' AND id = (SELECT min(id) FROM fhir.resource WHERE resource_type = 'Organization')")
+
+    manifest = export_parts(con, "fhir", inc, touched, transaction_time="t1")
+
+    assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1")
+    assert files(inc) == files(full)
+    assert json.loads((inc / "fhir" / "manifest.json").read_text()) == manifest
+    untouched = [p for p in stamps if p.exists() and (p.parent.name, p.stem) not in touched]
+    assert untouched and all((p.stat().st_ino, p.stat().st_mtime_ns) == stamps[p] for p in untouched)
+    assert not list((inc / "fhir").glob("*/.*.tmp"))
+
+
+def test_a_part_left_empty_is_removed_from_disk_and_manifest(con, tmp_path):
+    export_ndjson(con, "fhir", tmp_path)
+    seed_part = parts_of(con, "nct_id = ?", ["NCT06668571"])
+    only_seed = {p for p in seed_part
+                 if con.execute(f"SELECT count(DISTINCT nct_id) FROM fhir.resource WHERE resource_type = ? AND {PART_SQL} = ?",
+                                list(p)).fetchone()[0] == 1}
+    assert only_seed  # the seed is alone in its id range
+    con.execute("DELETE FROM fhir.resource WHERE nct_id = ?", ["NCT06668571"])
+    manifest = export_parts(con, "fhir", tmp_path, seed_part)
+    urls = {o["url"] for o in manifest["output"]}
+    for rtype, part in only_seed:
+        assert f"{rtype}/{part}.ndjson" not in urls and not (tmp_path / "fhir" / rtype / f"{part}.ndjson").exists()
+
+
+@pytest.mark.parametrize("damage", ["no manifest", "earlier layout", "a listed file missing"])
+def test_without_a_usable_manifest_everything_is_written(con, tmp_path, damage):
+    export_ndjson(con, "fhir", tmp_path / "ref", transaction_time="t")
+    target = tmp_path / "out" / "fhir"
+    export_ndjson(con, "fhir", tmp_path / "out", transaction_time="t")
+    if damage == "no manifest":
+        os.unlink(target / "manifest.json")
+    elif damage == "earlier layout":  # one file per type, as exports were written before parts
+        (target / "manifest.json").write_text(json.dumps({"output": [{"type": "Group", "url": "Group.ndjson", "count": 1}]}))
+        (target / "Group.ndjson").write_text("{}\n")
+    else:
+        next((target / "ResearchStudy").glob("*.ndjson")).unlink()
+    manifest = export_parts(con, "fhir", tmp_path / "out", set(), transaction_time="t")
+    assert manifest == json.loads((tmp_path / "ref" / "fhir" / "manifest.json").read_text())
+    assert files(tmp_path / "out") == files(tmp_path / "ref")
+    assert not (target / "Group.ndjson").exists()
