@@ -10,6 +10,7 @@ import pytest
 
 from expectations import fhir_gate
 from tests.conftest import land_every_real_record, study_files
+from transforms.fhir import export
 from transforms.fhir.export import PART_SQL, export_ndjson
 from trialhouse.runner import run_pipeline
 from trialhouse.settings import ENV_STAGE_CHUNK, ENV_WORKERS, Settings
@@ -113,3 +114,36 @@ def test_one_changed_study_rewrites_only_its_export_parts(runs, tmp_path):
     manifest = json.loads((export / "manifest.json").read_text())
     assert manifest["output"] == whole["output"]
     assert all((export / o["url"]).read_bytes() == (tmp_path / "fhir" / o["url"]).read_bytes() for o in whole["output"])
+
+
+def test_a_publish_that_dies_before_its_export_is_finished_by_the_next_run(runs, monkeypatch, tmp_path):
+    settings, _, _ = runs[1]
+    published = Path(settings.warehouse)
+    record = json.loads(study_files()[2].read_text())
+    record["protocolSection"]["identificationModule"]["briefTitle"] += " (amended again)"
+    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-29", "type": "ACTUAL"}
+    (Path(settings.landing) / "ctgov" / "amended-again.json").write_text(json.dumps(record))
+    before = (published.stat().st_ino, published.stat().st_mtime_ns)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export, "export_parts", crash)
+    assert not run_pipeline(settings).success  # the merge committed; export and snapshot did not happen
+    assert (published.stat().st_ino, published.stat().st_mtime_ns) == before
+    monkeypatch.undo()
+
+    report = run_pipeline(settings)  # nothing new to stage, but the unfinished publish is completed
+
+    assert report.success, report.failures
+    assert report.metadata["publish/warehouse"]["snapshot_replaced"] is True
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?",
+                            [record["protocolSection"]["identificationModule"]["nctId"]]).fetchone()[0]
+        assert title.endswith("(amended again)")
+        assert con.execute("SELECT count(*) FROM meta.fhir_export_pending").fetchone()[0] > 0  # its own, copied
+        whole = export.export_ndjson(con, "fhir", tmp_path, transaction_time="t")
+    fhir = Path(settings.export) / "fhir"
+    assert json.loads((fhir / "manifest.json").read_text())["output"] == whole["output"]
+    assert all((fhir / o["url"]).read_bytes() == (tmp_path / "fhir" / o["url"]).read_bytes() for o in whole["output"])
+    assert run_pipeline(settings).metadata["publish/warehouse"]["snapshot_replaced"] is False  # and then rests

@@ -81,16 +81,20 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         create_omop_schema(con, "omop")
         log = publish_batch(con, context.run.run_id, SUITES, MERGES)
         path = Path(warehouse.published)
+        # Parts an earlier publish left pending: it stopped before its export and snapshot were done.
+        unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
+                                 [context.run.run_id]).fetchone()[0]
         parts = export_pending(con, paths.export_path)
         manifest = json.loads((paths.export_path / "fhir" / "manifest.json").read_text(encoding="utf-8"))
         # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
         changed = log["studies_published"] or log["quarantined"] or any(
             v for k, v in log["merged"].items() if k != "omop.cdm_source")
-        replaced = bool(changed or not path.exists())
+        replaced = bool(changed or unfinished or not path.exists())
         if replaced:
             path = publish_snapshot(con, warehouse.published)
         else:  # nothing new: the analysts' file already holds this state
             context.log.info("nothing changed since the last publish: snapshot kept")
+        con.execute("DELETE FROM meta.fhir_export_pending")  # export and snapshot are done
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(sum(log["table_counts"].values())),

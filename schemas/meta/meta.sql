@@ -22,9 +22,10 @@ CREATE TABLE IF NOT EXISTS meta.load_log (
     suites_passed      JSON NOT NULL    -- ["ctgov_registry", "fhir_staging", "omop_dqd", ...]
 );
 
--- FHIR export parts (transforms/fhir/export.py) a publish changed and the export has not rewritten
--- yet. Written in the publish transaction and cleared once the export is on disk, so a crash in
--- between leaves the parts to the next run instead of a stale export.
+-- FHIR export parts (transforms/fhir/export.py) a publish changed. Written in the publish
+-- transaction and cleared once the export and the analysts' snapshot are done, so a crash in between
+-- leaves both to the next run instead of a stale export or file. (The snapshot itself is copied before
+-- the clear, so the analysts' file lists its own publish's parts.)
 CREATE TABLE IF NOT EXISTS meta.fhir_export_pending (
     resource_type VARCHAR NOT NULL,
     part          VARCHAR NOT NULL,

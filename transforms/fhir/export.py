@@ -97,13 +97,13 @@ def export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], *
 
 def export_pending(con, out_dir: Path) -> int:
     """Rewrite the parts of `fhir` publishes left in meta.fhir_export_pending (every part when there is
-    no usable export yet); returns how many parts were written."""
+    no usable export yet); returns how many parts were written. The caller clears the table once its
+    publish is complete, so a crash before that redoes them."""
     pending = set(con.execute("SELECT DISTINCT resource_type, part FROM meta.fhir_export_pending").fetchall())
     current = read_manifest(Path(out_dir) / "fhir") is not None
     if current and not pending:
         return 0
     manifest = export_parts(con, "fhir", out_dir, pending)
-    con.execute("DELETE FROM meta.fhir_export_pending")  # on disk now; a crash before this redoes them
     return len(pending) if current else len(manifest["output"])
 
 
