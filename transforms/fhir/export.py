@@ -25,11 +25,18 @@ SHARED = "shared"
 PREFIX = 7  # "NCT0123": an NCT id range of 10,000 numbers
 # The part of a resource row, in SQL; the publish records touched parts with it (identifiers from code).
 PART_SQL = f"coalesce(left(nct_id, {PREFIX}), '{SHARED}')"
-_ALL = 'SELECT resource_type, {part}, CAST(resource AS VARCHAR) FROM "{schema}".resource ORDER BY 1, 2, id'
-_OWNED = ('SELECT CAST(resource AS VARCHAR) FROM "{schema}".resource '
-          "WHERE resource_type = ? AND nct_id >= ? AND nct_id < ? AND left(nct_id, {prefix}) = ? ORDER BY id")
-_SHARED = 'SELECT CAST(resource AS VARCHAR) FROM "{schema}".resource WHERE resource_type = ? AND nct_id IS NULL ORDER BY id'
-_BATCH = 10_000
+_COUNTS = 'SELECT resource_type, {part}, count(*) FROM "{schema}".resource GROUP BY ALL ORDER BY ALL'
+# A batch of one type's parts in one NCT id range: the range lets DuckDB skip row groups by their
+# min/max, the part list keeps it exact, and the sort is only as big as the batch.
+_OWNED = ('SELECT {part}, CAST(resource AS VARCHAR) FROM "{schema}".resource '
+          "WHERE resource_type = ? AND nct_id >= ? AND nct_id < ? AND left(nct_id, {prefix}) = ANY(?::VARCHAR[]) "
+          "ORDER BY 1, id")
+_SHARED = ('SELECT {part}, CAST(resource AS VARCHAR) FROM "{schema}".resource '
+           "WHERE resource_type = ? AND nct_id IS NULL ORDER BY id")
+# Resources per query of a whole export. Sorting all 1.2 M resources of 100,000 studies at once ran
+# out of memory under a 512 MB cap; batches keep the sort small at any registry size.
+BATCH_ROWS = 50_000
+_FETCH = 10_000
 
 
 def part_url(rtype: str, part: str) -> str:
@@ -43,26 +50,10 @@ def export_ndjson(con, schema: str, out_dir: Path, *, transaction_time: str | No
     target.mkdir(parents=True, exist_ok=True)
     for old in list(target.glob("*.ndjson")) + list(target.glob("*/*.ndjson")):  # nothing lingers from before
         old.unlink()
+    sizes = {(t, p): n for t, p, n in con.execute(_COUNTS.format(schema=sql_schema, part=PART_SQL)).fetchall()}
     counts: dict[tuple[str, str], int] = {}
-    handle, current = None, None
-    cur = con.execute(_ALL.format(schema=sql_schema, part=PART_SQL))
-    try:
-        while rows := cur.fetchmany(_BATCH):
-            for rtype, part, text in rows:
-                if (rtype, part) != current:
-                    if handle:
-                        handle.close()
-                    path = target / part_url(rtype, part)
-                    path.parent.mkdir(exist_ok=True)
-                    handle = path.open("w", encoding="utf-8", newline="\n")
-                    current = (rtype, part)
-                    counts[current] = 0
-                handle.write(text)
-                handle.write("\n")
-                counts[current] += 1
-    finally:
-        if handle:
-            handle.close()
+    for rtype, parts in _batches(sizes):
+        counts.update(_write_batch(con, sql_schema, target, rtype, parts))
     return _write_manifest(target, sql_schema, counts, transaction_time)
 
 
@@ -79,20 +70,70 @@ def export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], *
     if previous is None:
         return export_ndjson(con, schema, out_dir, transaction_time=transaction_time)
     counts = {(o["type"], o["url"].split("/", 1)[1].removesuffix(".ndjson")): o["count"] for o in previous["output"]}
-    for rtype, part in sorted(parts):
-        path = target / part_url(rtype, part)
-        if part == SHARED:
-            cur = con.execute(_SHARED.format(schema=sql_schema), [rtype])
-        else:  # the range lets DuckDB skip row groups by their min/max; the prefix test keeps it exact
-            upper = part[:-1] + chr(ord(part[-1]) + 1)
-            cur = con.execute(_OWNED.format(schema=sql_schema, prefix=PREFIX), [rtype, part, upper, part])
-        n = _write_part(cur, path)
-        if n:
-            counts[(rtype, part)] = n
-        else:
-            counts.pop((rtype, part), None)
-            path.unlink(missing_ok=True)
+    for rtype, part in sorted(parts):  # a publish touches few parts: one small query each
+        counts.pop((rtype, part), None)
+        counts.update(_write_batch(con, sql_schema, target, rtype, [part]))
     return _write_manifest(target, sql_schema, counts, transaction_time)
+
+
+def _batches(sizes: dict[tuple[str, str], int]):
+    """(type, parts) groups of consecutive parts holding about BATCH_ROWS resources; `shared` alone."""
+    group: list[str] = []
+    rows, current = 0, None
+    for (rtype, part), n in sorted(sizes.items()):
+        if group and (rtype != current or part == SHARED or rows + n > BATCH_ROWS):
+            yield current, group
+            group, rows = [], 0
+        group.append(part)
+        rows += n
+        current = rtype
+        if part == SHARED:
+            yield current, group
+            group, rows = [], 0
+    if group:
+        yield current, group
+
+
+def _write_batch(con, sql_schema: str, target: Path, rtype: str, parts: list[str]) -> dict[tuple[str, str], int]:
+    """Write one type's parts from one query; a listed part with no rows left is removed."""
+    if parts == [SHARED]:
+        cur = con.execute(_SHARED.format(schema=sql_schema, part=PART_SQL), [rtype])
+    else:
+        owned = sorted(parts)
+        upper = owned[-1][:-1] + chr(ord(owned[-1][-1]) + 1)
+        cur = con.execute(_OWNED.format(schema=sql_schema, part=PART_SQL, prefix=PREFIX),
+                          [rtype, owned[0], upper, owned])
+    counts: dict[tuple[str, str], int] = {}
+    handle, current, tmp = None, None, None
+
+    def finish():
+        if handle:
+            handle.close()
+            os.replace(tmp, target / part_url(rtype, current))
+
+    try:
+        while rows := cur.fetchmany(_FETCH):
+            for part, text in rows:
+                if part != current:
+                    finish()
+                    path = target / part_url(rtype, part)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_name(f".{path.name}.tmp")  # moved into place whole: no reader sees half a part
+                    handle, current = tmp.open("w", encoding="utf-8", newline="\n"), part
+                    counts[(rtype, part)] = 0
+                handle.write(text)
+                handle.write("\n")
+                counts[(rtype, part)] += 1
+        finish()
+        handle = None
+    finally:
+        if handle:  # an error mid-part: drop the unfinished temporary file
+            handle.close()
+            tmp.unlink(missing_ok=True)
+    for part in parts:
+        if (rtype, part) not in counts:
+            (target / part_url(rtype, part)).unlink(missing_ok=True)
+    return counts
 
 
 def export_pending(con, out_dir: Path) -> int:
@@ -105,24 +146,6 @@ def export_pending(con, out_dir: Path) -> int:
         return 0
     manifest = export_parts(con, "fhir", out_dir, pending)
     return len(pending) if current else len(manifest["output"])
-
-
-def _write_part(cur, path: Path) -> int:
-    """Stream one part to a temporary file and move it into place, so a reader never sees half a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    n = 0
-    with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-        while rows := cur.fetchmany(_BATCH):
-            for (text,) in rows:
-                fh.write(text)
-                fh.write("\n")
-            n += len(rows)
-    if n:
-        os.replace(tmp, path)
-    else:
-        tmp.unlink()
-    return n
 
 
 def read_manifest(target: Path) -> dict | None:

@@ -8,6 +8,7 @@ import os
 import duckdb
 import pytest
 
+from transforms.fhir import export
 from transforms.fhir.export import PART_SQL, export_ndjson, export_parts
 from transforms.fhir.store import create_fhir_schema, write_resources
 
@@ -85,3 +86,12 @@ def test_without_a_usable_manifest_everything_is_written(con, tmp_path, damage):
     assert manifest == json.loads((tmp_path / "ref" / "fhir" / "manifest.json").read_text())
     assert files(tmp_path / "out") == files(tmp_path / "ref")
     assert not (target / "Group.ndjson").exists()
+
+
+def test_a_whole_export_in_small_batches_writes_the_same_files(con, tmp_path, monkeypatch):
+    one = export_ndjson(con, "fhir", tmp_path / "one", transaction_time="t")
+    monkeypatch.setattr(export, "BATCH_ROWS", 7)  # many queries of a few parts each
+    batched = export_ndjson(con, "fhir", tmp_path / "batched", transaction_time="t")
+    assert batched == one and len(one["output"]) > 20
+    assert files(tmp_path / "batched") == files(tmp_path / "one")
+    assert not list((tmp_path / "batched" / "fhir").glob("*/.*.tmp"))
