@@ -140,6 +140,11 @@ class GxRunner:
         keys = [k for k in key_columns if k in df.columns]
         fmt = {"result_format": "COMPLETE", "unexpected_index_column_names": keys}
         vr = vd.run(batch_parameters={"dataframe": df.reset_index(drop=True)}, result_format=fmt)
+        # GX's execution engine caches every batch it loaded, DataFrame included, for the context's
+        # life: one run's chunks piled up (memory grew with the batch, ~1 GB per 100,000 studies).
+        batches = self.source.get_execution_engine().batch_manager
+        batches.reset_batch_cache()
+        batches.batch_data_cache.clear()
         by_rule = {res.expectation_config.meta["rule"]: res for res in vr.results}
         return {r.id: RuleResult(r, bool(by_rule[r.id].success), len(df),
                                  list(by_rule[r.id].result.get("unexpected_index_list") or []))

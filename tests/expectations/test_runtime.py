@@ -43,3 +43,19 @@ def test_data_docs_under_a_relative_export_folder(tmp_path, monkeypatch):
     runner = GxRunner(Path("data/exports/data_docs/run"))
     result = runner.validate("s", _rules(["id1"]), {"t": pd.DataFrame({"key": ["a"], "ref": ["id1"]})}, ["key"])
     assert result.success and Path(result.docs_path) == tmp_path / "data/exports/data_docs/run/index.html"
+
+
+def test_a_run_keeps_no_validated_frame_alive():
+    """A run validates chunk after chunk in one GX context; GX cached every batch's DataFrame for the
+    context's life, so memory grew with the whole batch instead of one chunk."""
+    import gc
+
+    runner = GxRunner()
+    for i in range(3):  # both paths: plain rules and the membership helper frame
+        df = pd.DataFrame({"key": [f"k{i}", "x"], "ref": ["id1", "nope"], "chunk_marker_column": [i, i]})
+        runner.validate("s", _rules([f"id{j}" for j in range(LARGE_VALUE_SET + 1)]) + _rules(["id1"]), {"t": df},
+                        key_columns=["key"], docs=False)
+        del df
+    gc.collect()
+    alive = [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and "chunk_marker_column" in o.columns]
+    assert alive == []
