@@ -33,13 +33,10 @@ def _unindex_study_versions(con) -> None:
     ).fetchone()[0]
     if not indexed:
         return
-    con.execute("BEGIN TRANSACTION")
-    try:
+    from transforms.omop._db import transaction  # imported here: that module imports schemas.omop
+
+    with transaction(con):
         con.execute("ALTER TABLE raw.ctgov_study_version RENAME TO ctgov_study_version_indexed")
         apply_sql(con, "raw/raw.sql")
         con.execute("INSERT INTO raw.ctgov_study_version SELECT * FROM raw.ctgov_study_version_indexed")
         con.execute("DROP TABLE raw.ctgov_study_version_indexed")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise

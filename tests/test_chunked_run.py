@@ -128,7 +128,7 @@ def test_a_publish_that_dies_before_its_export_is_finished_by_the_next_run(runs,
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export, "export_parts", crash)
+    monkeypatch.setattr(export, "_write_batch", crash)
     assert not run_pipeline(settings).success  # the merge committed; export and snapshot did not happen
     assert (published.stat().st_ino, published.stat().st_mtime_ns) == before
     monkeypatch.undo()

@@ -1,5 +1,4 @@
 """The end of every run: publish what passed the gate and swap the analysts' file."""
-import json
 from pathlib import Path
 
 import dagster as dg
@@ -84,8 +83,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         # Parts an earlier publish left pending: it stopped before its export and snapshot were done.
         unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
                                  [context.run.run_id]).fetchone()[0]
-        parts = export_pending(con, paths.export_path)
-        manifest = json.loads((paths.export_path / "fhir" / "manifest.json").read_text(encoding="utf-8"))
+        parts, manifest = export_pending(con, paths.export_path)
         # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
         changed = log["studies_published"] or log["quarantined"] or any(
             v for k, v in log["merged"].items() if k != "omop.cdm_source")

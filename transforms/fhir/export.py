@@ -5,7 +5,7 @@ manifest listing them (the spec allows several files per type), so bulk-data cli
 read the export as if a server had produced it.
 
 The files are parts: `<Type>/<part>.ndjson`, where the part is the owning study's NCT id range
-(its first 7 characters, about 800 registry studies) or `shared` for resources no study owns
+(its first 7 characters, about 830 registry studies) or `shared` for resources no study owns
 (Organization, Location). A publish rewrites only the parts its studies touched, so a day's update
 costs a few files, not the 1 GB `ResearchStudy` file a whole-type export rewrote every run
 (8.9 s at 100,000 studies). Studies are stored in NCT order, so a part reads a narrow key range.
@@ -64,11 +64,15 @@ def export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], *
     Falls back to a whole export when there is no manifest of this layout to build on (a first
     publish, a deleted folder, an export written by an earlier version).
     """
-    sql_schema = checked_schema(schema)
-    target = Path(out_dir) / "fhir"
-    previous = read_manifest(target)
+    return _export_parts(con, schema, out_dir, parts, read_manifest(Path(out_dir) / "fhir"), transaction_time)
+
+
+def _export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], previous: dict | None,
+                  transaction_time: str | None) -> dict:
     if previous is None:
         return export_ndjson(con, schema, out_dir, transaction_time=transaction_time)
+    sql_schema = checked_schema(schema)
+    target = Path(out_dir) / "fhir"
     counts = {(o["type"], o["url"].split("/", 1)[1].removesuffix(".ndjson")): o["count"] for o in previous["output"]}
     for rtype, part in sorted(parts):  # a publish touches few parts: one small query each
         counts.pop((rtype, part), None)
@@ -136,16 +140,16 @@ def _write_batch(con, sql_schema: str, target: Path, rtype: str, parts: list[str
     return counts
 
 
-def export_pending(con, out_dir: Path) -> int:
+def export_pending(con, out_dir: Path) -> tuple[int, dict]:
     """Rewrite the parts of `fhir` publishes left in meta.fhir_export_pending (every part when there is
-    no usable export yet); returns how many parts were written. The caller clears the table once its
-    publish is complete, so a crash before that redoes them."""
+    no usable export yet); returns how many parts were written and the manifest. The caller clears
+    the table once its publish is complete, so a crash before that redoes them."""
     pending = set(con.execute("SELECT DISTINCT resource_type, part FROM meta.fhir_export_pending").fetchall())
-    current = read_manifest(Path(out_dir) / "fhir") is not None
-    if current and not pending:
-        return 0
-    manifest = export_parts(con, "fhir", out_dir, pending)
-    return len(pending) if current else len(manifest["output"])
+    previous = read_manifest(Path(out_dir) / "fhir")
+    if previous is not None and not pending:
+        return 0, previous
+    manifest = _export_parts(con, "fhir", out_dir, pending, previous, None)
+    return (len(pending) if previous is not None else len(manifest["output"])), manifest
 
 
 def read_manifest(target: Path) -> dict | None:
