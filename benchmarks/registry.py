@@ -114,7 +114,8 @@ def run_pipeline(root: Path, studies: int) -> RunFigures:
         raise SystemExit(f"trialhouse run printed no summary (exit {proc.returncode}):\n{err[-4000:]}")
     if not summary.get("success") or summary.get("blocked"):
         raise SystemExit(f"the run did not publish: {json.dumps(summary)[:2000]}\n{err[-2000:]}")
-    size = sum(p.stat().st_size for p in root.glob("warehouse*.duckdb"))
+    # The work file, the published one and the standby the next publish patches (trialhouse/snapshot.py).
+    size = sum(p.stat().st_size for p in [*root.glob("warehouse*.duckdb"), *root.glob(".warehouse.duckdb.standby")])
     return RunFigures(studies, wall, peak, summary.get("step_seconds", {}), summary, size)
 
 
@@ -207,7 +208,7 @@ def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: R
     print(f"{'  (unzip to disk, not counted)':<{w}}{floor['unzip_m']:>9.1f}{floor['unzip_n']:>9.1f}")
     print()
     print(f"peak RSS: M {_fmt_bytes(small.peak_rss)}, N {_fmt_bytes(big.peak_rss)}")
-    print(f"warehouse size at N (work + published files): {_fmt_bytes(big.warehouse_bytes)}; "
+    print(f"warehouse size at N (work, published and standby files): {_fmt_bytes(big.warehouse_bytes)}; "
           f"published studies {big.summary.get('published', 0):,}")
     if incremental is not None:
         print(f"incremental (1 changed study on the N-study warehouse): {incremental.wall_s:.1f} s wall, "

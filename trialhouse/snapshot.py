@@ -3,17 +3,41 @@ replacing the file analysts open read-only.
 
 DuckDB allows one writing process per file and a writer's lock also keeps other processes'
 read-only connections out. So the pipeline owns `<name>.work.duckdb`; after each publish it
-checkpoints (the WAL is folded into the file), copies the file next to the published one and
-`os.replace`s it into place. A reader that opened the old file keeps reading the old inode, a
-complete earlier load; the next connection sees the new one. Nobody ever sees half a load.
-The cost is one file copy per publish (about 1 s per GB here); for a warehouse much larger than
-memory bandwidth allows, DuckLake on a SQLite catalog is the documented next step.
+checkpoints (the WAL is folded into the file), brings a file beside the published one up to the
+same bytes and `os.replace`s it into place. A reader that opened the old file keeps reading the old
+inode, a complete earlier load; the next connection sees the new one. Nobody ever sees half a load.
+
+Copying the whole file every publish made a one-study update cost as much as the warehouse (about
+8 s at 100,000 studies: copy, fsync, and freeing the replaced file). So the replaced file is kept
+as a standby (`.<name>.standby`) and the next publish patches it in place: it compares it with the
+work file block by block and rewrites only the blocks that differ. The result is byte for byte the
+work file, whatever the standby held, so no change log has to be trusted. A standby that a reader
+still has open (DuckDB readers hold a shared fcntl lock) is never touched: its name is dropped, the
+reader keeps its inode, and this publish falls back to a whole copy.
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # no POSIX locks: every publish copies the whole file
+    fcntl = None
+
+CHUNK = 8 << 20  # compared at a time; a bytearray compare is one memcmp
+BLOCK = 256 << 10  # DuckDB's block size: what a differing chunk is rewritten in
+
+
+@dataclass
+class SnapshotStats:
+    path: Path
+    mode: str  # 'patched' (standby brought up to date in place) or 'copied' (whole file)
+    size_bytes: int
+    bytes_written: int
 
 
 def work_path(published: str | Path) -> Path:
@@ -21,15 +45,130 @@ def work_path(published: str | Path) -> Path:
     return p.with_name(f"{p.stem}.work{p.suffix or '.duckdb'}")
 
 
-def publish_snapshot(con, published: str | Path) -> Path:
-    """Checkpoint the work database behind `con` and swap a copy of it in as `published`."""
+def standby_path(published: str | Path) -> Path:
+    p = Path(published)
+    return p.with_name(f".{p.name}.standby")
+
+
+def publish_snapshot(con, published: str | Path) -> SnapshotStats:
+    """Checkpoint the work database behind `con` and swap a file with its exact bytes in as `published`."""
     target = Path(published)
     source = Path(con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0])
     con.execute("CHECKPOINT")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(target)
+    standby = standby_path(target)
+    written = _patch(source, standby)
+    mode = "patched"
+    if written is None:
+        mode, written = "copied", _copy(source, standby)
+    # The file being replaced becomes the next standby (a second name first, so no moment lacks one).
+    keep = target.with_name(f".{target.name}.{os.getpid()}.old")
+    kept = _link(target, keep)
+    os.replace(standby, target)
+    if kept:
+        os.replace(keep, standby)
+    _fsync_dir(target.parent)
+    return SnapshotStats(target, mode, target.stat().st_size, written)
+
+
+def _patch(source: Path, standby: Path) -> int | None:
+    """Rewrite the standby's blocks that differ from `source`; bytes written, or None to copy instead."""
+    if fcntl is None or not standby.exists():
+        return None
+    if _open_here(standby):  # fcntl locks do not conflict within a process: look for our own readers
+        os.unlink(standby)
+        return None
+    fd = os.open(standby, os.O_RDWR)
+    try:
+        try:  # a reader still holding this file (it was the published one) must keep what it reads
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.unlink(standby)
+            return None
+        written = _sync(source, fd)
+        os.fsync(fd)
+        return written
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def _open_here(path: Path) -> bool:
+    """Does this process hold `path` open (a DuckDB reader in the same process as the pipeline)?"""
+    st = path.stat()
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            other = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if (other.st_ino, other.st_dev) == (st.st_ino, st.st_dev):
+            return True
+    return False
+
+
+def _sync(source: Path, fd: int) -> int:
+    size = source.stat().st_size
+    a, b = bytearray(CHUNK), bytearray(CHUNK)
+    written = offset = 0
+    with source.open("rb", buffering=0) as src:
+        while offset < size:
+            n = src.readinto(a)
+            if not n:
+                break
+            m = os.preadv(fd, [b], offset)
+            same = a == b if n == m == CHUNK else (n == m and a[:n] == b[:m])
+            if not same:
+                view = memoryview(a)
+                for start in range(0, n, BLOCK):
+                    end = min(start + BLOCK, n)
+                    if end > m or a[start:end] != b[start:end]:
+                        os.pwrite(fd, view[start:end], offset + start)
+                        written += end - start
+                view.release()
+            offset += n
+    os.ftruncate(fd, size)
+    return written
+
+
+def _copy(source: Path, dest: Path) -> int:
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
     shutil.copyfile(source, tmp)
     with tmp.open("rb") as fh:
         os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    return target
+    os.replace(tmp, dest)
+    return dest.stat().st_size
+
+
+def _link(target: Path, keep: Path) -> bool:
+    try:
+        os.link(target, keep)
+        return True
+    except FileNotFoundError:  # the first publish
+        return False
+    except OSError:  # no hard links here: the replaced file is simply freed
+        return False
+
+
+def _sweep(target: Path) -> None:
+    """Names a publish that died midway left behind (their inodes are freed with them)."""
+    prefix = glob.escape(f".{target.name}.")
+    for suffix in ("*.old", "*.tmp"):
+        for p in target.parent.glob(prefix + suffix):
+            p.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -69,7 +69,8 @@ def _per_type(manifest: dict) -> dict[str, int]:
     description=(
         "Publishes the gated batch in one DuckDB transaction (staged FHIR and OMOP rows into the `fhir` and "
         "`omop` schemas, meta.study_state, a meta.load_log row), then swaps in the analysts' read-only file: "
-        "a checkpointed copy of the work database, replaced atomically so a reader never waits on a load "
+        "the checkpointed work database's exact bytes (the previous snapshot, patched where blocks differ), "
+        "replaced atomically so a reader never waits on a load "
         "and never sees half of one."
     ),
 )
@@ -88,8 +89,13 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         changed = log["studies_published"] or log["quarantined"] or any(
             v for k, v in log["merged"].items() if k != "omop.cdm_source")
         replaced = bool(changed or unfinished or not path.exists())
+        snapshot = {}
         if replaced:
-            path = publish_snapshot(con, warehouse.published)
+            stats = publish_snapshot(con, warehouse.published)
+            path = stats.path
+            snapshot = {"snapshot_mode": dg.MetadataValue.text(stats.mode),
+                        "snapshot_bytes_written": dg.MetadataValue.int(stats.bytes_written)}
+            context.log.info(f"snapshot {stats.mode}: {stats.bytes_written:,} of {stats.size_bytes:,} bytes written")
         else:  # nothing new: the analysts' file already holds this state
             context.log.info("nothing changed since the last publish: snapshot kept")
         con.execute("DELETE FROM meta.fhir_export_pending")  # export and snapshot are done
@@ -105,6 +111,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
             "fhir_parts_rewritten": dg.MetadataValue.int(parts),
             "path": dg.MetadataValue.path(str(path)),
             "snapshot_replaced": dg.MetadataValue.bool(replaced),
+            **snapshot,
             "size_bytes": dg.MetadataValue.int(path.stat().st_size),
         }
     )

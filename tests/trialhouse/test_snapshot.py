@@ -1,0 +1,123 @@
+"""The analysts' file is always the work file's exact bytes, and a small change writes a small patch."""
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from trialhouse import snapshot
+from trialhouse.snapshot import publish_snapshot, standby_path
+
+
+@pytest.fixture()
+def work(tmp_path):
+    con = duckdb.connect(str(tmp_path / "wh.work.duckdb"))
+    # ~20 MB in five row groups: DuckDB rewrites a changed row group's segments, not the file.
+    con.execute("CREATE TABLE t AS SELECT i AS id, md5(i::VARCHAR) || md5((i * 7)::VARCHAR) AS v "
+                "FROM range(600000) r(i)")
+    yield con
+    con.close()
+
+
+def _bytes(path):
+    return path.read_bytes()
+
+
+def _count(path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM t").fetchone()[0]
+
+
+def test_first_publish_copies_later_ones_patch_only_what_changed(tmp_path, work):
+    published = tmp_path / "wh.duckdb"
+    first = publish_snapshot(work, published)
+    assert first.mode == "copied" and _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+    before = _bytes(published)
+
+    work.execute("INSERT INTO t VALUES (-1, 'one new row')")
+    second = publish_snapshot(work, published)  # no standby yet: the first publish had nothing to replace
+    assert second.mode == "copied"
+    assert _bytes(standby_path(published)) == before  # the replaced file is kept as the next standby
+
+    work.execute("UPDATE t SET v = 'changed' WHERE id = 5")
+    third = publish_snapshot(work, published)
+    assert third.mode == "patched"
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")  # byte for byte, two states on
+    assert 0 < third.bytes_written < third.size_bytes / 2
+    with duckdb.connect(str(published), read_only=True) as con:
+        assert con.execute("SELECT v FROM t WHERE id = 5").fetchone() == ("changed",)
+        assert con.execute("SELECT count(*) FROM t").fetchone() == (600001,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".wh.duckdb.standby", "wh.duckdb", "wh.work.duckdb"]
+
+
+def test_a_standby_smaller_or_larger_than_the_work_file_ends_equal(tmp_path, work):
+    published = tmp_path / "wh.duckdb"
+    publish_snapshot(work, published)
+    publish_snapshot(work, published)
+    standby = standby_path(published)
+    standby.write_bytes(standby.read_bytes()[: 3 * snapshot.BLOCK + 17])  # truncated mid-block
+    work.execute("INSERT INTO t SELECT -i, 'more' FROM range(1, 1000) r(i)")
+    assert publish_snapshot(work, published).mode == "patched"
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+
+    publish_snapshot(work, published)
+    standby.write_bytes(standby.read_bytes() + b"\0" * (snapshot.CHUNK + 5))  # longer than the work file
+    assert publish_snapshot(work, published).mode == "patched"
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+
+
+READER = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(con.execute("SELECT count(*) FROM t").fetchone()[0], flush=True)
+sys.stdin.readline()  # hold the file open until told
+print(con.execute("SELECT count(*), max(v) FROM t").fetchone()[0], flush=True)
+"""
+
+
+def test_a_reader_still_on_the_standby_keeps_its_view(tmp_path, work):
+    published = tmp_path / "wh.duckdb"
+    publish_snapshot(work, published)
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(published)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "600000"  # it opened the published file
+        work.execute("INSERT INTO t VALUES (-1, 'a')")
+        publish_snapshot(work, published)  # the reader's file is now the standby
+        work.execute("DELETE FROM t WHERE id < 300000")
+        third = publish_snapshot(work, published)
+        assert third.mode == "copied"  # it would have patched the reader's file: copied instead
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().strip() == "600000"  # still the load it opened, intact
+    finally:
+        reader.stdin.close()
+        reader.wait(timeout=30)
+    assert reader.returncode == 0
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb") and _count(published) == 300000
+
+
+def test_a_reader_in_this_process_is_seen_too(tmp_path, work):
+    """POSIX locks never conflict within one process, so the lock alone would let us patch its file."""
+    published = tmp_path / "wh.duckdb"
+    publish_snapshot(work, published)
+    with duckdb.connect(str(published), read_only=True) as reader:
+        work.execute("INSERT INTO t VALUES (-1, 'a')")
+        publish_snapshot(work, published)
+        work.execute("DELETE FROM t WHERE id < 300000")
+        assert publish_snapshot(work, published).mode == "copied"
+        assert reader.execute("SELECT count(*) FROM t").fetchone() == (600000,)
+    assert _count(published) == 300000
+
+
+def test_leftovers_of_a_publish_that_died_midway_are_swept(tmp_path, work):
+    published = tmp_path / "wh.duckdb"
+    publish_snapshot(work, published)
+    publish_snapshot(work, published)
+    # Died between its two renames: the old file under its second name, no standby.
+    standby_path(published).rename(tmp_path / ".wh.duckdb.4242.old")
+    (tmp_path / ".wh.duckdb.standby.4242.tmp").write_bytes(b"half a copy")
+    work.execute("INSERT INTO t VALUES (-1, 'a')")
+    assert publish_snapshot(work, published).mode == "copied"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".wh.duckdb.standby", "wh.duckdb", "wh.work.duckdb"]
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
