@@ -22,10 +22,10 @@ def merge_fhir(con, run_id: str) -> dict[str, int]:
     # The export parts of every row replaced or added, so the export rewrites those files only.
     con.execute(
         f"INSERT INTO meta.fhir_export_pending SELECT DISTINCT resource_type, {PART_SQL}, ? FROM ("
-        " SELECT resource_type, nct_id FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)"
-        " UNION ALL SELECT resource_type, nct_id FROM fhir.resource"
+        " SELECT resource_type, nct_id, id FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)"
+        " UNION ALL SELECT resource_type, nct_id, id FROM fhir.resource"
         "  WHERE (resource_type, id) IN (SELECT resource_type, id FROM stage_fhir.resource)"
-        " UNION ALL SELECT resource_type, nct_id FROM stage_fhir.resource)", [run_id])
+        " UNION ALL SELECT resource_type, nct_id, id FROM stage_fhir.resource)", [run_id])
     con.execute("DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
     # Delete then insert, not INSERT OR REPLACE: DuckDB's upsert holds the whole batch in memory
     # (1.2 M resources ran out of memory under a 1 GB cap; the plain insert spills and took 7.8 s).

@@ -5,11 +5,15 @@ manifest listing them (the spec allows several files per type), so bulk-data cli
 read the export as if a server had produced it.
 
 The files are parts: `<Type>/<part>.ndjson`, where the part is the owning study's NCT id range
-(its first 7 characters, about 830 registry studies) or `shared` for resources no study owns
-(Organization, Location). A publish rewrites only the parts its studies touched, so a day's update
-costs a few files, not the 1 GB `ResearchStudy` file a whole-type export rewrote every run
-(8.9 s at 100,000 studies). Studies are stored in NCT order, so a part reads a narrow key range.
-Rows are streamed in batches, so memory stays flat for the full registry.
+(its first 7 characters, about 830 registry studies) or, for resources no study owns (Organization,
+Location), `shared-xx`: one of 256 buckets by the md5 of the resource id. A publish rewrites only
+the parts its studies touched, so a day's update costs a few files, not the 1 GB `ResearchStudy`
+file a whole-type export rewrote every run (8.9 s at 100,000 studies). Studies are stored in NCT
+order, so a part reads a narrow key range; shared resources are scattered through the table (each
+is re-inserted when a study using it is published), so one `shared` file for all of them read
+nearly every stored resource of the type again on every publish (0.9 s at 100,000 studies, and
+the registry has ~10x their locations) where a bucket reads a few. Rows are streamed in batches, so
+memory stays flat for the full registry.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from .store import checked_schema
 
 SHARED = "shared"
 PREFIX = 7  # "NCT0123": an NCT id range of 10,000 numbers
-# The part of a resource row, in SQL; the publish records touched parts with it (identifiers from code).
-PART_SQL = f"coalesce(left(nct_id, {PREFIX}), '{SHARED}')"
+# The part of a resource row (columns nct_id, id), in SQL; the publish records touched parts with it
+# (identifiers from code).
+PART_SQL = f"coalesce(left(nct_id, {PREFIX}), '{SHARED}-' || left(md5(id), 2))"
 _COUNTS = 'SELECT resource_type, {part}, count(*) FROM "{schema}".resource GROUP BY ALL ORDER BY ALL'
 # A batch of one type's parts in one NCT id range: the range lets DuckDB skip row groups by their
 # min/max, the part list keeps it exact, and the sort is only as big as the batch.
@@ -32,7 +37,7 @@ _OWNED = ('SELECT {part}, CAST(resource AS VARCHAR) FROM "{schema}".resource '
           "WHERE resource_type = ? AND nct_id >= ? AND nct_id < ? AND left(nct_id, {prefix}) = ANY(?::VARCHAR[]) "
           "ORDER BY 1, id")
 _SHARED = ('SELECT {part}, CAST(resource AS VARCHAR) FROM "{schema}".resource '
-           "WHERE resource_type = ? AND nct_id IS NULL ORDER BY id")
+           "WHERE resource_type = ? AND nct_id IS NULL AND {part} = ANY(?::VARCHAR[]) ORDER BY 1, id")
 # Resources per query of a whole export. Sorting all 1.2 M resources of 100,000 studies at once ran
 # out of memory under a 512 MB cap; batches keep the sort small at any registry size.
 BATCH_ROWS = 50_000
@@ -80,28 +85,33 @@ def _export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], 
     return _write_manifest(target, sql_schema, counts, transaction_time)
 
 
+def is_shared(part: str) -> bool:
+    return part.startswith(f"{SHARED}-")
+
+
+def _valid_part(part: str) -> bool:
+    return (is_shared(part) and len(part) == len(SHARED) + 3) or (len(part) == PREFIX and "/" not in part)
+
+
 def _batches(sizes: dict[tuple[str, str], int]):
-    """(type, parts) groups of consecutive parts holding about BATCH_ROWS resources; `shared` alone."""
+    """(type, parts) groups of consecutive parts of one kind holding about BATCH_ROWS resources."""
     group: list[str] = []
     rows, current = 0, None
     for (rtype, part), n in sorted(sizes.items()):
-        if group and (rtype != current or part == SHARED or rows + n > BATCH_ROWS):
+        if group and (rtype != current or is_shared(part) != is_shared(group[0]) or rows + n > BATCH_ROWS):
             yield current, group
             group, rows = [], 0
         group.append(part)
         rows += n
         current = rtype
-        if part == SHARED:
-            yield current, group
-            group, rows = [], 0
     if group:
         yield current, group
 
 
 def _write_batch(con, sql_schema: str, target: Path, rtype: str, parts: list[str]) -> dict[tuple[str, str], int]:
     """Write one type's parts from one query; a listed part with no rows left is removed."""
-    if parts == [SHARED]:
-        cur = con.execute(_SHARED.format(schema=sql_schema, part=PART_SQL), [rtype])
+    if is_shared(parts[0]):
+        cur = con.execute(_SHARED.format(schema=sql_schema, part=PART_SQL), [rtype, sorted(parts)])
     else:
         owned = sorted(parts)
         upper = owned[-1][:-1] + chr(ord(owned[-1][-1]) + 1)
@@ -153,13 +163,17 @@ def export_pending(con, out_dir: Path) -> tuple[int, dict]:
 
 
 def read_manifest(target: Path) -> dict | None:
-    """The manifest in <target> if it is of this layout and every file it lists is there, else None."""
+    """The manifest in <target> if it is of this layout and every file it lists is there, else None.
+
+    An earlier layout (one file per type, or one `shared` file) is not built on: its files would
+    hold resources the new parts hold too."""
     try:
         manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
         outputs = manifest["output"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     ok = all(isinstance(o, dict) and isinstance(o.get("url"), str) and o["url"].count("/") == 1
+             and o["url"].endswith(".ndjson") and _valid_part(o["url"].split("/")[1].removesuffix(".ndjson"))
              and (target / o["url"]).is_file() for o in outputs)
     return manifest if ok else None
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from transforms.fhir import export
-from transforms.fhir.export import PART_SQL, export_ndjson, export_parts
+from transforms.fhir.export import PART_SQL, export_ndjson, export_parts, is_shared
 from transforms.fhir.store import create_fhir_schema, write_resources
 
 
@@ -38,13 +38,15 @@ def test_rewriting_touched_parts_gives_the_whole_export(con, tmp_path):
     studies = [r[0] for r in con.execute("SELECT DISTINCT nct_id FROM fhir.resource WHERE nct_id IS NOT NULL ORDER BY 1").fetchall()]
     gone, amended = studies[0], studies[-1]
     touched = parts_of(con, "nct_id IN (?, ?)", [gone, amended])
-    touched |= {("Organization", "shared")}
+    renamed = "resource_type = 'Organization' AND id = (SELECT min(id) FROM fhir.resource WHERE resource_type = 'Organization')"
+    touched |= parts_of(con, renamed, [])
+    assert all(is_shared(part) for rtype, part in touched if rtype == "Organization")
     # one study withdrawn whole, one retitled, one shared organisation renamed
     con.execute("DELETE FROM fhir.resource WHERE nct_id = ?", [gone])
     con.execute("UPDATE fhir.resource SET resource = json_merge_patch(resource, '{\"title\": \"amended\"}') "
                 "WHERE nct_id = ? AND resource_type = 'ResearchStudy'", [amended])
     con.execute("UPDATE fhir.resource SET resource = json_merge_patch(resource, '{\"name\": \"renamed\"}') "
-                "WHERE resource_type = 'Organization' AND id = (SELECT min(id) FROM fhir.resource WHERE resource_type = 'Organization')")
+                f"WHERE {renamed}")
 
     manifest = export_parts(con, "fhir", inc, touched, transaction_time="t1")
 
@@ -70,7 +72,7 @@ def test_a_part_left_empty_is_removed_from_disk_and_manifest(con, tmp_path):
         assert f"{rtype}/{part}.ndjson" not in urls and not (tmp_path / "fhir" / rtype / f"{part}.ndjson").exists()
 
 
-@pytest.mark.parametrize("damage", ["no manifest", "earlier layout", "a listed file missing"])
+@pytest.mark.parametrize("damage", ["no manifest", "earlier layout", "one shared file", "a listed file missing"])
 def test_without_a_usable_manifest_everything_is_written(con, tmp_path, damage):
     export_ndjson(con, "fhir", tmp_path / "ref", transaction_time="t")
     target = tmp_path / "out" / "fhir"
@@ -80,12 +82,17 @@ def test_without_a_usable_manifest_everything_is_written(con, tmp_path, damage):
     elif damage == "earlier layout":  # one file per type, as exports were written before parts
         (target / "manifest.json").write_text(json.dumps({"output": [{"type": "Group", "url": "Group.ndjson", "count": 1}]}))
         (target / "Group.ndjson").write_text("{}\n")
+    elif damage == "one shared file":  # every Organization in one file, as before shared buckets
+        manifest = json.loads((target / "manifest.json").read_text())
+        manifest["output"].append({"type": "Organization", "url": "Organization/shared.ndjson", "count": 1})
+        (target / "manifest.json").write_text(json.dumps(manifest))
+        (target / "Organization" / "shared.ndjson").write_text("{}\n")
     else:
         next((target / "ResearchStudy").glob("*.ndjson")).unlink()
     manifest = export_parts(con, "fhir", tmp_path / "out", set(), transaction_time="t")
     assert manifest == json.loads((tmp_path / "ref" / "fhir" / "manifest.json").read_text())
     assert files(tmp_path / "out") == files(tmp_path / "ref")
-    assert not (target / "Group.ndjson").exists()
+    assert not (target / "Group.ndjson").exists() and not (target / "Organization" / "shared.ndjson").exists()
 
 
 def test_a_whole_export_in_small_batches_writes_the_same_files(con, tmp_path, monkeypatch):
