@@ -95,6 +95,7 @@ class GxRunner:
             )
         self.source = self.context.data_sources.add_pandas("trialhouse")
         self._n = 0
+        self._rendered: set = set()  # Data Docs pages already written by this run
 
     def validate(self, suite_name: str, rules: list[Rule], frames: dict[str, pd.DataFrame],
                  key_columns: list[str], docs: bool = True) -> SuiteResult:
@@ -151,10 +152,17 @@ class GxRunner:
                 for r, _ in layer}
 
     def build_docs(self) -> str | None:
-        """Render Data Docs for every validation of this run so far (once per suite, not per frame)."""
+        """Render the Data Docs pages of the suites and validations added since the last call, and the index.
+
+        GX renders every page in its stores unless told which: each suite of a run re-rendered the
+        suites before it (about a second per suite in a one-study run, growing with the run)."""
         if self.docs_dir is None:
             return None
-        self.context.build_data_docs(site_names=["trialhouse"])
+        keys = [*self.context.expectations_store.list_keys(), *self.context.validation_results_store.list_keys()]
+        new = [k for k in keys if k not in self._rendered]
+        if new:  # an empty list would mean "everything" to GX
+            self.context.build_data_docs(site_names=["trialhouse"], resource_identifiers=new)
+            self._rendered.update(new)
         index = self.docs_dir / "index.html"
         return str(index) if index.exists() else None
 

@@ -59,3 +59,18 @@ def test_a_run_keeps_no_validated_frame_alive():
     gc.collect()
     alive = [o for o in gc.get_objects() if isinstance(o, pd.DataFrame) and "chunk_marker_column" in o.columns]
     assert alive == []
+
+
+def test_each_suite_renders_only_its_own_data_docs_pages(tmp_path):
+    """GX re-rendered every page of the run for each suite; earlier suites' pages now stay as written."""
+    from pathlib import Path
+    runner = GxRunner(tmp_path)
+    frame = {"t": pd.DataFrame({"key": ["a"], "ref": ["id1"]})}
+    runner.validate("first", _rules(["id1"]), frame, ["key"])
+    pages = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.html") if p.name != "index.html"}
+    assert any("first" in p.parts for p in pages)
+    result = runner.validate("second", _rules(["id1"]), frame, ["key"])
+    assert all(p.stat().st_mtime_ns == t for p, t in pages.items())  # not rendered again
+    index = Path(result.docs_path).read_text()
+    assert "first" in index and "second" in index  # the index still lists every suite of the run
+    assert any("second" in p.parts for p in tmp_path.rglob("*.html"))
