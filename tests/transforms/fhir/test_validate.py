@@ -128,3 +128,29 @@ def test_hl7_ctgov_example_passes_and_contained_resources_are_checked():
     broken = mutate(example, lambda r: r["contained"][0].pop("status"))
     assert validate_resource(broken) == [
         "ResearchStudy/example-ctgov-study-record: contained[0].status: required element missing"]
+
+
+def test_one_compiled_schema_serves_every_emitted_type_with_the_same_verdicts(top_level_resources):
+    """The emitted types share one validator (R5 compiled once, not once per type); it must say
+    exactly what a validator compiled for the type alone says, errors and paths included."""
+    import jsonschema_rs
+
+    from transforms.fhir.validate import COMMON_TYPES, _schema, _schema_validator
+
+    assert {r["resourceType"] for r in top_level_resources} <= set(COMMON_TYPES)
+    assert len({id(_schema_validator(t)) for t in COMMON_TYPES}) == 1
+    full = _schema()
+    seen = set()
+    for res in top_level_resources:
+        rtype = res["resourceType"]
+        if rtype in seen:
+            continue
+        seen.add(rtype)
+        alone = jsonschema_rs.validator_for({"$schema": full["$schema"], "$ref": f"#/definitions/{rtype}",
+                                             "definitions": full["definitions"]})
+        broken = mutate(res, lambda r: r.update(status=123, unknownElement=True, id=["x"]))
+        for doc in (res, broken):
+            got = sorted((e.message, list(e.instance_path)) for e in _schema_validator(rtype).iter_errors(doc))
+            want = sorted((e.message, list(e.instance_path)) for e in alone.iter_errors(doc))
+            assert got == want and bool(got) == (doc is broken)
+    assert len(seen) >= 5
