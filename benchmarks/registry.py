@@ -10,7 +10,10 @@ and a smaller one of M, then in the same run:
                process tree's resident memory sampled every 50 ms;
   floor        DuckDB `read_json_objects` over the same studies unzipped (parsing every object and
                extracting its NCT id): no pipeline can beat this on this machine;
-  incremental  one changed study landed on the N-study warehouse, run again.
+  incremental  one changed study landed on the N-study warehouse, run again; then a second day's
+               change to it. The first update after a full load copies the analysts' file whole
+               (there is no standby to patch yet, see trialhouse/snapshot.py); the second shows the
+               steady state, and its steps fill the table's last column.
 Per-study figures come from the difference between the two sizes, so fixed costs (startup, the
 vocabulary load, GX's context) do not hide the marginal cost. Prints one table; nothing is asserted.
 """
@@ -148,14 +151,14 @@ def duckdb_parse_seconds(corpus: Path, unzipped: Path, studies: int) -> tuple[fl
     return unzip, parse
 
 
-def change_one_study(corpus: Path, landing: Path) -> str:
+def change_one_study(corpus: Path, landing: Path, day: int = 1) -> str:
     """A day's update of one study: a new title and a later last-update date, landed as a single file."""
     with zipfile.ZipFile(corpus) as zf:
         name = zf.namelist()[0]
         rec = orjson.loads(zf.read(name))
     ps = rec["protocolSection"]
-    ps["identificationModule"]["briefTitle"] += " (amended)"
-    ps["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-28", "type": "ACTUAL"}
+    ps["identificationModule"]["briefTitle"] += f" (amended on day {day})"
+    ps["statusModule"]["lastUpdatePostDateStruct"] = {"date": f"2026-11-{day:02d}", "type": "ACTUAL"}
     out = landing / "ctgov" / "updates" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(rec, option=orjson.OPT_INDENT_2))
@@ -175,7 +178,7 @@ def _rate(n: int, s: float) -> str:
 
 
 def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: RunFigures, big: RunFigures,
-                floor: dict, incremental: RunFigures | None) -> None:
+                floor: dict, incremental: list[RunFigures]) -> None:
     dn = n - m
     w = 38
     print()
@@ -188,7 +191,7 @@ def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: R
           f"(steps {sum(startup.steps.values()):.1f} s, so {startup.wall_s - sum(startup.steps.values()):.1f} s "
           f"of imports, Dagster and process start), peak RSS {_fmt_bytes(startup.peak_rss)}")
     print()
-    inc = incremental.steps if incremental is not None else {}
+    inc = incremental[-1].steps if incremental else {}
     head = f"{'stage':<{w}}{'M s':>9}{'N s':>9}{'ms/study':>10}{'studies/s':>11}{'1 changed s':>13}"
     print(head)
     print("-" * len(head))
@@ -210,9 +213,11 @@ def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: R
     print(f"peak RSS: M {_fmt_bytes(small.peak_rss)}, N {_fmt_bytes(big.peak_rss)}")
     print(f"warehouse size at N (work, published and standby files): {_fmt_bytes(big.warehouse_bytes)}; "
           f"published studies {big.summary.get('published', 0):,}")
-    if incremental is not None:
-        print(f"incremental (1 changed study on the N-study warehouse): {incremental.wall_s:.1f} s wall, "
-              f"steps {sum(incremental.steps.values()):.1f} s, published {incremental.summary.get('published', 0)}")
+    for label, run in zip(("first update after the full load", "next day"), incremental):
+        print(f"incremental (1 changed study on the N-study warehouse), {label}: {run.wall_s:.1f} s wall, "
+              f"steps {sum(run.steps.values()):.1f} s (publish {run.steps.get('publish__warehouse', 0):.1f} s), "
+              f"published {run.summary.get('published', 0)}, snapshot {run.summary.get('snapshot')} "
+              f"({_fmt_bytes(run.summary.get('snapshot_bytes_written', 0))} written)")
     ratio_total = big.wall_s / floor["parse_n"] if floor["parse_n"] else 0
     ratio_per = per_run / per_parse if per_parse else 0
     print()
@@ -258,12 +263,13 @@ def main(argv: list[str] | None = None) -> int:
                 unzip, parse = duckdb_parse_seconds(corpora[size][0], root / "unzipped", size)
                 floor[f"unzip_{label}"], floor[f"parse_{label}"] = unzip, parse
                 shutil.rmtree(root / "unzipped")
-        incremental = None
+        incremental: list[RunFigures] = []
         if not args.no_incremental:
             root = work / "runs" / str(n)
-            change_one_study(corpora[n][0], root / "landing")
-            print("running the pipeline on one changed study ...", file=sys.stderr)
-            incremental = run_pipeline(root, 1)
+            for day in (1, 2):
+                change_one_study(corpora[n][0], root / "landing", day)
+                print(f"running the pipeline on one changed study (day {day}) ...", file=sys.stderr)
+                incremental.append(run_pipeline(root, 1))
         print_table(n, m, corpora[n][1], runs[1], runs[m], runs[n], floor, incremental)
     finally:
         if args.workdir is None:

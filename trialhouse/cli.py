@@ -27,6 +27,9 @@ def _summary(report, settings: Settings) -> dict:
         + sum(m.get("quarantined", 0) for k, m in report.metadata.items() if k != "publish/warehouse"),
         "site_deliveries_loaded": report.value("raw/site_delivery", "loaded", 0),
         "site_deliveries_held": report.value("raw/site_delivery", "held", 0),
+        # How the analysts' file was replaced: 'patched', 'copied', or null when nothing changed.
+        "snapshot": report.value("publish/warehouse", "snapshot_mode", None),
+        "snapshot_bytes_written": report.value("publish/warehouse", "snapshot_bytes_written", 0),
         "blocked": any(not c["passed"] and c["severity"] == "ERROR" for c in report.checks.values()),
         "failures": report.failures,
         "step_seconds": report.step_seconds,

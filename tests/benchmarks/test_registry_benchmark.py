@@ -28,5 +28,6 @@ def test_benchmark_runs_at_small_n_and_prints_its_table(tmp_path, capsys):
     out = capsys.readouterr().out
     for line in ("startup: one-study run", "stage__fhir_resource", "publish__warehouse", "end to end (run wall time)",
                  "DuckDB read_json_objects (floor)", "peak RSS", "warehouse size at N", "published studies 200",
-                 "incremental (1 changed study", "pipeline time / DuckDB parse time"):
+                 "first update after the full load", "snapshot copied", "next day", "snapshot patched",
+                 "pipeline time / DuckDB parse time"):
         assert line in out, line
