@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results, now_utc
+from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results, now_utc, release_memory
 from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
@@ -164,6 +164,8 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
         studies += sum(1 for m in mc.mapped if m["nct_id"] not in held)
         good = mc.rows[~mc.rows["emitted_by"].isin(held)] if held else mc.rows
         write_resource_rows(con, STAGE, good)
+        del mc, good
+        release_memory()
     result = merge_results(fhir_staging.SUITE, parts, runner.build_docs())
     write_rule_results(con, run_id, result, reasons, extra=[
         ("mappable", "record", "record", len(ncts)),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results, now_utc
+from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results, now_utc, release_memory
 from expectations.suites.ctgov_registry import SUITE, rules
 from schemas import apply_sql, ensure_base_schemas
 from transforms.ctgov.flatten import KEYS, registry_frames
@@ -63,6 +63,7 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None)
         result, n_rows, n_held = _stage_chunk(con, runner, run_id, part, reasons)
         parts.append(result)
         candidates, staged, held = candidates + n_rows, staged + n_rows - n_held, held + n_held
+        release_memory()
     result = merge_results(SUITE, parts, runner.build_docs())
     write_rule_results(con, run_id, result, reasons)
     return StageResult(candidates, staged, held, result)

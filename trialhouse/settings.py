@@ -92,8 +92,9 @@ ENV_DUCKDB_MEMORY = "TRIALHOUSE_DUCKDB_MEMORY"
 
 def duckdb_memory_limit() -> str:
     """DuckDB's buffer-pool cap for the pipeline's connection. DuckDB's own default is 80% of RAM,
-    which it fills as a cache; capped, big statements spill to disk beside the work file instead."""
-    return os.environ.get(ENV_DUCKDB_MEMORY) or "1GB"
+    which it fills as a cache; capped, big statements spill to disk beside the work file instead.
+    512 MB ran the 50,000- and 100,000-study benchmarks as fast as 1 GB and 0.5 GB smaller."""
+    return os.environ.get(ENV_DUCKDB_MEMORY) or "512MB"
 
 
 ENV_WORKERS = "TRIALHOUSE_WORKERS"

@@ -74,3 +74,33 @@ def test_each_suite_renders_only_its_own_data_docs_pages(tmp_path):
     index = Path(result.docs_path).read_text()
     assert "first" in index and "second" in index  # the index still lists every suite of the run
     assert any("second" in p.parts for p in tmp_path.rglob("*.html"))
+
+
+RELEASE = """
+import sys
+from expectations.runtime import release_memory
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) * 1024
+# ~400 MB of malloc'd (not pymalloc) objects; what survives the chunk is interleaved, as in a run,
+# so the freed pages are holes glibc cannot give back by trimming its heap's top
+chunk = [(bytes(20_000 + i % 7), bytes(600)) for i in range(20_000)]
+kept = [small for _, small in chunk]
+del chunk
+before = rss()
+release_memory()
+print(before - rss())
+"""
+
+
+def test_release_memory_hands_a_freed_chunk_back_to_the_os():
+    import subprocess
+    import sys
+
+    import pytest
+
+    from expectations import runtime
+
+    if runtime._TRIM is None or not sys.platform.startswith("linux"):
+        pytest.skip("malloc_trim is glibc's")
+    out = subprocess.run([sys.executable, "-c", RELEASE], capture_output=True, text=True, check=True).stdout
+    assert int(out) > 200 * 2**20  # glibc kept the freed pages until told
