@@ -166,9 +166,11 @@ def change_one_study(corpus: Path, landing: Path, day: int = 1) -> str:
 
 
 def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.1f} {unit}" if unit != "B" else f"{n:,.0f} B"
+    """Binary units, as the memory target is stated (2 GiB); GiB to two decimals, so a figure near
+    the target is not rounded onto it."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} B" if unit == "B" else f"{n:,.2f} GiB" if unit == "GiB" else f"{n:,.1f} {unit}"
         n /= 1024
     return str(n)
 
