@@ -60,7 +60,7 @@ def publish_snapshot(con, published: str | Path) -> SnapshotStats:
     target.parent.mkdir(parents=True, exist_ok=True)
     _sweep(target)
     standby = standby_path(target)
-    written = _patch(source, standby)
+    written = _patch(source, standby, target)
     mode = "patched"
     if written is None:
         mode, written = "copied", _copy(source, standby)
@@ -74,11 +74,13 @@ def publish_snapshot(con, published: str | Path) -> SnapshotStats:
     return SnapshotStats(target, mode, target.stat().st_size, written)
 
 
-def _patch(source: Path, standby: Path) -> int | None:
+def _patch(source: Path, standby: Path, target: Path) -> int | None:
     """Rewrite the standby's blocks that differ from `source`; bytes written, or None to copy instead."""
     if fcntl is None or not standby.exists():
         return None
-    if _open_here(standby):  # fcntl locks do not conflict within a process: look for our own readers
+    # fcntl locks do not conflict within a process: look for our own readers. And never patch the
+    # published file itself, whatever linked the two names.
+    if _open_here(standby) or (target.exists() and os.path.samefile(standby, target)):
         os.unlink(standby)
         return None
     fd = os.open(standby, os.O_RDWR)

@@ -1,4 +1,5 @@
 """The analysts' file is always the work file's exact bytes, and a small change writes a small patch."""
+import os
 import subprocess
 import sys
 
@@ -121,3 +122,16 @@ def test_leftovers_of_a_publish_that_died_midway_are_swept(tmp_path, work):
     assert publish_snapshot(work, published).mode == "copied"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".wh.duckdb.standby", "wh.duckdb", "wh.work.duckdb"]
     assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+
+
+def test_a_standby_that_is_the_published_file_is_never_patched(tmp_path, work):
+    published = tmp_path / "wh.duckdb"
+    publish_snapshot(work, published)
+    standby_path(published).unlink(missing_ok=True)
+    os.link(published, standby_path(published))  # e.g. restored from a backup as hard links
+    with duckdb.connect(str(published), read_only=True) as con:
+        before = con.execute("SELECT count(*) FROM t").fetchone()
+    inode = published.stat().st_ino
+    work.execute("DELETE FROM t WHERE id < 300000")
+    assert publish_snapshot(work, published).mode == "copied"
+    assert published.stat().st_ino != inode and _count(published) == 300000 and before == (600000,)
