@@ -8,7 +8,6 @@ DuckDB into pandas and validated there.
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import json
 import logging
 import os
@@ -203,8 +202,9 @@ def release_memory() -> None:
 
     Python frees a chunk's objects when the next replaces them, but glibc keeps the freed pages for
     reuse, so between chunks the run process kept ~150-200 MB it no longer used on top of the next
-    chunk's working set."""
-    gc.collect()
+    chunk's working set. No gc.collect() here: the chunk's objects are already freed by reference
+    counting, and a full collection of the run process's ~350,000 objects costs 0.2 s a chunk
+    (same 50,000-study peak without it, 1.97 GB against 1.96 GB)."""
     if _TRIM is not None:
         _TRIM(0)
 
