@@ -135,6 +135,7 @@ def _optional(annotation) -> bool:
 
 
 _PLANS: dict[type, _Plan] = {}
+_LEAF = (None, None, None, None)  # a primitive with no code, reference or range rule: one shared object
 _ANY_RESOURCE = object()  # marker: the model depends on the JSON object's resourceType
 
 
@@ -164,7 +165,8 @@ def _plan(model: type) -> _Plan:
         refs = frozenset(extra["enum_reference_types"]) if extra.get("enum_reference_types") else None
         if getattr(child, "__name__", None) != "Reference":
             refs = None
-        plan.fields[key] = (child, enum, refs, _int_bounds(field.annotation))
+        spec = (child, enum, refs, _int_bounds(field.annotation))
+        plan.fields[key] = _LEAF if spec == _LEAF else spec
     _PLANS[model] = plan
     return plan
 
@@ -263,6 +265,12 @@ def _walk(obj: dict, model: type, path: list, el_path, bindings, out: list[str],
         spec = fields.get(key)
         if spec is None:
             continue  # unknown keys are reported by the JSON schema
+        if spec is _LEAF:  # most elements are plain primitives: only null/empty to check, no path kept
+            if type(value) is list:
+                if value and None not in value and {} not in value:
+                    continue
+            elif value is not None and value != {}:
+                continue
         path.append(key)
         # Element path for binding lookup; Codings of a CodeableConcept answer to its binding.
         sub = None if bindings is None else (el_path if kind == "CodeableConcept" else f"{el_path}.{key}")

@@ -154,3 +154,19 @@ def test_one_compiled_schema_serves_every_emitted_type_with_the_same_verdicts(to
             want = sorted((e.message, list(e.instance_path)) for e in alone.iter_errors(doc))
             assert got == want and bool(got) == (doc is broken)
     assert len(seen) >= 5
+
+
+def test_null_and_empty_primitives_are_named_by_the_structure_walker(seed_resources):
+    """Plain primitive elements take a short path through the walker (no path kept unless something is
+    wrong): null and empty values, alone or in arrays, must still be reported where they are."""
+    from transforms.fhir.validate import _structure_problems
+
+    rs = seed_resources[0]
+    assert _structure_problems(rs, "x") == []
+    assert _structure_problems(mutate(rs, lambda r: r.update(title=None)), "x") == ["x: title: null or empty value"]
+    assert _structure_problems(mutate(rs, lambda r: r.update(title={})), "x") == ["x: title: null or empty value"]
+    loc = by_type(seed_resources, "Location")[0]
+    assert _structure_problems(mutate(loc, lambda r: r.update(alias=["a", None, "b", {}])), "x") == [
+        "x: alias[1]: null or empty value", "x: alias[3]: null or empty value"]
+    assert _structure_problems(mutate(loc, lambda r: r.update(alias=[])), "x") == ["x: alias: empty array"]
+    assert _structure_problems(mutate(loc, lambda r: r.update(alias=["a", 0, False])), "x") == []
