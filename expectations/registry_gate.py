@@ -15,7 +15,7 @@ from expectations.suites.ctgov_registry import SUITE, rules
 from schemas import apply_sql, ensure_base_schemas
 from transforms.ctgov.flatten import KEYS, registry_frames
 from transforms.ctgov.records import parse_payload
-from trialhouse.settings import stage_chunk
+from trialhouse.settings import registry_chunk
 
 
 @dataclass
@@ -59,7 +59,7 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None)
     ncts = [r[0] for r in con.execute("SELECT DISTINCT nct_id FROM stage.ctgov_candidate ORDER BY 1").fetchall()]
     reasons: dict[str, list[str]] = {}
     parts, candidates, staged, held = [], 0, 0, 0
-    for part in chunked(ncts, chunk or stage_chunk()):
+    for part in chunked(ncts, chunk or registry_chunk()):
         result, n_rows, n_held = _stage_chunk(con, runner, run_id, part, reasons)
         parts.append(result)
         candidates, staged, held = candidates + n_rows, staged + n_rows - n_held, held + n_held
@@ -74,20 +74,23 @@ def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: d
     # exactly them; payloads come from raw by version key, and the join hands the keys' bounds to the raw
     # scan, so it skips the rest (an IN list read every payload per chunk).
     lo, hi = key_range(ncts)
-    rows = con.execute(
+    result_set = con.execute(
         "SELECT c.version_key, c.nct_id, c.source_file, c.source_record, c.content_hash, v.payload"
         " FROM stage.ctgov_candidate c JOIN raw.ctgov_study_version v USING (version_key)"
-        " WHERE c.nct_id BETWEEN ? AND ? ORDER BY c.nct_id, c.version_key", [lo, hi]
-    ).fetchall()
-    batch = [
-        {"version_key": r[0], "nct_id": r[1], "source_file": r[2], "source_record": r[3], "content_hash": r[4],
-         "payload": r[5]}
-        for r in rows
-    ]
-    by_key = {b["version_key"]: b for b in batch}
-    # Parsed one at a time while flattening: a parsed study takes ~10x its JSON, so holding a chunk's
-    # parsed records cost ~1 GB at 5,000 studies; the frames keep only what the rules look at.
-    frames = registry_frames({**b, "record": parse_payload(b["payload"])} for b in batch)
+        " WHERE c.nct_id BETWEEN ? AND ? ORDER BY c.nct_id, c.version_key", [lo, hi])
+    by_key: dict[int, dict] = {}
+
+    def streamed():
+        # Payloads stream through and are parsed one at a time while flattening (a parsed study takes
+        # ~10x its JSON); only what the rules look at stays, so a chunk can be large (see registry_chunk).
+        while batch := result_set.fetchmany(500):
+            for key, nct_id, src, rec, chash, payload in batch:
+                b = by_key[key] = {"version_key": key, "nct_id": nct_id, "source_file": src, "source_record": rec,
+                                   "content_hash": chash}
+                yield {**b, "record": parse_payload(payload)}
+
+    frames = registry_frames(streamed())
+    rows = list(by_key)
     refs = frozenset(frames["intervention"]["ref"])
     result = runner.validate(SUITE, rules(refs), frames, key_columns=KEYS + ["field", "name"], docs=False)
 
@@ -107,8 +110,12 @@ def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: d
             held.add(b["version_key"])
             quarantine.append({"run_id": run_id, "quarantined_at": now, "source_file": b["source_file"],
                                "record_key": b["nct_id"], "source_record": b["source_record"], "suite": SUITE,
-                               "rule": rr.rule.id, "field": field,
-                               "reason": text, "payload": b["payload"]})
+                               "rule": rr.rule.id, "field": field, "reason": text, "version_key": b["version_key"]})
+    if quarantine:  # held versions are few: their payloads are read back only for them
+        payloads = dict(con.execute("SELECT version_key, payload FROM raw.ctgov_study_version "
+                                    "WHERE version_key IN (SELECT unnest(?::BIGINT[]))", [sorted(held)]).fetchall())
+        for q in quarantine:
+            q["payload"] = payloads[q.pop("version_key")]
     write_quarantine(con, quarantine)
     mark_state(con, [(by_key[k]["nct_id"], by_key[k]["content_hash"]) for k in held], "quarantined", run_id)
     if len(held) < len(rows):
