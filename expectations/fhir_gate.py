@@ -48,7 +48,10 @@ class MappedChunk:
     mapped: list[dict]  # nct_id, source_file, source_record, content_hash of the studies that mapped
     frames: dict  # the fhir_staging suite's frames
     ids: set[str]  # every 'Type/id' the chunk holds
-    rows: object  # DataFrame: one row per emitted resource, with the study that emitted it
+    # DataFrames, one per mapped slice in order: one row per emitted resource, with the study that
+    # emitted it. Kept apart and written one after another (each replaces by key, so a later slice's
+    # shared resource wins as in one frame): concatenating copied the chunk's JSON (~200 MB at 5,000).
+    rows: list
 
 
 def map_chunk(rows: list[tuple]) -> MappedChunk:
@@ -83,7 +86,7 @@ def map_chunk(rows: list[tuple]) -> MappedChunk:
             yield {**study, "resources": resources}
 
     frames, ids = fhir_staging.frames(passing())
-    return MappedChunk(held, mapped, frames, ids, resource_frame(emitted))
+    return MappedChunk(held, mapped, frames, ids, [resource_frame(emitted)])
 
 
 # Chunks are runs of sorted NCT ids: a range reads just their payloads (see registry_gate), and the
@@ -104,8 +107,7 @@ def _merged(parts: list[MappedChunk]) -> MappedChunk:
         return parts[0]
     frames = {name: pd.concat([p.frames[name] for p in parts], ignore_index=True) for name in parts[0].frames}
     return MappedChunk({k: v for p in parts for k, v in p.held.items()}, [m for p in parts for m in p.mapped],
-                       frames, set().union(*(p.ids for p in parts)),
-                       pd.concat([p.rows for p in parts], ignore_index=True))
+                       frames, set().union(*(p.ids for p in parts)), [r for p in parts for r in p.rows])
 
 
 def _mapped_chunks(con, ncts: list[str], size: int, workers: int) -> Iterator[MappedChunk]:
@@ -162,9 +164,11 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
         mark_state(con, [(h["record_key"], h["content_hash"]) for h in held.values()], "quarantined", run_id)
         held_all += held
         studies += sum(1 for m in mc.mapped if m["nct_id"] not in held)
-        good = mc.rows[~mc.rows["emitted_by"].isin(held)] if held else mc.rows
-        write_resource_rows(con, STAGE, good)
-        del mc, good
+        while mc.rows:
+            rows = mc.rows.pop(0)
+            write_resource_rows(con, STAGE, rows[~rows["emitted_by"].isin(held)] if held else rows)
+            del rows
+        del mc
         release_memory()
     result = merge_results(fhir_staging.SUITE, parts, runner.build_docs())
     write_rule_results(con, run_id, result, reasons, extra=[
