@@ -1,0 +1,41 @@
+"""The fhir_staging suite's reference frame: every literal reference, named by its element path."""
+import json
+import re
+from pathlib import Path
+
+from expectations.suites.fhir_staging import frames
+from transforms.fhir import map_study
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "ctgov"
+
+
+def _references(record: dict) -> list[tuple[str, str, str]]:
+    study = {"nct_id": "x", "source_file": "f", "source_record": "r", "resources": map_study(record)}
+    ref = frames([study])[0]["reference"]
+    return list(zip(ref["resource"], ref["field"], ref["target"]))
+
+
+def test_every_literal_reference_is_found_with_its_path():
+    """The walk keeps a stack of keys and spells a path out only where it finds a reference; the
+    paths must be the element paths, indexes included, and nothing outside `contained`."""
+    refs = _references(json.loads((DATA / "NCT06668571.json").read_text(encoding="utf-8")))
+    by_field = {(res.split("/")[0], field): target for res, field, target in refs}
+    assert by_field[("ResearchStudy", "ResearchStudy.site[0].reference")].startswith("Location/")
+    assert by_field[("PractitionerRole", "PractitionerRole.practitioner.reference")].startswith("Practitioner/")
+    assert all(re.fullmatch(r"[A-Z][A-Za-z]+(\.[a-zA-Z]+(\[\d+\])*)+\.reference", f) for _, f, _ in refs)
+    assert all(not t.startswith("#") for *_, t in refs)
+    # every reference of every real single-study file, counted against a plain recursive walk
+    for path in sorted(DATA.glob("NCT*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        expected = sum(_count(r) for r in map_study(record))
+        assert len(_references(record)) == expected, path.name
+
+
+def _count(node) -> int:
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        own = int(isinstance(ref, str) and not ref.startswith("#"))
+        return own + sum(_count(v) for k, v in node.items() if k != "contained")
+    if isinstance(node, list):
+        return sum(_count(v) for v in node)
+    return 0
