@@ -6,6 +6,7 @@ from typing import Optional
 
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from transforms.ctgov.ingest import LandingFile, ingest_landing
+from trialhouse.settings import stage_workers
 
 
 class IngestConfig(dg.Config):
@@ -42,7 +43,8 @@ def ctgov_study_version(
 ) -> dg.MaterializeResult:
     files = None if config.files is None else _landing_files(paths.landing_path, config.files)
     with warehouse.connect() as con:
-        summary = ingest_landing(con, paths.landing_path, run_id=context.run.run_id, files=files)
+        summary = ingest_landing(con, paths.landing_path, run_id=context.run.run_id, files=files,
+                                 workers=stage_workers())
         versions, studies = con.execute(
             "SELECT count(*), count(DISTINCT nct_id) FROM raw.ctgov_study_version"
         ).fetchone()

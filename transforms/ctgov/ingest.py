@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
+import multiprocessing
 import os
+import zipfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -21,7 +27,8 @@ import pandas as pd
 
 from schemas import ensure_base_schemas, sql_text
 from transforms.ctgov.identity import IdentityError, identify
-from transforms.ctgov.records import FileFormatError, RawRecord, read_records
+from transforms.ctgov.records import (KIND_ZIP, FileFormatError, RawRecord, detect_kind, open_zip, read_records,
+                                      zip_members, zip_records)
 
 CTGOV_SUBDIR = "ctgov"
 BATCH_SIZE = 2000
@@ -116,29 +123,22 @@ class _VersionWriter:
         self.quarantined = 0
         self.nct_ids: set[str] = set()
 
-    def add(self, rec: RawRecord) -> None:
-        if rec.record is None:
-            self._quarantine(rec, rec.source_record or "$", rec.field, rec.error or "unreadable record", rec.text)
+    def add(self, item: tuple) -> None:
+        """`item`: what `prepare` made of one record."""
+        if item[0] == HELD:
+            self._quarantine(*item[1:])
             return
-        try:
-            ident = identify(rec.record)
-        except IdentityError as exc:
-            self._quarantine(rec, rec.source_record or "$", exc.field, str(exc), json.dumps(rec.record))
-            return
-        self.nct_ids.add(ident.nct_id)
-        self.rows.append(
-            (ident.nct_id, ident.content_hash, ident.last_update_post_date, ident.version_holder,
-             rec.text if rec.text is not None else _dumps(rec.record), rec.source_record)
-        )
+        self.nct_ids.add(item[1])
+        self.rows.append(item[1:])
         if len(self.rows) >= BATCH_SIZE:
             self.flush()
 
-    def _quarantine(self, rec: RawRecord, key: str, fld: str | None, reason: str, payload: str | None) -> None:
-        where = f"{self.f.rel}" + (f" record {rec.source_record}" if rec.source_record else "")
+    def _quarantine(self, source_record: str, key: str, fld: str | None, reason: str, payload: str | None) -> None:
+        where = f"{self.f.rel}" + (f" record {source_record}" if source_record else "")
         self.con.execute(
             "INSERT INTO quarantine.record (run_id, quarantined_at, source_file, record_key, source_record,"
             " suite, rule, field, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [self.run_id, self.now, self.f.rel, key, rec.source_record, QUARANTINE_SUITE,
+            [self.run_id, self.now, self.f.rel, key, source_record, QUARANTINE_SUITE,
              "record_keyable", fld, f"{where}: {reason}", payload],
         )
         self.quarantined += 1
@@ -161,6 +161,69 @@ class _VersionWriter:
         self.new_versions += int(inserted)
 
 
+HELD, VERSION = "held", "version"
+
+
+def prepare(rec: RawRecord) -> tuple:
+    """One record made ready to write, by pure code (zip slices are prepared in worker processes):
+    (VERSION, nct_id, content_hash, last_update_post_date, version_holder, payload, source_record), or
+    (HELD, source_record, record key, field, reason, payload) for a record that cannot be keyed."""
+    if rec.record is None:
+        return (HELD, rec.source_record, rec.source_record or "$", rec.field, rec.error or "unreadable record", rec.text)
+    try:
+        ident = identify(rec.record)
+    except IdentityError as exc:
+        return (HELD, rec.source_record, rec.source_record or "$", exc.field, str(exc), json.dumps(rec.record))
+    return (VERSION, ident.nct_id, ident.content_hash, ident.last_update_post_date, ident.version_holder,
+            rec.text if rec.text is not None else _dumps(rec.record), rec.source_record)
+
+
+# Members per task when a zip is read in worker processes, and the fewest members worth a pool
+# (starting the workers costs ~1 s; a day's update is a handful of files).
+ZIP_SLICE = 500
+PARALLEL_MIN_MEMBERS = 4 * ZIP_SLICE
+
+_open_zips: dict[str, zipfile.ZipFile] = {}
+
+
+def prepare_zip_slice(path: str, display: str, start: int, stop: int) -> list[tuple]:
+    """Members [start, stop) of a zip, read, parsed and keyed in a worker (its pool lives for one file)."""
+    zf = _open_zips.get(path)
+    if zf is None:
+        zf = _open_zips[path] = zipfile.ZipFile(path)
+    return [prepare(r) for r in zip_records(zf, display, zip_members(zf)[start:stop])]
+
+
+def _prepared(f: LandingFile, workers: int) -> tuple[str, Iterator[tuple]]:
+    """The file's kind and its records, prepared. A big zip is inflated, parsed and hashed in `workers`
+    processes (0.2 ms of Python per study, half the raw step), in archive order; the parent only writes."""
+    if workers > 1 and detect_kind(f.path) == KIND_ZIP:
+        return KIND_ZIP, _prepared_zip(f, workers)
+    kind, records = read_records(f.path, f.rel)
+    return kind, map(prepare, records)
+
+
+def _prepared_zip(f: LandingFile, workers: int) -> Iterator[tuple]:
+    with open_zip(f.path, f.rel) as zf:
+        members = zip_members(zf)
+        if len(members) < PARALLEL_MIN_MEMBERS:
+            yield from map(prepare, zip_records(zf, f.rel, members))
+            return
+    slices = iter(range(0, len(members), ZIP_SLICE))
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
+    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        def submit(start):
+            return pool.submit(prepare_zip_slice, str(f.path), f.rel, start, min(start + ZIP_SLICE, len(members)))
+
+        pending = deque(submit(s) for s in itertools.islice(slices, 2 * workers))  # bounded: memory stays flat
+        while pending:
+            done = pending.popleft().result()
+            nxt = next(slices, None)
+            if nxt is not None:
+                pending.append(submit(nxt))
+            yield from done
+
+
 def _dumps(record: dict) -> str:
     """A study cut out of an API page: serialised once, compactly (its bytes live on in the page file)."""
     try:
@@ -169,7 +232,7 @@ def _dumps(record: dict) -> str:
         return json.dumps(record, ensure_ascii=False)
 
 
-def ingest_file(con, f: LandingFile, run_id: str | None, summary: IngestSummary) -> None:
+def ingest_file(con, f: LandingFile, run_id: str | None, summary: IngestSummary, workers: int = 1) -> None:
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     sha = _known_sha(con, f) or sha256_file(f.path)
     _remember_path(con, f, sha, now)
@@ -180,10 +243,10 @@ def ingest_file(con, f: LandingFile, run_id: str | None, summary: IngestSummary)
     seen = 0
     status, error, kind = "loaded", None, "unknown"
     try:
-        kind, records = read_records(f.path, f.rel)
-        for rec in records:
+        kind, items = _prepared(f, workers)
+        for item in items:
             seen += 1
-            writer.add(rec)
+            writer.add(item)
         writer.flush()
     except FileFormatError as exc:
         status, error = "failed", str(exc)
@@ -206,11 +269,12 @@ def ingest_file(con, f: LandingFile, run_id: str | None, summary: IngestSummary)
 
 
 def ingest_landing(con, landing: Path, run_id: str | None = None,
-                   files: Iterable[LandingFile] | None = None) -> IngestSummary:
-    """Register and load every new file under `<landing>/ctgov/` (or just `files`)."""
+                   files: Iterable[LandingFile] | None = None, workers: int = 1) -> IngestSummary:
+    """Register and load every new file under `<landing>/ctgov/` (or just `files`); a big zip is
+    read in `workers` processes."""
     ensure_base_schemas(con)
     summary = IngestSummary()
     for f in (scan_landing(landing) if files is None else files):
         summary.files_seen += 1
-        ingest_file(con, f, run_id, summary)
+        ingest_file(con, f, run_id, summary, workers)
     return summary

@@ -104,11 +104,7 @@ def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
     """
     kind = detect_kind(path)
     if kind == KIND_ZIP:
-        try:
-            zf = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as exc:
-            raise FileFormatError(f"{display}: unreadable zip archive ({exc})") from None
-        return KIND_ZIP, _iter_zip(zf, display)
+        return KIND_ZIP, _iter_zip(open_zip(path, display), display)
     data = path.read_bytes()
     obj = _loads(data, display)
     kind = _classify_json(obj, display)
@@ -117,24 +113,39 @@ def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
     return kind, (_study_record(s, f"studies[{i}]", None) for i, s in enumerate(obj["studies"]))
 
 
+def open_zip(path: Path, display: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise FileFormatError(f"{display}: unreadable zip archive ({exc})") from None
+
+
+def zip_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The archive's study members (JSON files), in archive order."""
+    return [i for i in zf.infolist() if not i.is_dir() and i.filename.lower().endswith(".json")]
+
+
 def _iter_zip(zf: zipfile.ZipFile, display: str) -> Iterator[RawRecord]:
     with zf:
-        for info in zf.infolist():
-            if info.is_dir() or not info.filename.lower().endswith(".json"):
-                continue
-            member = info.filename
-            try:
-                data = zf.read(info)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                yield RawRecord(member, None, None, f"unreadable zip member ({exc})", "$")
-                continue
-            try:
-                obj = _loads(data, f"{display}!{member}")
-            except FileFormatError as exc:
-                yield RawRecord(member, None, data.decode("utf-8", "replace")[:100_000], str(exc).split(": ", 1)[1], "$")
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("studies"), list):
-                for i, s in enumerate(obj["studies"]):
-                    yield _study_record(s, f"{member}!studies[{i}]", None)
-            else:
-                yield _study_record(obj, member, data.decode("utf-8-sig"))
+        yield from zip_records(zf, display, zip_members(zf))
+
+
+def zip_records(zf: zipfile.ZipFile, display: str, members: list[zipfile.ZipInfo]) -> Iterator[RawRecord]:
+    """The records of `members` of an open archive, so slices of one archive can be read in parallel."""
+    for info in members:
+        member = info.filename
+        try:
+            data = zf.read(info)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            yield RawRecord(member, None, None, f"unreadable zip member ({exc})", "$")
+            continue
+        try:
+            obj = _loads(data, f"{display}!{member}")
+        except FileFormatError as exc:
+            yield RawRecord(member, None, data.decode("utf-8", "replace")[:100_000], str(exc).split(": ", 1)[1], "$")
+            continue
+        if isinstance(obj, dict) and isinstance(obj.get("studies"), list):
+            for i, s in enumerate(obj["studies"]):
+                yield _study_record(s, f"{member}!studies[{i}]", None)
+        else:
+            yield _study_record(obj, member, data.decode("utf-8-sig"))

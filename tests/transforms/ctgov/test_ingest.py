@@ -146,3 +146,58 @@ def test_in_flight_and_hidden_files_are_ignored(con, landing):
     landing.write(".hidden.json", (CTGOV / "NCT00184067.json").read_text())
     landing.write("page.json.partial", (CTGOV / "NCT00184067.json").read_text())
     assert ingest_landing(con, landing.root).files_seen == 0
+
+
+def _snapshot(con):
+    return {
+        "versions": con.execute("SELECT nct_id, content_hash, last_update_post_date, version_holder, payload::VARCHAR, "
+                                "source_record FROM raw.ctgov_study_version ORDER BY source_record, nct_id").fetchall(),
+        "held": con.execute("SELECT source_record, record_key, field, reason, payload FROM quarantine.record "
+                            "ORDER BY ALL").fetchall(),
+        "file": con.execute("SELECT status, error, records_seen, records_failed, new_versions "
+                            "FROM raw.landed_file").fetchall(),
+    }
+
+
+def test_a_big_zip_read_in_worker_processes_lands_exactly_what_one_process_does(tmp_path, monkeypatch):
+    """Slices of a bulk zip are inflated, parsed and keyed in worker processes; versions, holds with
+    their reasons, and the file's counts must be those of the one-process read."""
+    import duckdb
+
+    from tests.conftest import Landing
+    from transforms.ctgov import ingest
+
+    monkeypatch.setattr(ingest, "ZIP_SLICE", 3)
+    monkeypatch.setattr(ingest, "PARALLEL_MIN_MEMBERS", 4)
+    tasks = []
+
+    class CountingPool(ingest.ProcessPoolExecutor):
+        def submit(self, fn, *args, **kwargs):
+            tasks.append(args)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "ProcessPoolExecutor", CountingPool)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for i, p in enumerate(study_files()):
+            zf.write(p, f"ctg-studies/{p.name}")
+            if i == 4:
+                zf.writestr("ctg-studies/NCT99999999.json", "{ not json")
+                zf.writestr("ctg-studies/NCT99999998.json", '{"protocolSection": {}}')  # cannot be keyed
+        for p in page_files()[:1]:  # an API page inside the zip: several studies in one member
+            zf.write(p, f"pages/{p.name}")
+    runs = {}
+    for workers in (1, 2):
+        landing = Landing(tmp_path / f"landing{workers}")
+        landing.write("ctg-studies.json.zip", buf.getvalue())
+        con = duckdb.connect(str(tmp_path / f"w{workers}.duckdb"))
+        s = ingest_landing(con, landing.root, run_id="r", workers=workers)
+        assert s.files_loaded == 1 and s.records_quarantined == 2, s.errors
+        runs[workers] = _snapshot(con)
+        con.close()
+    assert len(tasks) > 2  # the two-worker read went through the pool, in slices
+    assert runs[1] == runs[2]
+    assert len(runs[2]["versions"]) >= len(study_files())
+    reasons = [h[3] for h in runs[2]["held"]]
+    assert any("NCT99999999.json" in r and "invalid JSON" in r for r in reasons)
+    assert any("NCT99999998.json" in r and "nctId" in r for r in reasons)
