@@ -31,6 +31,10 @@ _DROP_KEYS = """
 DELETE FROM "{schema}".resource
 WHERE (resource_type, id) IN (SELECT resource_type, id FROM {batch})
 """
+_DROP_SHARED_KEYS = """
+DELETE FROM "{schema}".resource
+WHERE nct_id IS NULL AND (resource_type, id) IN (SELECT resource_type, id FROM {batch} WHERE nct_id IS NULL)
+"""
 _INSERT = """
 INSERT INTO "{schema}".resource
 SELECT resource_type, id, version_id, CAST(last_updated AS TIMESTAMPTZ), nct_id, CAST(resource AS JSON)
@@ -108,12 +112,18 @@ def write_resources(con, schema: str, resources: Iterable[dict], *, replace_stud
     return _write(con, schema, _frame(resources), replace_studies)
 
 
-def write_resource_rows(con, schema: str, rows: pd.DataFrame, *, replace_studies: bool = False) -> int:
-    """`resource_rows` output, de-duplicated and written by key (see write_resources)."""
-    return _write(con, schema, _dedupe(rows), replace_studies)
+def write_resource_rows(con, schema: str, rows: pd.DataFrame, *, replace_studies: bool = False,
+                        new_studies: bool = False) -> int:
+    """`resource_rows` output, de-duplicated and written by key (see write_resources).
+
+    `new_studies`: the rows' studies are not in the table yet (the FHIR stage writes each study
+    once), so only shared resources can already be there. A study's own resources have ids that
+    name it (see owning_nct_id), so they need no lookup: replacing by key probed every staged row
+    on each write, ~0.2 s a write at 1.2 M staged resources."""
+    return _write(con, schema, _dedupe(rows), replace_studies, shared_only=new_studies)
 
 
-def _write(con, schema: str, frame: pd.DataFrame, replace_studies: bool) -> int:
+def _write(con, schema: str, frame: pd.DataFrame, replace_studies: bool, shared_only: bool = False) -> int:
     sql_schema = checked_schema(schema)
     if frame.empty:
         return 0
@@ -123,7 +133,7 @@ def _write(con, schema: str, frame: pd.DataFrame, replace_studies: bool) -> int:
         with transaction(con):
             if replace_studies:
                 con.execute(_DROP_STUDIES.format(schema=sql_schema, batch=batch))
-            con.execute(_DROP_KEYS.format(schema=sql_schema, batch=batch))
+            con.execute((_DROP_SHARED_KEYS if shared_only else _DROP_KEYS).format(schema=sql_schema, batch=batch))
             con.execute(_INSERT.format(schema=sql_schema, batch=batch))
     finally:
         con.unregister(batch)

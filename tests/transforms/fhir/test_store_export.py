@@ -194,3 +194,25 @@ def test_unkeyed_staging_schema_stays_one_row_per_resource(top_level_resources):
     assert {(t, i) for t, i, _ in rows} == keys and all(n == 1 for *_, n in rows)
     assert con.execute("SELECT resource ->> '$.name' FROM stage_fhir.resource WHERE resource_type = 'Organization' "
                        "AND id = ?", [org["id"]]).fetchone()[0] == "Renamed by a later chunk"
+
+
+def test_new_studies_replace_only_shared_resources_by_key(top_level_resources):
+    """The FHIR stage writes each study once: only shared resources (no owning study) are looked up and
+    replaced; the result is the same table as replacing every key."""
+    from transforms.fhir.store import resource_rows, write_resource_rows
+
+    tables = {}
+    for new_studies in (False, True):
+        con = duckdb.connect()
+        create_fhir_schema(con, "stage_fhir", keyed=False)
+        half = len(top_level_resources) // 2
+        for part in (top_level_resources[:half], top_level_resources[half:]):
+            rows = resource_rows((r["id"], r) for r in part)
+            write_resource_rows(con, "stage_fhir", rows, new_studies=new_studies)
+        org = next(r for r in top_level_resources if r["resourceType"] == "Organization")
+        write_resource_rows(con, "stage_fhir", resource_rows([(None, dict(org, name="Later"))]), new_studies=new_studies)
+        tables[new_studies] = con.execute("SELECT resource_type, id, nct_id, resource::VARCHAR FROM stage_fhir.resource "
+                                          "ORDER BY ALL").fetchall()
+    assert tables[True] == tables[False]
+    keys = [(t, i) for t, i, *_ in tables[True]]
+    assert len(keys) == len(set(keys)) == len({(r["resourceType"], r["id"]) for r in top_level_resources})
