@@ -34,6 +34,14 @@ BLOCK = 256 << 10  # DuckDB's block size: what a differing chunk is rewritten in
 SYNC_THREADS = 4
 
 
+class SnapshotSpaceError(OSError):
+    """Not enough free disk for the analysts' file: nothing was touched, the published file stands."""
+
+
+# Kept free beyond what a copy or patch needs: DuckDB's WAL and temp files share the disk.
+SPACE_MARGIN = 64 << 20
+
+
 @dataclass
 class SnapshotStats:
     path: Path
@@ -63,6 +71,7 @@ def publish_snapshot(con, published: str | Path) -> SnapshotStats:
     written = _patch(source, standby, target)
     mode = "patched"
     if written is None:
+        _check_space(target.parent, source.stat().st_size, "a whole copy of")
         mode, written = "copied", _copy(source, standby)
     # The file being replaced becomes the next standby (a second name first, so no moment lacks one).
     keep = target.with_name(f".{target.name}.{os.getpid()}.old")
@@ -90,6 +99,7 @@ def _patch(source: Path, standby: Path, target: Path) -> int | None:
         except OSError:
             os.unlink(standby)
             return None
+        _check_space(target.parent, source.stat().st_size - os.fstat(fd).st_size, "the growth of")
         written = _sync(source, fd)
         os.fsync(fd)
         return written
@@ -150,11 +160,30 @@ def _sync_chunks(src: int, fd: int, size: int, first: int, step: int) -> int:
     return written
 
 
+def _check_space(folder: Path, needed: int, what: str) -> None:
+    """Refuse before writing rather than fill the disk halfway: a full disk also stops DuckDB's own
+    checkpoint (FatalException), which then needs a restart to recover."""
+    free = shutil.disk_usage(folder).free
+    if max(needed, 0) + SPACE_MARGIN > free:
+        raise SnapshotSpaceError(
+            f"not enough free disk in {folder} to publish the analysts' file: {what} the warehouse needs "
+            f"{_mb(max(needed, 0))} plus a {_mb(SPACE_MARGIN)} margin, {_mb(free)} is free. The published file "
+            f"is unchanged; free some space and run again (the next run finishes this publish).")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
+
+
 def _copy(source: Path, dest: Path) -> int:
     tmp = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
+    try:
+        shutil.copyfile(source, tmp)
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a half copy would hold the disk until the next run swept it
+        raise
     os.replace(tmp, dest)
     return dest.stat().st_size
 

@@ -135,3 +135,46 @@ def test_a_standby_that_is_the_published_file_is_never_patched(tmp_path, work):
     work.execute("DELETE FROM t WHERE id < 300000")
     assert publish_snapshot(work, published).mode == "copied"
     assert published.stat().st_ino != inode and _count(published) == 300000 and before == (600000,)
+
+
+def test_too_little_free_disk_refuses_before_writing_and_leaves_the_published_file(tmp_path, work, monkeypatch):
+    """Three warehouse-sized files live side by side (work, published, standby). A full disk mid-copy
+    also stopped DuckDB's own checkpoint; the publish now refuses first, with the figures, and touches nothing."""
+    import collections
+
+    published = tmp_path / "wh.duckdb"
+    publish_snapshot(work, published)
+    before = _bytes(published)
+    size = (tmp_path / "wh.work.duckdb").stat().st_size
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(snapshot.shutil, "disk_usage", lambda p: usage(10 * size, 9 * size, size // 2))
+    work.execute("INSERT INTO t VALUES (-1, 'a')")
+    with pytest.raises(snapshot.SnapshotSpaceError, match=r"whole copy of the warehouse needs .* MiB is free"):
+        publish_snapshot(work, published)  # no standby yet: a whole copy would not fit
+    assert _bytes(published) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wh.duckdb", "wh.work.duckdb"]  # no half copy
+    monkeypatch.undo()
+    publish_snapshot(work, published)
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+    # A patch needs only the work file's growth: a nearly full disk still takes a same-size update.
+    def just_enough(folder):  # at the moment of the check, after the publish's checkpoint
+        growth = (tmp_path / "wh.work.duckdb").stat().st_size - standby_path(published).stat().st_size
+        return usage(10 * size, 9 * size, max(growth, 0) + snapshot.SPACE_MARGIN + 1)
+
+    monkeypatch.setattr(snapshot.shutil, "disk_usage", just_enough)
+    work.execute("UPDATE t SET v = 'b' WHERE id = -1")
+    assert publish_snapshot(work, published).mode == "patched"
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+
+
+def test_a_copy_that_fails_midway_leaves_no_half_file(tmp_path, work, monkeypatch):
+    published = tmp_path / "wh.duckdb"
+
+    def full_disk(src, dst):
+        open(dst, "wb").write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(snapshot.shutil, "copyfile", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        publish_snapshot(work, published)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wh.work.duckdb"]
