@@ -8,7 +8,6 @@ DuckDB into pandas and validated there.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -117,9 +116,10 @@ class GxRunner:
             if df.empty:
                 results += [RuleResult(r, True, 0) for r in frame_rules]
                 continue
-            for i, layer in enumerate(_layers(g, frame_rules)):
-                name = f"{suite_name}.{frame_name}" + (f".{i + 1}" if i else "")
-                results += self._validate_layer(g, name, layer, df, key_columns)
+            # One suite per frame, equal expectations included: GX drops an equal expectation only
+            # when it is added one by one (add_expectation), and suites here are built whole.
+            layer = [(r, r.build(g)) for r in frame_rules]
+            results += self._validate_layer(g, f"{suite_name}.{frame_name}", layer, df, key_columns)
         return SuiteResult(suite_name, results, self.build_docs() if docs else None)
 
     def _validate_layer(self, g, name, layer, df, key_columns) -> list[RuleResult]:
@@ -285,48 +285,6 @@ def _pair_membership(a: pd.Series, b: pd.Series, pairs, ignore_row_if: str) -> p
 
 def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-def _layers(g, rules: list[Rule]) -> list[list[tuple[Rule, object]]]:
-    """Split rules so no suite holds two equal expectations (GX keeps only one of them, e.g. fkDomain
-    and isStandardValidConcept on the same column with the same value set)."""
-    layers: list[tuple[set, list]] = []
-    for r in rules:
-        exp = r.build(g)
-        key = _identity(exp)
-        for seen, items in layers:
-            if key not in seen:
-                seen.add(key)
-                items.append((r, exp))
-                break
-        else:
-            layers.append(({key}, [(r, exp)]))
-    return [items for _, items in layers]
-
-
-_SET_FIELDS = ("value_set", "value_pairs_set")
-_NOT_IDENTITY = {"id", "meta", "notes", "rendered_content", "description"}
-
-
-def _identity(exp) -> tuple:
-    """What makes two expectations equal to GX, cheaply: `exp.configuration` copied a value set of
-    every resource id in a chunk through pydantic (0.3 s per FHIR chunk), so large sets are hashed."""
-    fields = exp.dict(exclude=_NOT_IDENTITY | set(_SET_FIELDS))
-    sets = {f: getattr(exp, f) for f in _SET_FIELDS if getattr(exp, f, None) is not None}
-    return (type(exp).__name__, json.dumps(fields, sort_keys=True, default=str),
-            tuple((f, _set_key(v)) for f, v in sorted(sets.items())))
-
-
-def _set_key(values):
-    if isinstance(values, (set, frozenset)):
-        return hash(frozenset(_hashable(v) for v in values))
-    if isinstance(values, (list, tuple)):
-        return hash(tuple(_hashable(v) for v in values))
-    return json.dumps(values, sort_keys=True, default=str)  # a suite parameter
-
-
-def _hashable(value):
-    return tuple(value) if isinstance(value, list) else value
 
 
 _runner: tuple[str, GxRunner] | None = None

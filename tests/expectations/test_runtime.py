@@ -129,8 +129,10 @@ def test_pair_membership_gives_gx_own_verdicts_without_its_row_by_row_metric():
     assert good.success
 
 
-def test_equal_rules_with_large_value_sets_still_go_to_separate_validations():
-    """GX keeps one of two equal expectations in a suite; the runner's cheap identity must see them as equal."""
+def test_equal_rules_both_get_their_verdict():
+    """GX drops an equal expectation added to a suite one by one; suites are built whole here, so two
+    rules with equal expectations (e.g. DQD's fkDomain and isStandardValidConcept on one column) both
+    run, in one validation, and both answer."""
     values = [f"id{i}" for i in range(LARGE_VALUE_SET * 4)]
     df = pd.DataFrame({"key": ["a", "b"], "ref": ["id1", "nope"]})
     twice = _rules(values)[:1] + [Rule("in_big_set_again", "t", "ref", "ref", lambda g: g.expectations.ExpectColumnValuesToBeInSet(
