@@ -183,15 +183,17 @@ def prepare(rec: RawRecord) -> tuple:
 ZIP_SLICE = 500
 PARALLEL_MIN_MEMBERS = 4 * ZIP_SLICE
 
-_open_zips: dict[str, zipfile.ZipFile] = {}
+_open_zips: dict[str, tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]] = {}
 
 
 def prepare_zip_slice(path: str, display: str, start: int, stop: int) -> list[tuple]:
-    """Members [start, stop) of a zip, read, parsed and keyed in a worker (its pool lives for one file)."""
-    zf = _open_zips.get(path)
-    if zf is None:
-        zf = _open_zips[path] = zipfile.ZipFile(path)
-    return [prepare(r) for r in zip_records(zf, display, zip_members(zf)[start:stop])]
+    """Members [start, stop) of a zip, read, parsed and keyed in a worker (its pool lives for one file,
+    so the archive is opened and listed once per worker)."""
+    if path not in _open_zips:
+        zf = zipfile.ZipFile(path)
+        _open_zips[path] = (zf, zip_members(zf))
+    zf, members = _open_zips[path]
+    return [prepare(r) for r in zip_records(zf, display, members[start:stop])]
 
 
 def _prepared(f: LandingFile, workers: int) -> tuple[str, Iterator[tuple]]:
