@@ -241,22 +241,31 @@ def _membership_columns(g, layer, df: pd.DataFrame, key_columns: list[str]):
     GX computes it row by row (see `_pair_membership`).
     """
     plain, membership, derived, extra_keys = [], [], {}, []
+    flags: dict[tuple, str] = {}  # (columns, set, missing-value rule) -> its helper column
+
+    def flag_for(columns: list[str], wanted: frozenset, how, compute) -> str:
+        # Rules on one column with different sets (DQD's fkDomain and isStandardValidConcept) each get
+        # their own helper column; equal ones share it.
+        key = (tuple(columns), wanted, how)
+        if key not in flags:
+            name = "__".join(columns) + "__in_set"
+            n = sum(1 for k in flags if k[0] == key[0])
+            flags[key] = name if n == 0 else f"{name}_{n + 1}"
+            derived[flags[key]] = compute()
+        return flags[key]
+
     for r, exp in layer:
         kind = type(exp).__name__
         values = getattr(exp, "value_set", None)
         if kind == "ExpectColumnValuesToBeInSet" and isinstance(values, (list, set, tuple)) and len(values) > LARGE_VALUE_SET:
-            columns = [exp.column]
-            flag = f"{exp.column}__in_set"
-            if flag not in derived:
-                col = df[exp.column]
-                derived[flag] = col.isin(frozenset(values)).astype(object).where(col.notna(), None)
+            columns, col, wanted = [exp.column], df[exp.column], frozenset(values)
+            flag = flag_for(columns, wanted, None,
+                            lambda: col.isin(wanted).astype(object).where(col.notna(), None))
             size = len(values)
         elif kind == "ExpectColumnPairValuesToBeInSet" and isinstance(exp.value_pairs_set, (list, set, tuple)):
-            columns = [exp.column_A, exp.column_B]
-            flag = f"{exp.column_A}__{exp.column_B}__in_set"
-            if flag not in derived:
-                derived[flag] = _pair_membership(df[exp.column_A], df[exp.column_B], exp.value_pairs_set,
-                                                 exp.ignore_row_if)
+            columns, pairs = [exp.column_A, exp.column_B], frozenset((x, y) for x, y in exp.value_pairs_set)
+            flag = flag_for(columns, pairs, exp.ignore_row_if,
+                            lambda: _pair_membership(df[columns[0]], df[columns[1]], pairs, exp.ignore_row_if))
             size = len(exp.value_pairs_set)
         else:
             plain.append((r, exp))

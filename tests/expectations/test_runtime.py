@@ -152,3 +152,20 @@ def test_batches_are_not_fingerprinted_cell_by_cell(monkeypatch):
     df = pd.DataFrame({"key": ["a", "b"], "ref": ["id1", "nope"]})
     result = GxRunner().validate("s", _rules(["id1"]), {"t": df}, key_columns=["key"], docs=False)
     assert calls == [] and [u["key"] for u in result.results[0].unexpected] == ["b"]
+
+
+def test_two_large_sets_on_one_column_each_give_their_own_verdict():
+    """Two rules on one column with different large sets (DQD's fkDomain and isStandardValidConcept)
+    must each be checked against their own set, not share the first one's membership column."""
+    values = [f"id{i}" for i in range(LARGE_VALUE_SET * 2)]
+    df = pd.DataFrame({"key": ["a", "b", "c"], "ref": ["id1", "id2", "other"]})
+    rules = [
+        Rule("all_ids", "t", "ref", "ref", lambda g: g.expectations.ExpectColumnValuesToBeInSet(
+            column="ref", value_set=values), message="x"),
+        Rule("odd_ids", "t", "ref", "ref", lambda g: g.expectations.ExpectColumnValuesToBeInSet(
+            column="ref", value_set=[v for v in values if int(v[2:]) % 2] + [f"odd{i}" for i in range(LARGE_VALUE_SET)]),
+            message="x"),
+    ]
+    result = GxRunner().validate("s", rules, {"t": df}, key_columns=["key"], docs=False)
+    got = {r.rule.id: [u["key"] for u in r.unexpected] for r in result.results}
+    assert got == {"all_ids": ["c"], "odd_ids": ["b", "c"]}
