@@ -90,7 +90,7 @@ def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: d
                 yield {**b, "record": parse_payload(payload)}
 
     frames = registry_frames(streamed())
-    rows = list(by_key)
+    n_rows = len(by_key)
     refs = frozenset(frames["intervention"]["ref"])
     result = runner.validate(SUITE, rules(refs), frames, key_columns=KEYS + ["field", "name"], docs=False)
 
@@ -118,14 +118,14 @@ def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: d
             q["payload"] = payloads[q.pop("version_key")]
     write_quarantine(con, quarantine)
     mark_state(con, [(by_key[k]["nct_id"], by_key[k]["content_hash"]) for k in held], "quarantined", run_id)
-    if len(held) < len(rows):
+    if len(held) < n_rows:
         con.execute(
             "INSERT INTO stage.ctgov_study SELECT version_key, nct_id, content_hash, version_seq, last_update_post_date,"
             " source_file, source_record FROM stage.ctgov_candidate WHERE nct_id BETWEEN ? AND ?"
             " AND version_key NOT IN (SELECT unnest(?::BIGINT[])) ORDER BY nct_id",
             [lo, hi, sorted(held)],
         )
-    return result, len(rows), len(held)
+    return result, n_rows, len(held)
 
 
 def _read_sql(name: str) -> str:
