@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from trialhouse.settings import Settings, duckdb_memory_limit
+from trialhouse.settings import Settings, duckdb_memory_limit, duckdb_storage_config
 from trialhouse.snapshot import work_path
 
 # Every asset and check that writes the warehouse runs in this pool (limit 1): DuckDB allows one
@@ -62,6 +62,7 @@ def build_resources(settings: Settings | None = None) -> dict:
                                                           # checkpoint per 1 GB of WAL, not 16 MB: each checkpoint
                                                           # rewrites the raw table's key indexes, so loading 100,000
                                                           # studies took 73.7 s instead of 38.7 s
-                                                          "checkpoint_threshold": "1GB"}),
+                                                          "checkpoint_threshold": "1GB",
+                                                          **duckdb_storage_config()}),
         "paths": PathsResource(landing=s.landing, export=s.export, vocab=s.vocab),
     }

@@ -122,3 +122,14 @@ def _checksums(con):
     tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2").fetchall()
     return {f"{s}.{t}": con.execute(f'SELECT count(*), bit_xor(hash(x)) FROM "{s}"."{t}" AS x').fetchone()
             for s, t in tables}
+
+
+def test_json_text_is_stored_zstd_compressed(warehouse):
+    """Payloads and resources are most of the file's bytes, and every publish copies or compares the
+    whole file: DuckDB stores them uncompressed unless the storage format allows zstd."""
+    con, *_ = warehouse
+    for table, column in [("raw.ctgov_study_version", "payload"), ("fhir.resource", "resource")]:
+        kinds = {r[0] for r in con.execute(
+            "SELECT DISTINCT compression FROM pragma_storage_info(?) WHERE column_name = ? AND segment_type = 'JSON'",
+            [table, column]).fetchall()}
+        assert kinds == {"ZSTD"}, (table, kinds)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from trialhouse.settings import Settings
+from trialhouse.settings import Settings, duckdb_storage_config
 from trialhouse.snapshot import work_path
 
 HELD_SQL = """
@@ -70,7 +70,7 @@ def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | No
         raise SystemExit(f"no work database at {work}: nothing to retry")
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     filt = [nct_ids or None, nct_ids or None, rule, rule]
-    with duckdb.connect(str(work)) as con:
+    with duckdb.connect(str(work), config=duckdb_storage_config()) as con:
         con.execute("BEGIN TRANSACTION")
         keys = [r[0] for r in con.execute(SELECT_KEYS, filt).fetchall()]
         states = con.execute(

@@ -104,6 +104,15 @@ def duckdb_memory_limit() -> str:
     return os.environ.get(ENV_DUCKDB_MEMORY) or "512MB"
 
 
+def duckdb_storage_config() -> dict[str, str]:
+    """Compress JSON text on disk. By default DuckDB stores strings over a few KB uncompressed and
+    zstd-compresses none of them before storage format v1.2; the payloads and FHIR resources are
+    most of the warehouse's bytes, and every publish copies or compares the whole file. Strings of
+    256+ bytes (a FHIR resource averages ~1 KB) are zstd'd at checkpoint. Files made by an older
+    format keep it: DuckDB reads both."""
+    return {"storage_compatibility_version": "v1.2.0", "zstd_min_string_length": "256"}
+
+
 ENV_WORKERS = "TRIALHOUSE_WORKERS"
 
 
