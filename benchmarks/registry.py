@@ -35,7 +35,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from benchmarks.registry_corpus import write_bulk_zip
+from benchmarks.registry_corpus import CORPUS_VERSION, write_bulk_zip
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         corpora = {}
         for size in (1, m, n):
-            path = work / "corpus" / f"{size}-{args.seed}" / "ctg-studies.json.zip"
+            path = work / "corpus" / f"{size}-{args.seed}-v{CORPUS_VERSION}" / "ctg-studies.json.zip"
             info_path = path.with_suffix(".info.json")
             if not (path.exists() and info_path.exists()):
                 t = time.perf_counter()

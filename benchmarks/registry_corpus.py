@@ -4,7 +4,10 @@ The real registry (~600,000 studies) averages ~17 KB of JSON per study with a lo
 3.6 MB, and about one study in ten carries results. Copying one record 100,000 times would measure
 a single shape; this draws each study's size from a log-normal with that mean, takes a real record
 small enough to grow into it (a results record for ~11% of studies), resamples its arms and sites
-to reach the size, and gives it a new NCT id. Same seed, same N: the same bytes.
+to reach the size, and gives it a new NCT id. Its free texts (summaries, descriptions, criteria)
+get their words shuffled: real studies share vocabulary, not whole paragraphs, and a corpus of 32
+texts repeated would compress (in the zip and in DuckDB's zstd'd storage) far better than the
+registry does. Same seed, same N: the same bytes.
 
     uv run python -m benchmarks.registry_corpus --studies 10000 --out /tmp/ctg-studies.json.zip
 """
@@ -32,7 +35,10 @@ FIRST_NCT = 90_000_000  # synthetic ids stay clear of the real ones in tests/dat
 # Real NCT ids are sparse: ~600,000 studies over ~7.3 million numbers, one in 12. Synthetic ids keep
 # that spacing, so anything keyed on id ranges (the FHIR export's parts) sees the registry's density.
 ID_STEP = 12
-ZIP_TIME = (2026, 1, 1, 0, 0, 0)  # fixed member timestamps: the zip is byte-identical per seed
+ZIP_TIME = (2026, 1, 1, 0, 0, 0)
+# Bumped whenever the same seed and N would give other bytes: the benchmark caches corpora by it.
+CORPUS_VERSION = 2
+DRIFT_MIN_WORDS = 12  # strings of this many words are free text; names, codes and dates are shorter  # fixed member timestamps: the zip is byte-identical per seed
 
 
 @dataclass
@@ -81,7 +87,24 @@ class CorpusGenerator:
         ps["identificationModule"].setdefault("orgStudyIdInfo", {})["id"] = f"SYN-{i}"
         self._resample_arms(ps)
         self._resample_sites(ps, tpl, target)
+        for module, value in ps.items():
+            if module != "contactsLocationsModule":  # sites share nested objects with the pool; no free text
+                self._drift_texts(value)
+        if "resultsSection" in rec:
+            self._drift_texts(rec["resultsSection"])
         return rec
+
+    def _drift_texts(self, node) -> None:
+        """Shuffle the words of every free text in place (same words and length, a new order)."""
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, str):
+                words = value.split(" ")
+                if len(words) >= DRIFT_MIN_WORDS:
+                    self.rng.shuffle(words)
+                    node[key] = " ".join(words)
+            elif isinstance(value, (dict, list)):
+                self._drift_texts(value)
 
     def _resample_arms(self, ps: dict) -> None:
         """Keep a non-empty subset of the arms, and the interventions' arm labels consistent with it."""
