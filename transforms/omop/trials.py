@@ -31,8 +31,21 @@ _TEMP_TABLES = (
     "_trial_arm", "_trial_condition", "_trial_intervention", "_trial_mesh", "_trial_provider", "_trial_term",
     "_trial_term_use", "_trial_concept_choice", "_trial_cohort", "_trial_fact", "_omop_site_keys",
     "_omop_location", "_omop_care_site", "_omop_provider_keys", "_omop_provider", "_omop_stcm",
-    "_omop_cohort_keys", "_omop_cohort_definition", "_omop_metadata_keys", "_omop_metadata",
+    "_omop_cohort_keys", "_omop_cohort_definition", "_omop_metadata_keys", "_omop_metadata", "_trial_source",
 )
+
+
+def _one_row_per_study(con: duckdb.DuckDBPyConnection, source: str) -> str:
+    """`source` itself when it has one row per nct_id (a staged batch does), else a de-duplicated copy.
+
+    The check reads keys only. De-duplicating inside the extract held every payload of the chunk in
+    a hash table: with 5,000 studies that needed ~200 MB of DuckDB's 512 MB cap and failed late in a
+    100,000-study run, once the staged tables had taken the rest."""
+    if con.execute(f"SELECT count(*) = count(DISTINCT nct_id) FROM {source}").fetchone()[0]:
+        return source
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _trial_source AS "
+                f"SELECT DISTINCT ON (nct_id) nct_id, payload FROM {source} ORDER BY nct_id")
+    return "_trial_source"
 
 
 def map_trials(
@@ -56,7 +69,7 @@ def map_trials(
     ensure_id_map(con, id_map_schema)
     counts: dict[str, int] = {}
     with transaction(con):
-        con.execute(sql_file("trial_extract.sql", source=source))
+        con.execute(sql_file("trial_extract.sql", source=_one_row_per_study(con, source)))
         counts["location"] = map_locations(con, schema, id_map_schema, vocab)
         counts["care_site"] = map_care_sites(con, schema, id_map_schema)
         counts["provider"] = map_providers(con, schema, id_map_schema)

@@ -262,3 +262,16 @@ def test_a_failed_mapping_leaves_nothing_behind(raw_con):
     with pytest.raises(Exception):
         map_trials(raw_con, source="raw.broken")
     assert raw_con.execute("SELECT count(*) FROM omop.location").fetchone()[0] == 0
+
+
+def test_a_source_with_several_rows_per_study_maps_like_one_row_each(raw_con, raw_helpers):
+    """Duplicates are dropped before the extract, so each study is mapped once."""
+    load_vocabulary(raw_con, "omop")
+    once = raw_helpers.connection()
+    load_vocabulary(once, "omop")
+    map_trials(once)
+    raw_con.execute("CREATE TABLE raw.twice AS SELECT nct_id, payload FROM raw.ctgov_study_current "
+                    "UNION ALL SELECT nct_id, payload FROM raw.ctgov_study_current")
+    map_trials(raw_con, source="raw.twice")
+    assert _checksums(raw_con) == _checksums(once)
+

@@ -2,9 +2,11 @@
 -- repeated element. Everything downstream reads these, never the JSON.
 -- Each record is parsed once: one multi-path json_extract pulls every field and repeated element
 -- the mapping reads (a path per `->>` re-parsed the whole 17 KB document 25 times per study).
+-- {source} holds one row per nct_id (map_trials de-duplicates a source that does not first: a
+-- DISTINCT ON here held the chunk's payloads in a hash table, which ran out of a 512 MB cap).
 CREATE OR REPLACE TEMP TABLE _trial_payload AS
 WITH src AS (
-    SELECT DISTINCT ON (nct_id) nct_id, payload FROM {source} ORDER BY nct_id
+    SELECT nct_id, payload FROM {source}
 ), x AS (
     SELECT nct_id, json_extract(payload, [
         '$.protocolSection.identificationModule.briefTitle',                 -- 1
