@@ -35,10 +35,10 @@ FIRST_NCT = 90_000_000  # synthetic ids stay clear of the real ones in tests/dat
 # Real NCT ids are sparse: ~600,000 studies over ~7.3 million numbers, one in 12. Synthetic ids keep
 # that spacing, so anything keyed on id ranges (the FHIR export's parts) sees the registry's density.
 ID_STEP = 12
-ZIP_TIME = (2026, 1, 1, 0, 0, 0)
+ZIP_TIME = (2026, 1, 1, 0, 0, 0)  # fixed member timestamps: the zip is byte-identical per seed
 # Bumped whenever the same seed and N would give other bytes: the benchmark caches corpora by it.
 CORPUS_VERSION = 2
-DRIFT_MIN_WORDS = 12  # strings of this many words are free text; names, codes and dates are shorter  # fixed member timestamps: the zip is byte-identical per seed
+DRIFT_MIN_WORDS = 12  # strings of this many words are free text; names, codes and dates are shorter
 
 
 @dataclass

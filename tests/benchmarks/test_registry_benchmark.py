@@ -38,6 +38,7 @@ def test_generated_free_texts_are_not_copies_of_the_templates(tmp_path):
     below what the registry's distinct texts allow, flattering every I/O figure."""
     from benchmarks.registry_corpus import load_templates
     write_bulk_zip(tmp_path / "ctg-studies.json.zip", 300, seed=7)
+
     def summary(rec):
         return rec["protocolSection"].get("descriptionModule", {}).get("briefSummary", "")
 

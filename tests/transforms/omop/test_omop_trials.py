@@ -274,4 +274,3 @@ def test_a_source_with_several_rows_per_study_maps_like_one_row_each(raw_con, ra
                     "UNION ALL SELECT nct_id, payload FROM raw.ctgov_study_current")
     map_trials(raw_con, source="raw.twice")
     assert _checksums(raw_con) == _checksums(once)
-
