@@ -1,9 +1,12 @@
 CREATE SCHEMA IF NOT EXISTS {meta};
+-- Unique by its one writer, not by an index: id_map_assign.sql inserts only natural keys the table
+-- does not hold (one row each, grouped) and numbers them max + 1 on, in the single writing process.
+-- The PRIMARY KEY (table_name, natural_key) and UNIQUE (table_name, id) it had kept two ART indexes
+-- in memory that DuckDB cannot evict: ~9 MB per 5,000 studies (long site keys), 180 MB at 100,000
+-- studies, which ran the OMOP stage out of a 384 MB cap and would need ~1 GB for the registry.
 CREATE TABLE IF NOT EXISTS {meta}.omop_id_map (
     table_name  VARCHAR NOT NULL,   -- OMOP table the id belongs to
     natural_key VARCHAR NOT NULL,   -- documented per table in transforms/omop/<table>.py
     id          BIGINT  NOT NULL,   -- the OMOP *_id, allocated max+1, never reused
-    owner       VARCHAR,            -- NCT id for study-owned rows, NULL for shared rows
-    PRIMARY KEY (table_name, natural_key),
-    UNIQUE (table_name, id)
+    owner       VARCHAR             -- NCT id for study-owned rows, NULL for shared rows
 );
