@@ -22,21 +22,28 @@ def ensure_base_schemas(con) -> None:
 
 
 def _unindex_study_versions(con) -> None:
-    """Rebuild raw.ctgov_study_version without the keys earlier warehouses declared (see raw/raw.sql).
+    """raw.ctgov_study_version is unique by ingestion, not by the keys earlier warehouses declared
+    (see raw/raw.sql)."""
+    drop_keys(con, "raw", "ctgov_study_version", lambda: apply_sql(con, "raw/raw.sql"))
 
-    DuckDB cannot drop a constraint, so the table is copied once into the current definition, in
-    one transaction; a warehouse created by this version has nothing to rebuild.
-    """
-    indexed = con.execute(
-        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'raw' AND table_name = 'ctgov_study_version'"
-        " AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')"
-    ).fetchone()[0]
-    if not indexed:
-        return
+
+def drop_keys(con, schema: str, table: str, create) -> None:
+    """Rebuild `schema.table` once without the PRIMARY KEY/UNIQUE an earlier version declared.
+
+    DuckDB cannot drop a constraint, so the rows are copied into the current definition (made by
+    `create()`, same columns in the same order) in one transaction; a table created by this version
+    has nothing to rebuild. Names come from code, checked."""
+    from schemas.omop.spec import check_identifier
     from transforms.omop._db import transaction  # imported here: that module imports schemas.omop
 
+    schema, table = check_identifier(schema), check_identifier(table)
+    keyed = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = ? AND table_name = ?"
+        " AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [schema, table]).fetchone()[0]
+    if not keyed:
+        return
     with transaction(con):
-        con.execute("ALTER TABLE raw.ctgov_study_version RENAME TO ctgov_study_version_indexed")
-        apply_sql(con, "raw/raw.sql")
-        con.execute("INSERT INTO raw.ctgov_study_version SELECT * FROM raw.ctgov_study_version_indexed")
-        con.execute("DROP TABLE raw.ctgov_study_version_indexed")
+        con.execute(f"ALTER TABLE {schema}.{table} RENAME TO {table}_keyed")
+        create()
+        con.execute(f"INSERT INTO {schema}.{table} SELECT * FROM {schema}.{table}_keyed")
+        con.execute(f"DROP TABLE {schema}.{table}_keyed")

@@ -11,29 +11,16 @@ from __future__ import annotations
 
 import duckdb
 
+from schemas import drop_keys
 from schemas.omop.spec import check_identifier, check_relation
-from transforms.omop._db import sql_file, transaction
+from transforms.omop._db import sql_file
 
 
 def ensure_id_map(con: duckdb.DuckDBPyConnection, id_map_schema: str = "meta") -> None:
     meta = check_identifier(id_map_schema)
     con.execute(sql_file("id_map_create.sql", meta=meta))
-    _unindex(con, meta)
-
-
-def _unindex(con: duckdb.DuckDBPyConnection, meta: str) -> None:
-    """Rebuild an id map an earlier version created with keys (see id_map_create.sql) once, rows and
-    all, in one transaction: DuckDB cannot drop a constraint."""
-    keyed = con.execute(
-        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = ? AND table_name = 'omop_id_map'"
-        " AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [meta]).fetchone()[0]
-    if not keyed:
-        return
-    with transaction(con):
-        con.execute(f"ALTER TABLE {meta}.omop_id_map RENAME TO omop_id_map_keyed")
-        con.execute(sql_file("id_map_create.sql", meta=meta))
-        con.execute(f"INSERT INTO {meta}.omop_id_map SELECT table_name, natural_key, id, owner FROM {meta}.omop_id_map_keyed")
-        con.execute(f"DROP TABLE {meta}.omop_id_map_keyed")
+    # An id map an earlier version created with keys is rebuilt once (see id_map_create.sql).
+    drop_keys(con, meta, "omop_id_map", lambda: con.execute(sql_file("id_map_create.sql", meta=meta)))
 
 
 def assign_ids(con: duckdb.DuckDBPyConnection, id_map_schema: str, table_name: str, keys: str) -> None:
