@@ -1,6 +1,6 @@
 """great-expectations 1.x, imported lazily and once per process, on pandas DataFrames.
 
-`import great_expectations` costs 10 to 25 s here, so nothing imports it at module level: the
+`import great_expectations` costs seconds (2 to 25 s here, with the machine's load), so nothing imports it at module level: the
 first suite of a run pays for it and every later suite (and test) reuses the module. GX's SQL data
 source over duckdb-engine fails on this stack (MetricResolutionError), so frames are read from
 DuckDB into pandas and validated there.
@@ -8,8 +8,12 @@ DuckDB into pandas and validated there.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import importlib.util
 import logging
 import os
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,11 +22,47 @@ import pandas as pd
 
 _gx = None
 
+# Modules GX imports at its import time only for expectations this project never runs:
+# `scipy.stats` (KL divergence, KS tests: functions only) and `altair` (those expectations' charts).
+# They were ~40% of `import great_expectations` in a run (1.0-1.3 s of every validating run,
+# a one-study update included). They load for real the first time anything reads them.
+DEFERRED_IMPORTS = ("scipy.stats", "altair")
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in sys.modules for a module until an attribute is read, then becomes it.
+
+    importlib.util.LazyLoader's module loads on any attribute read, the import system's own read
+    of `__spec__` included, so GX's `from scipy import stats` loaded it (measured). This one holds
+    the real spec for that probe and loads on the first other read (`__path__`, `__file__`, a name)."""
+
+    def __init__(self, name: str, spec) -> None:
+        super().__init__(name)
+        self.__spec__ = spec  # the import system reads it on every import of the name
+        for probe in ("__loader__", "__package__"):  # reading these loads it
+            del self.__dict__[probe]
+
+    def __getattr__(self, name: str):
+        name_ = self.__dict__["__name__"]
+        if sys.modules.get(name_) is self:
+            del sys.modules[name_]
+        real = importlib.import_module(name_)  # the real module now sits in sys.modules
+        self.__dict__.update(real.__dict__)
+        return getattr(real, name)
+
+
+def _defer(names=DEFERRED_IMPORTS) -> None:
+    for name in names:
+        spec = None if name in sys.modules else importlib.util.find_spec(name)  # found without loading it
+        if spec is not None:
+            sys.modules[name] = _DeferredModule(name, spec)
+
 
 def gx():
     global _gx
     if _gx is None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        _defer()
         import great_expectations
         from great_expectations.execution_engine import pandas_execution_engine
 

@@ -1,4 +1,8 @@
 """GxRunner: large value sets are checked through a membership column, with the same verdicts."""
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 
 from expectations.runtime import LARGE_VALUE_SET, GxRunner, Rule, chunked, merge_results
@@ -93,7 +97,6 @@ print(before - rss())
 
 
 def test_release_memory_hands_a_freed_chunk_back_to_the_os():
-    import subprocess
     import sys
 
     import pytest
@@ -169,3 +172,28 @@ def test_two_large_sets_on_one_column_each_give_their_own_verdict():
     result = GxRunner().validate("s", rules, {"t": df}, key_columns=["key"], docs=False)
     got = {r.rule.id: [u["key"] for u in r.unexpected] for r in result.results}
     assert got == {"all_ids": ["c"], "odd_ids": ["b", "c"]}
+
+
+_DEFERRED_PROBE = """
+import sys
+from expectations.runtime import DEFERRED_IMPORTS, gx
+gx()
+loaded = [m for m in ("scipy.stats._stats_py", "altair.vegalite") if m in sys.modules]
+assert not loaded, f"imported with great_expectations: {loaded}"
+from scipy import stats
+from scipy.stats import norm
+import altair
+import importlib.util
+assert abs(stats.entropy([0.5, 0.5], [0.25, 0.75]) - 0.1438410362) < 1e-9
+assert norm.cdf(0) == 0.5 and altair.Chart.__name__ == "Chart"
+assert importlib.util.find_spec("scipy.stats") is not None
+assert all(type(sys.modules[m]).__name__ == "module" for m in DEFERRED_IMPORTS)
+print("ok")
+"""
+
+
+def test_great_expectations_loads_without_scipy_stats_and_altair_until_they_are_used():
+    # A fresh process: this one may already hold them. Without the deferral GX imports both (~1 s).
+    out = subprocess.run([sys.executable, "-c", _DEFERRED_PROBE], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
