@@ -74,7 +74,8 @@ def map_chunk(rows: list[tuple]) -> MappedChunk:
                 held[nct_id] = {**base, "rule": "mappable", "field": exc.field,
                                 "reason": f"{src} record {nct_id}: {exc.field}: cannot be mapped to FHIR R5: {exc}"}
                 continue
-            problems = [p for ps in validate_resources(resources).values() for p in ps]
+            found: list = []
+            problems = [p for ps in validate_resources(resources, references=found).values() for p in ps]
             if problems:
                 held[nct_id] = {**base, "rule": "valid_resource", "field": problems[0].split(":", 1)[0],
                                 "reason": f"{src} record {nct_id}: {len(problems)} FHIR validation problem(s): "
@@ -83,7 +84,7 @@ def map_chunk(rows: list[tuple]) -> MappedChunk:
             study = {"nct_id": nct_id, "source_file": src, "source_record": rec, "content_hash": chash}
             mapped.append(study)
             emitted.extend(resource_row(nct_id, r) for r in resources)
-            yield {**study, "resources": resources}
+            yield {**study, "resources": resources, "references": found}
 
     frames, ids = fhir_staging.frames(passing())
     return MappedChunk(held, mapped, frames, ids, [resource_frame(emitted)])

@@ -12,37 +12,10 @@ from typing import Iterable
 import pandas as pd
 
 from expectations.runtime import Rule
-from transforms.fhir.validate import _bindings
+from transforms.fhir.validate import _bindings, references
 
 SUITE = "fhir_staging"
 KEYS = ["nct_id", "source_file", "source_record", "resource"]
-
-
-def _walk_refs(node, path: list, out):
-    """Literal references under `node`; `path` is a shared stack of keys and indexes, spelled out
-    only where a reference is found (formatting every node's path was a quarter of a worker's time)."""
-    if type(node) is dict:
-        ref = node.get("reference")
-        if type(ref) is str and not ref.startswith("#"):
-            out.append((_path(path) + ".reference", ref))
-        for k, v in node.items():
-            if k != "contained" and type(v) in _CONTAINERS:
-                path.append(k)
-                _walk_refs(v, path, out)
-                path.pop()
-    else:
-        for i, v in enumerate(node):
-            if type(v) in _CONTAINERS:
-                path.append(i)
-                _walk_refs(v, path, out)
-                path.pop()
-
-
-_CONTAINERS = (dict, list)
-
-
-def _path(path: list) -> str:
-    return "".join(f"[{p}]" if type(p) is int else (f".{p}" if i else p) for i, p in enumerate(path))
 
 
 def _codings(node, parts, path, out):
@@ -61,28 +34,32 @@ def _codings(node, parts, path, out):
 
 def frames(studies: Iterable[dict]) -> tuple[dict[str, pd.DataFrame], set[str]]:
     """`studies`: dicts with nct_id, source_file, source_record and `resources` (map_study output),
-    read once (a generator may map them as it goes).
+    read once (a generator may map them as it goes), and optionally `references`: the
+    ('Type/id', path, target) triples validate_resources collected on its walk, so they are not
+    walked for again.
     Returns the frames and every 'Type/id' the batch holds (the targets references may point at)."""
     rs, refs, codes, ids = [], [], [], set()
-    bindings = _bindings()
+    # Rows as tuples (KEYS order), bound elements split once: per-row dicts and per-resource splits
+    # were a fifth of this function's time in a mapping worker.
+    bound = [(element, element.split(".")[1:], systems) for element, (_, _m, systems) in _bindings().items()]
     for s in studies:
-        key = {k: s[k] for k in ("nct_id", "source_file", "source_record")}
+        key = (s["nct_id"], s["source_file"], s["source_record"])
+        found = s.get("references")
+        if found is None:
+            found = [(f"{r['resourceType']}/{r['id']}", p, t) for r in s["resources"] for p, t in references(r)]
+        refs += [(*key, name, p, t) for name, p, t in found]
         for res in s["resources"]:
-            name = f"{res['resourceType']}/{res['id']}"
+            rtype = res["resourceType"]
+            name = f"{rtype}/{res['id']}"
             ids.add(name)
-            found: list = []
-            _walk_refs(res, [res["resourceType"]], found)
-            refs += [{**key, "resource": name, "field": p, "target": t} for p, t in found]
-            if res["resourceType"] == "ResearchStudy" and not res.get("partOf"):
-                rs.append({**key, "resource": name})
-            if res["resourceType"] == "ResearchStudy":
-                for element, (_, members, systems) in bindings.items():
-                    got: list = []
-                    _codings(res, element.split(".")[1:], "ResearchStudy", got)
-                    for path, system, code in got:
-                        if system in systems:
-                            codes.append({**key, "resource": name, "field": path, "element": element,
-                                          "code": f"{system}|{code}"})
+            if rtype != "ResearchStudy":
+                continue
+            if not res.get("partOf"):
+                rs.append((*key, name))
+            for element, parts, systems in bound:
+                got: list = []
+                _codings(res, parts, "ResearchStudy", got)
+                codes += [(*key, name, path, element, f"{system}|{code}") for path, system, code in got if system in systems]
     return {
         "research_study": pd.DataFrame(rs, columns=KEYS),
         "reference": pd.DataFrame(refs, columns=KEYS + ["field", "target"]),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.transforms.fhir._corpus import by_type
+from tests.transforms.fhir._corpus import ALL_RECORDS, LAST_UPDATED, by_type
 from transforms.fhir.validate import _model_problems, validate_resource, validate_resources
 
 
@@ -170,3 +170,39 @@ def test_null_and_empty_primitives_are_named_by_the_structure_walker(seed_resour
         "x: alias[1]: null or empty value", "x: alias[3]: null or empty value"]
     assert _structure_problems(mutate(loc, lambda r: r.update(alias=[])), "x") == ["x: alias: empty array"]
     assert _structure_problems(mutate(loc, lambda r: r.update(alias=["a", 0, False])), "x") == []
+
+
+def test_the_validating_walk_collects_every_literal_reference():
+    """validate_resources hands the gate the references it met on its walk; they must be exactly
+    what a walk of every JSON node finds (the frame used to walk each resource a second time)."""
+    from transforms.fhir import MappingError, map_study
+    from transforms.fhir.validate import references
+
+    resources = []
+    for _name, record in ALL_RECORDS:  # single files, older versions and API pages
+        try:
+            resources += map_study(record, last_updated=LAST_UPDATED)
+        except MappingError:
+            continue
+    found: list = []
+    assert validate_resources(resources, references=found) == {}
+    expected = [(f"{r['resourceType']}/{r['id']}", p, t) for r in resources for p, t in references(r)]
+    assert sorted(found) == sorted(expected) and len(expected) > 1000
+    assert ("PractitionerRole/" in " ".join(n for n, _p, _t in found)
+            and any(p.startswith("ResearchStudy.site[") and p.endswith("].reference") for _n, p, _t in found))
+
+
+def test_references_in_extensions_count_and_contained_ones_do_not():
+    """The structure walk leaves extensions to the JSON schema and checks contained resources by
+    their own type; references under the first are still collected, under the second not (local)."""
+    path = Path(__file__).resolve().parents[2] / "data" / "fhir" / "R5-ResearchStudy-example-ctgov-study-record.json"
+    example = json.loads(path.read_text(encoding="utf-8"))
+    example["extension"] = [{"url": "http://example.org/x", "valueReference": {"reference": "Organization/ext-1"}}]
+    example["contained"][0]["partOf"] = [{"reference": "ResearchStudy/not-collected"}]
+    found: list = []
+    validate_resource(example, references=found)
+    targets = [t for _p, t in found]
+    assert ("ResearchStudy.extension[0].valueReference.reference", "Organization/ext-1") in found
+    assert "ResearchStudy/not-collected" not in targets
+    from transforms.fhir.validate import references
+    assert sorted(found) == sorted(references(example))
