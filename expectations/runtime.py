@@ -172,29 +172,44 @@ class GxRunner:
         return [by_rule[r.id] for r, _ in layer]
 
     def _run(self, g, name, layer, df, key_columns) -> dict[str, RuleResult]:
+        """Every rule on every row with GX's BASIC results (counts, a sample), then only the rules that
+        failed again with COMPLETE ones, for their unexpected rows' keys.
+
+        COMPLETE results for every rule cost ~10 ms a rule per validation against ~7 ms for BASIC, and
+        ~30% more on a 20,000-row chunk (measured); a passing rule's unexpected rows are never used
+        (its verdict counts no failures, see write_rule_results). The verdicts are pass one's."""
+        frame = df.reset_index(drop=True)
+        for r, exp in layer:
+            exp.meta = {**(exp.meta or {}), "rule": r.id}
+        first = self._validation(g, name, [e for _, e in layer], frame, "BASIC")
+        failed = [e for _, e in layer if not first[e.meta["rule"]].success]
+        unexpected: dict[str, list] = {}
+        if failed:
+            keys = [k for k in key_columns if k in frame.columns]
+            again = self._validation(g, f"{name}.failures", [e.copy(update={"id": None}, deep=True) for e in failed],
+                                     frame, {"result_format": "COMPLETE", "unexpected_index_column_names": keys})
+            unexpected = {rule: list(res.result.get("unexpected_index_list") or []) for rule, res in again.items()}
+        return {r.id: RuleResult(r, bool(first[r.id].success), len(frame), unexpected.get(r.id, []))
+                for r, _ in layer}
+
+    def _validation(self, g, name, expectations, frame, result_format) -> dict:
+        """One GX validation of `frame`; results by rule id."""
         self._n += 1
         asset = self.source.add_dataframe_asset(f"{name}.{self._n}")
         batch_def = asset.add_batch_definition_whole_dataframe("batch")
-        for r, exp in layer:
-            exp.meta = {**(exp.meta or {}), "rule": r.id}
         # Given whole, not added one by one: once a chunk has stored a suite of this name, GX
         # re-serialized the whole stored suite on every add_expectation (1.6 s per 10,000 studies).
-        suite = self.context.suites.add_or_update(g.ExpectationSuite(name=name, expectations=[e for _, e in layer]))
+        suite = self.context.suites.add_or_update(g.ExpectationSuite(name=name, expectations=expectations))
         vd = self.context.validation_definitions.add_or_update(
             g.ValidationDefinition(name=f"{name}.{self._n}", data=batch_def, suite=suite)
         )
-        keys = [k for k in key_columns if k in df.columns]
-        fmt = {"result_format": "COMPLETE", "unexpected_index_column_names": keys}
-        vr = vd.run(batch_parameters={"dataframe": df.reset_index(drop=True)}, result_format=fmt)
+        vr = vd.run(batch_parameters={"dataframe": frame}, result_format=result_format)
         # GX's execution engine caches every batch it loaded, DataFrame included, for the context's
         # life: one run's chunks piled up (memory grew with the batch, ~1 GB per 100,000 studies).
         batches = self.source.get_execution_engine().batch_manager
         batches.reset_batch_cache()
         batches.batch_data_cache.clear()
-        by_rule = {res.expectation_config.meta["rule"]: res for res in vr.results}
-        return {r.id: RuleResult(r, bool(by_rule[r.id].success), len(df),
-                                 list(by_rule[r.id].result.get("unexpected_index_list") or []))
-                for r, _ in layer}
+        return {res.expectation_config.meta["rule"]: res for res in vr.results}
 
     def build_docs(self) -> str | None:
         """Render the Data Docs pages of the suites and validations added since the last call, and the index.

@@ -197,3 +197,36 @@ def test_great_expectations_loads_without_scipy_stats_and_altair_until_they_are_
     out = subprocess.run([sys.executable, "-c", _DEFERRED_PROBE], capture_output=True, text=True, timeout=300,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_only_failing_rules_are_rerun_for_their_unexpected_rows(monkeypatch, tmp_path):
+    """Pass one gives every rule its verdict with GX's BASIC results; only the failing ones run again
+    with COMPLETE results for the keys of every unexpected row (mostly < 1 included)."""
+    from great_expectations.core.validation_definition import ValidationDefinition
+
+    runs = []
+    real = ValidationDefinition.run
+
+    def spy(self, *args, **kwargs):
+        runs.append((self.suite.name, len(self.suite.expectations), str(kwargs.get("result_format"))))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ValidationDefinition, "run", spy)
+    df = pd.DataFrame({"key": [f"k{i}" for i in range(30)], "v": [None if i % 10 == 3 else i for i in range(30)]})
+    rules = [
+        Rule("not_null", "t", "v", "v", lambda g: g.expectations.ExpectColumnValuesToNotBeNull(column="v")),
+        Rule("mostly_not_null", "t", "v", "v",
+             lambda g: g.expectations.ExpectColumnValuesToNotBeNull(column="v", mostly=0.95)),
+        Rule("lenient", "t", "v", "v", lambda g: g.expectations.ExpectColumnValuesToNotBeNull(column="v", mostly=0.5)),
+        Rule("in_range", "t", "v", "v", lambda g: g.expectations.ExpectColumnValuesToBeBetween(
+            column="v", min_value=0, max_value=100)),
+    ]
+    result = GxRunner(tmp_path / "docs").validate("s", rules, {"t": df}, key_columns=["key"])
+    by_id = {r.rule.id: r for r in result.results}
+    assert [r.rule.id for r in result.results if not r.success] == ["not_null", "mostly_not_null"]
+    for rid in ("not_null", "mostly_not_null"):
+        assert [u["key"] for u in by_id[rid].unexpected] == ["k3", "k13", "k23"]
+    assert by_id["lenient"].unexpected == [] and by_id["in_range"].unexpected == []
+    assert [(n, k) for n, k, _ in runs] == [("s.t", 4), ("s.t.failures", 2)]
+    assert "BASIC" in runs[0][2] and "COMPLETE" in runs[1][2]
+    assert result.docs_path and (tmp_path / "docs" / "index.html").exists()
