@@ -1,9 +1,9 @@
 """great-expectations 1.x, imported lazily and once per process, on pandas DataFrames.
 
-`import great_expectations` costs seconds (2 to 25 s here, with the machine's load), so nothing imports it at module level: the
-first suite of a run pays for it and every later suite (and test) reuses the module. GX's SQL data
-source over duckdb-engine fails on this stack (MetricResolutionError), so frames are read from
-DuckDB into pandas and validated there.
+`import great_expectations` costs seconds (2 to 25 s here, with the machine's load), so nothing
+imports it at module level: the first suite of a run pays for it and every later suite (and test)
+reuses the module. GX's SQL data source over duckdb-engine fails on this stack
+(MetricResolutionError), so frames are read from DuckDB into pandas and validated there.
 """
 from __future__ import annotations
 

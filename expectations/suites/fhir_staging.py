@@ -12,7 +12,7 @@ from typing import Iterable
 import pandas as pd
 
 from expectations.runtime import Rule
-from transforms.fhir.validate import _bindings, references
+from transforms.fhir.validate import _bindings, literal_references
 
 SUITE = "fhir_staging"
 KEYS = ["nct_id", "source_file", "source_record", "resource"]
@@ -46,7 +46,7 @@ def frames(studies: Iterable[dict]) -> tuple[dict[str, pd.DataFrame], set[str]]:
         key = (s["nct_id"], s["source_file"], s["source_record"])
         found = s.get("references")
         if found is None:
-            found = [(f"{r['resourceType']}/{r['id']}", p, t) for r in s["resources"] for p, t in references(r)]
+            found = [(f"{r['resourceType']}/{r['id']}", p, t) for r in s["resources"] for p, t in literal_references(r)]
         refs += [(*key, name, p, t) for name, p, t in found]
         for res in s["resources"]:
             rtype = res["resourceType"]
@@ -59,7 +59,8 @@ def frames(studies: Iterable[dict]) -> tuple[dict[str, pd.DataFrame], set[str]]:
             for element, parts, systems in bound:
                 got: list = []
                 _codings(res, parts, "ResearchStudy", got)
-                codes += [(*key, name, path, element, f"{system}|{code}") for path, system, code in got if system in systems]
+                codes += [(*key, name, path, element, f"{system}|{code}")
+                          for path, system, code in got if system in systems]
     return {
         "research_study": pd.DataFrame(rs, columns=KEYS),
         "reference": pd.DataFrame(refs, columns=KEYS + ["field", "target"]),

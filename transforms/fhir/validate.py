@@ -323,7 +323,7 @@ def _walk_references(node, path: list, found: list) -> None:
 _CONTAINERS = (dict, list)
 
 
-def references(resource: dict) -> list[tuple[str, str]]:
+def literal_references(resource: dict) -> list[tuple[str, str]]:
     """(element path, target) of every literal reference of a resource outside `contained`, the
     path spelled from its type (`ResearchStudy.site[0].reference`); local ('#...') ones left out."""
     found: list = []
@@ -367,7 +367,7 @@ def validate_resource(resource: dict, *, mode: str = "fast", references: list | 
     mode='fast': JSON schema + structure/code walker (the pipeline default).
     mode='full': additionally fhir.resources model validation (slow; tests and audits).
     `references`, when a list, gets (element path, target) of the resource's literal references
-    (as `references()` finds them), collected on the structure walk: the gate's reference frame
+    (as `literal_references()` finds them), collected on the structure walk: the gate's reference frame
     then costs no second walk over every resource (a fifth of a mapping worker's time).
     """
     if not isinstance(resource, dict):

@@ -176,7 +176,7 @@ def test_the_validating_walk_collects_every_literal_reference():
     """validate_resources hands the gate the references it met on its walk; they must be exactly
     what a walk of every JSON node finds (the frame used to walk each resource a second time)."""
     from transforms.fhir import MappingError, map_study
-    from transforms.fhir.validate import references
+    from transforms.fhir.validate import literal_references
 
     resources = []
     for _name, record in ALL_RECORDS:  # single files, older versions and API pages
@@ -186,7 +186,7 @@ def test_the_validating_walk_collects_every_literal_reference():
             continue
     found: list = []
     assert validate_resources(resources, references=found) == {}
-    expected = [(f"{r['resourceType']}/{r['id']}", p, t) for r in resources for p, t in references(r)]
+    expected = [(f"{r['resourceType']}/{r['id']}", p, t) for r in resources for p, t in literal_references(r)]
     assert sorted(found) == sorted(expected) and len(expected) > 1000
     assert ("PractitionerRole/" in " ".join(n for n, _p, _t in found)
             and any(p.startswith("ResearchStudy.site[") and p.endswith("].reference") for _n, p, _t in found))
@@ -204,5 +204,5 @@ def test_references_in_extensions_count_and_contained_ones_do_not():
     targets = [t for _p, t in found]
     assert ("ResearchStudy.extension[0].valueReference.reference", "Organization/ext-1") in found
     assert "ResearchStudy/not-collected" not in targets
-    from transforms.fhir.validate import references
-    assert sorted(found) == sorted(references(example))
+    from transforms.fhir.validate import literal_references
+    assert sorted(found) == sorted(literal_references(example))
