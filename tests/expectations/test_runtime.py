@@ -97,8 +97,6 @@ print(before - rss())
 
 
 def test_release_memory_hands_a_freed_chunk_back_to_the_os():
-    import sys
-
     import pytest
 
     from expectations import runtime
