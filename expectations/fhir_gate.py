@@ -20,7 +20,7 @@ from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merg
 from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
-from transforms.fhir.store import create_fhir_schema, resource_frame, resource_row, write_resource_rows
+from transforms.fhir.store import append_new_studies, create_fhir_schema, fold_shared, resource_frame, resource_row
 from transforms.fhir.validate import validate_resources
 from trialhouse.settings import stage_chunk, stage_workers
 
@@ -150,7 +150,7 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
     create_fhir_schema(con, STAGE, keyed=False)
     ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
     reasons: dict[str, list[str]] = {"mappable": [], "valid_resource": []}
-    parts, held_all, studies = [], [], 0
+    parts, held_all, studies, writes = [], [], 0, 0
     for mc in _mapped_chunks(con, ncts, chunk or stage_chunk(), workers or stage_workers()):
         result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(mc.ids, len(mc.mapped)), mc.frames,
                                  key_columns=fhir_staging.KEYS + ["field"], docs=False)
@@ -168,10 +168,12 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
         studies += sum(1 for m in mc.mapped if m["nct_id"] not in held)
         while mc.rows:
             rows = mc.rows.pop(0)
-            write_resource_rows(con, STAGE, rows[~rows["emitted_by"].isin(held)] if held else rows, new_studies=True)
+            writes += 1  # numbers the slices: the last written of a shared resource is kept
+            append_new_studies(con, STAGE, rows[~rows["emitted_by"].isin(held)] if held else rows, writes)
             del rows
         del mc
         release_memory()
+    fold_shared(con, STAGE)
     result = merge_results(fhir_staging.SUITE, parts, runner.build_docs())
     write_rule_results(con, run_id, result, reasons, extra=[
         ("mappable", "record", "record", len(ncts)),

@@ -196,23 +196,35 @@ def test_unkeyed_staging_schema_stays_one_row_per_resource(top_level_resources):
                        "AND id = ?", [org["id"]]).fetchone()[0] == "Renamed by a later chunk"
 
 
-def test_new_studies_replace_only_shared_resources_by_key(top_level_resources):
-    """The FHIR stage writes each study once: only shared resources (no owning study) are looked up and
-    replaced; the result is the same table as replacing every key."""
-    from transforms.fhir.store import resource_rows, write_resource_rows
+def test_new_studies_in_slices_give_the_table_replacing_by_key_gives(top_level_resources):
+    """The FHIR stage writes each study once, slice by slice: a study's own resources go straight in,
+    shared ones wait in `shared_pending` and are folded once at the end (replacing them by key on every
+    slice scanned the whole staged table each time). The result is the table replacing every key gives,
+    the shared resource written last winning."""
+    from transforms.fhir.store import append_new_studies, fold_shared, resource_rows
 
+    org = next(r for r in top_level_resources if r["resourceType"] == "Organization")
+    half = len(top_level_resources) // 2
+    slices = [top_level_resources[:half], top_level_resources[half:]] + [[dict(org, name=n)] for n in ("Later", "Latest")]
     tables = {}
-    for new_studies in (False, True):
+    for how in ("replace", "append"):
         con = duckdb.connect()
         create_fhir_schema(con, "stage_fhir", keyed=False)
-        half = len(top_level_resources) // 2
-        for part in (top_level_resources[:half], top_level_resources[half:]):
-            rows = resource_rows((r["id"], r) for r in part)
-            write_resource_rows(con, "stage_fhir", rows, new_studies=new_studies)
-        org = next(r for r in top_level_resources if r["resourceType"] == "Organization")
-        write_resource_rows(con, "stage_fhir", resource_rows([(None, dict(org, name="Later"))]), new_studies=new_studies)
-        tables[new_studies] = con.execute("SELECT resource_type, id, nct_id, resource::VARCHAR FROM stage_fhir.resource "
-                                          "ORDER BY ALL").fetchall()
-    assert tables[True] == tables[False]
-    keys = [(t, i) for t, i, *_ in tables[True]]
+        for seq, part in enumerate(slices, 1):
+            if how == "replace":
+                write_resources(con, "stage_fhir", part, replace_studies=False)
+            else:
+                append_new_studies(con, "stage_fhir", resource_rows((r["id"], r) for r in part), seq)
+        if how == "append":
+            shared = {r["id"] for r in top_level_resources if r["resourceType"] in ("Organization", "Location")}
+            staged = {i for (i,) in con.execute("SELECT id FROM stage_fhir.resource").fetchall()}
+            assert shared and not shared & staged  # set aside until the fold
+            fold_shared(con, "stage_fhir")
+            assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'shared_pending'").fetchone()[0]
+            fold_shared(con, "stage_fhir")  # nothing pending: a no-op
+        tables[how] = con.execute("SELECT resource_type, id, nct_id, resource::VARCHAR FROM stage_fhir.resource "
+                                  "ORDER BY ALL").fetchall()
+    assert tables["append"] == tables["replace"]
+    keys = [(t, i) for t, i, *_ in tables["append"]]
     assert len(keys) == len(set(keys)) == len({(r["resourceType"], r["id"]) for r in top_level_resources})
+    assert json.loads(next(r for t, i, _, r in tables["append"] if (t, i) == ("Organization", org["id"])))["name"] == "Latest"
