@@ -69,25 +69,32 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None)
     return StageResult(candidates, staged, held, result)
 
 
+# Studies whose payloads one query reads, in NCT id order. DuckDB sorts the rows it returns for the
+# ORDER BY, payloads included, and that took ~2.5 times their bytes of its pool (measured): a whole
+# 20,000-study chunk (~320 MB of JSON) ran the 600,000-study registry out of the 512 MB cap.
+PAYLOAD_SLICE = 1000
+_PAYLOADS = ("SELECT c.version_key, c.nct_id, c.source_file, c.source_record, c.content_hash, v.payload"
+             " FROM stage.ctgov_candidate c JOIN raw.ctgov_study_version v USING (version_key)"
+             " WHERE c.nct_id BETWEEN ? AND ? ORDER BY c.nct_id, c.version_key")
+
+
 def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: dict[str, list[str]]):
     # Chunks are runs of the sorted NCT ids (all candidates of a study together), so a range selects
     # exactly them; payloads come from raw by version key, and the join hands the keys' bounds to the raw
     # scan, so it skips the rest (an IN list read every payload per chunk).
     lo, hi = key_range(ncts)
-    result_set = con.execute(
-        "SELECT c.version_key, c.nct_id, c.source_file, c.source_record, c.content_hash, v.payload"
-        " FROM stage.ctgov_candidate c JOIN raw.ctgov_study_version v USING (version_key)"
-        " WHERE c.nct_id BETWEEN ? AND ? ORDER BY c.nct_id, c.version_key", [lo, hi])
     by_key: dict[int, dict] = {}
 
     def streamed():
         # Payloads stream through and are parsed one at a time while flattening (a parsed study takes
         # ~10x its JSON); only what the rules look at stays, so a chunk can be large (see registry_chunk).
-        while batch := result_set.fetchmany(500):
-            for key, nct_id, src, rec, chash, payload in batch:
-                b = by_key[key] = {"version_key": key, "nct_id": nct_id, "source_file": src, "source_record": rec,
-                                   "content_hash": chash}
-                yield {**b, "record": parse_payload(payload)}
+        for part in chunked(ncts, PAYLOAD_SLICE):
+            result_set = con.execute(_PAYLOADS, key_range(part))
+            while batch := result_set.fetchmany(500):
+                for key, nct_id, src, rec, chash, payload in batch:
+                    b = by_key[key] = {"version_key": key, "nct_id": nct_id, "source_file": src,
+                                       "source_record": rec, "content_hash": chash}
+                    yield {**b, "record": parse_payload(payload)}
 
     frames = registry_frames(streamed())
     n_rows = len(by_key)
