@@ -14,7 +14,6 @@ import itertools
 import json
 import multiprocessing
 import os
-import zipfile
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -27,8 +26,8 @@ import pandas as pd
 
 from schemas import ensure_base_schemas, sql_text
 from transforms.ctgov.identity import IdentityError, identify
-from transforms.ctgov.records import (KIND_ZIP, FileFormatError, RawRecord, detect_kind, open_zip, read_records,
-                                      zip_members, zip_records)
+from transforms.ctgov.records import (KIND_ZIP, FileFormatError, MemberSlice, RawRecord, detect_kind, member_slices,
+                                      open_zip, read_records, slice_records, zip_members, zip_records)
 
 CTGOV_SUBDIR = "ctgov"
 BATCH_SIZE = 2000
@@ -183,17 +182,11 @@ def prepare(rec: RawRecord) -> tuple:
 ZIP_SLICE = 500
 PARALLEL_MIN_MEMBERS = 4 * ZIP_SLICE
 
-_open_zips: dict[str, tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]] = {}
 
-
-def prepare_zip_slice(path: str, display: str, start: int, stop: int) -> list[tuple]:
-    """Members [start, stop) of a zip, read, parsed and keyed in a worker (its pool lives for one file,
-    so the archive is opened and listed once per worker)."""
-    if path not in _open_zips:
-        zf = zipfile.ZipFile(path)
-        _open_zips[path] = (zf, zip_members(zf))
-    zf, members = _open_zips[path]
-    return [prepare(r) for r in zip_records(zf, display, members[start:stop])]
+def prepare_zip_slice(path: str, display: str, members: MemberSlice) -> list[tuple]:
+    """A slice of a zip's members, read, parsed and keyed in a worker, from where the run process
+    found them (the worker never parses the archive's central directory)."""
+    return [prepare(r) for r in slice_records(path, display, members)]
 
 
 def _prepared(f: LandingFile, workers: int) -> tuple[str, Iterator[tuple]]:
@@ -211,11 +204,13 @@ def _prepared_zip(f: LandingFile, workers: int) -> Iterator[tuple]:
         if len(members) < PARALLEL_MIN_MEMBERS:
             yield from map(prepare, zip_records(zf, f.rel, members))
             return
-    slices = iter(range(0, len(members), ZIP_SLICE))
+        parts = member_slices(members, ZIP_SLICE)
+    del zf, members  # the parsed central directory (~350 MB at 600,000 members) is not kept for the run
+    slices = iter(parts)
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        def submit(start):
-            return pool.submit(prepare_zip_slice, str(f.path), f.rel, start, min(start + ZIP_SLICE, len(members)))
+        def submit(part):
+            return pool.submit(prepare_zip_slice, str(f.path), f.rel, part)
 
         pending = deque(submit(s) for s in itertools.islice(slices, 2 * workers))  # bounded: memory stays flat
         while pending:
