@@ -147,7 +147,7 @@ def _mapped_chunks(con, ncts: list[str], size: int, workers: int) -> Iterator[Ma
 def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
                workers: int | None = None) -> FhirStageResult:
     con.execute("DROP SCHEMA IF EXISTS stage_fhir CASCADE")
-    create_fhir_schema(con, STAGE, keyed=False)
+    create_fhir_schema(con, STAGE)
     ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
     reasons: dict[str, list[str]] = {"mappable": [], "valid_resource": []}
     parts, held_all, studies, writes = [], [], 0, 0

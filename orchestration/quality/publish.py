@@ -27,6 +27,12 @@ def merge_fhir(con, run_id: str) -> dict[str, int]:
         "  WHERE (resource_type, id) IN (SELECT resource_type, id FROM stage_fhir.resource)"
         " UNION ALL SELECT resource_type, nct_id, id FROM stage_fhir.resource)", [run_id])
     con.execute("DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
+    # The published table has no PRIMARY KEY (see create_fhir_schema): its keys stay unique because
+    # every staged key is deleted before the staged rows go in, and those must be unique themselves.
+    dup = con.execute("SELECT resource_type, id, count(*) FROM stage_fhir.resource GROUP BY ALL HAVING count(*) > 1"
+                      " ORDER BY ALL LIMIT 1").fetchone()
+    if dup:
+        raise ValueError(f"stage_fhir.resource holds {dup[0]}/{dup[1]} {dup[2]} times: nothing is published")
     # Delete then insert, not INSERT OR REPLACE: DuckDB's upsert holds the whole batch in memory
     # (1.2 M resources ran out of memory under a 1 GB cap; the plain insert spills and took 7.8 s).
     con.execute("DELETE FROM fhir.resource WHERE (resource_type, id) IN (SELECT resource_type, id FROM stage_fhir.resource)")

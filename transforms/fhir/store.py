@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import orjson
 import pandas as pd
 
+from schemas import drop_keys
 from transforms.omop._db import transaction
 
 from .terminology import SCHEMA_DIR
@@ -48,7 +49,6 @@ INSERT INTO "{schema}".resource
 SELECT resource_type, id, version_id, CAST(last_updated AS TIMESTAMPTZ), nct_id, CAST(resource AS JSON)
 FROM {batch}
 """
-_PRIMARY_KEY = ",\n    PRIMARY KEY (resource_type, id)"
 
 
 def checked_schema(schema: str) -> str:
@@ -57,19 +57,22 @@ def checked_schema(schema: str) -> str:
     return schema
 
 
-def _sql(file_name: str, schema: str, primary_key: str = "") -> str:
+def _sql(file_name: str, schema: str) -> str:
     text = (SCHEMA_DIR / file_name).read_text(encoding="utf-8")
-    return text.replace("{schema}", checked_schema(schema)).replace("{primary_key}", primary_key)
+    return text.replace("{schema}", checked_schema(schema))
 
 
-def create_fhir_schema(con, schema: str, *, keyed: bool = True) -> None:
+def create_fhir_schema(con, schema: str) -> None:
     """Create (idempotently) the schema, its resource table and its views.
 
-    `keyed=False` leaves out the PRIMARY KEY, for a staging schema that `write_*` keeps unique: at
-    100,000 studies (1.2 M resources) DuckDB's upserts into the keyed staging table took 43 s of
-    the FHIR stage and grew faster than the batch; the publish checks the key when it inserts into
-    the keyed published table."""
-    con.execute(_sql("resource.sql", schema, _PRIMARY_KEY if keyed else ""))
+    The table has no PRIMARY KEY: its writers keep (resource_type, id) unique (write_*, the stage's
+    append_new_studies and fold_shared, and the publish, which deletes every key it inserts and checks
+    the staged keys first). DuckDB's upserts into a keyed staging table took 43 s of the FHIR stage at
+    100,000 studies and grew faster than the batch, and the published key's index did not fit DuckDB's
+    512 MB cap when the 600,000-study registry was inserted (7.2 M resources: out of memory; 19 s
+    without it). A table an earlier version keyed is rebuilt once (`drop_keys`)."""
+    con.execute(_sql("resource.sql", schema))
+    drop_keys(con, checked_schema(schema), "resource", lambda: con.execute(_sql("resource.sql", schema)))
     con.execute(_sql("views.sql", schema))
 
 

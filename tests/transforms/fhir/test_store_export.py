@@ -182,7 +182,7 @@ def test_unkeyed_staging_schema_stays_one_row_per_resource(top_level_resources):
     studies): the writer replaces by key itself, so a shared resource written by a later chunk
     replaces the earlier one instead of adding a second row."""
     con = duckdb.connect()
-    create_fhir_schema(con, "stage_fhir", keyed=False)
+    create_fhir_schema(con, "stage_fhir")
     assert not con.execute("SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'stage_fhir' "
                            "AND constraint_type = 'PRIMARY KEY'").fetchone()[0]
     keys = {(r["resourceType"], r["id"]) for r in top_level_resources}
@@ -209,7 +209,7 @@ def test_new_studies_in_slices_give_the_table_replacing_by_key_gives(top_level_r
     tables = {}
     for how in ("replace", "append"):
         con = duckdb.connect()
-        create_fhir_schema(con, "stage_fhir", keyed=False)
+        create_fhir_schema(con, "stage_fhir")
         for seq, part in enumerate(slices, 1):
             if how == "replace":
                 write_resources(con, "stage_fhir", part, replace_studies=False)
@@ -228,3 +228,33 @@ def test_new_studies_in_slices_give_the_table_replacing_by_key_gives(top_level_r
     keys = [(t, i) for t, i, *_ in tables["append"]]
     assert len(keys) == len(set(keys)) == len({(r["resourceType"], r["id"]) for r in top_level_resources})
     assert json.loads(next(r for t, i, _, r in tables["append"] if (t, i) == ("Organization", org["id"])))["name"] == "Latest"
+
+
+# The resource table as versions before the 600,000-study run declared it, with its views.
+_KEYED = """
+CREATE SCHEMA IF NOT EXISTS fhir;
+CREATE TABLE fhir.resource (resource_type VARCHAR NOT NULL, id VARCHAR NOT NULL, version_id VARCHAR NOT NULL,
+    last_updated TIMESTAMPTZ, nct_id VARCHAR, resource JSON NOT NULL, PRIMARY KEY (resource_type, id));
+"""
+
+
+def test_a_resource_table_an_earlier_version_keyed_is_rebuilt_once_without_the_key(top_level_resources):
+    """The published table's PRIMARY KEY index did not fit DuckDB's 512 MB cap when the 600,000-study
+    registry (7.2 M resources) was inserted; a warehouse made before keeps its rows and views."""
+    from transforms.fhir.store import _sql
+
+    con = duckdb.connect()
+    con.execute(_KEYED)
+    con.execute(_sql("views.sql", "fhir"))
+    write_resources(con, "fhir", top_level_resources)
+    before = con.execute("SELECT * FROM fhir.resource ORDER BY ALL").fetchall()
+    studies = con.execute("SELECT count(*) FROM fhir.research_study").fetchone()[0]
+
+    create_fhir_schema(con, "fhir")
+    create_fhir_schema(con, "fhir")  # nothing left to rebuild
+
+    assert not con.execute("SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'fhir' "
+                           "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')").fetchone()[0]
+    assert con.execute("SELECT * FROM fhir.resource ORDER BY ALL").fetchall() == before
+    assert con.execute("SELECT count(*) FROM fhir.research_study").fetchone()[0] == studies > 0
+    assert [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'fhir'").fetchall()] == ["resource"]
