@@ -5,14 +5,8 @@ import pytest
 
 from orchestration.quality.publish import merge_fhir
 from schemas import apply_sql, ensure_base_schemas
-from tests.transforms.fhir._corpus import LAST_UPDATED, TOP_LEVEL
-from transforms.fhir import map_study
+from tests.transforms.fhir.conftest import top_level_resources  # noqa: F401  (the FHIR tests' fixture)
 from transforms.fhir.store import create_fhir_schema, write_resources
-
-
-@pytest.fixture(scope="module")
-def top_level_resources():
-    return [r for _, record in TOP_LEVEL for r in map_study(record, last_updated=LAST_UPDATED)]
 
 
 @pytest.fixture
