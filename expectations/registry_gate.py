@@ -7,6 +7,7 @@ field, reason, payload) and the rest go on to stage.ctgov_study for mapping; bat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
@@ -69,13 +70,15 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None)
     return StageResult(candidates, staged, held, result)
 
 
-# Studies whose payloads one query reads, in NCT id order. DuckDB sorts the rows it returns for the
-# ORDER BY, payloads included, and that took ~2.5 times their bytes of its pool (measured): a whole
-# 20,000-study chunk (~320 MB of JSON) ran the 600,000-study registry out of the 512 MB cap.
-PAYLOAD_SLICE = 1000
+# Studies whose payloads one query reads. They are put in NCT id order here, not by an ORDER BY:
+# DuckDB sorted the payloads with the rows, which took ~2.5 times their bytes of its pool (measured;
+# a whole 20,000-study chunk, ~320 MB of JSON, ran the 600,000-study registry out of the 512 MB cap),
+# and a query per 1,000 studies cost ~25 ms of overhead each. Unsorted, DuckDB holds one slice's
+# result (~80 MB at the registry's mean size) and Python the same while it is parsed.
+PAYLOAD_SLICE = 5000
 _PAYLOADS = ("SELECT c.version_key, c.nct_id, c.source_file, c.source_record, c.content_hash, v.payload"
              " FROM stage.ctgov_candidate c JOIN raw.ctgov_study_version v USING (version_key)"
-             " WHERE c.nct_id BETWEEN ? AND ? ORDER BY c.nct_id, c.version_key")
+             " WHERE c.nct_id BETWEEN ? AND ?")
 
 
 def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: dict[str, list[str]]):
@@ -89,12 +92,13 @@ def _stage_chunk(con, runner: GxRunner, run_id: str, ncts: list[str], reasons: d
         # Payloads stream through and are parsed one at a time while flattening (a parsed study takes
         # ~10x its JSON); only what the rules look at stays, so a chunk can be large (see registry_chunk).
         for part in chunked(ncts, PAYLOAD_SLICE):
-            result_set = con.execute(_PAYLOADS, key_range(part))
-            while batch := result_set.fetchmany(500):
-                for key, nct_id, src, rec, chash, payload in batch:
-                    b = by_key[key] = {"version_key": key, "nct_id": nct_id, "source_file": src,
-                                       "source_record": rec, "content_hash": chash}
-                    yield {**b, "record": parse_payload(payload)}
+            rows = con.execute(_PAYLOADS, key_range(part)).fetchall()
+            rows.sort(key=itemgetter(1, 0))  # NCT id, then version key
+            for i, (key, nct_id, src, rec, chash, payload) in enumerate(rows):
+                rows[i] = None  # each payload freed once parsed
+                b = by_key[key] = {"version_key": key, "nct_id": nct_id, "source_file": src,
+                                   "source_record": rec, "content_hash": chash}
+                yield {**b, "record": parse_payload(payload)}
 
     frames = registry_frames(streamed())
     n_rows = len(by_key)
