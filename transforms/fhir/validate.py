@@ -90,15 +90,18 @@ def _schema_problems(resource: dict, where: str) -> list[str]:
 
 # ---------------------------------------------------------------- level 1: structure rules
 class _Plan:
-    __slots__ = ("fields", "groups", "kind", "required")
+    __slots__ = ("coding", "fields", "groups", "kind", "models", "reference", "required")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind  # model name: Coding and CodeableConcept get code checks
-        self.required: list[str] = []
+        self.coding, self.reference = kind == "Coding", kind == "Reference"
+        self.required: list[tuple[str, str]] = []  # (key, "_" + key): a primitive's extension counts
         self.groups: dict[str, tuple[list[str], bool]] = {}
         # json key -> (child model, enum values, allowed reference types, (min, max) of an integer);
         # each None when it does not apply
         self.fields: dict[str, tuple] = {}
+        # json keys whose only rule is their child model's: an object there is walked directly
+        self.models: frozenset[str] = frozenset()
 
 
 def _inner_type(annotation):
@@ -147,7 +150,7 @@ def _plan(model: type) -> _Plan:
             continue
         key = field.alias or name
         if extra.get("element_required") or not _optional(field.annotation):
-            plan.required.append(key)
+            plan.required.append((key, "_" + key))
         group = extra.get("one_of_many")
         if group:
             keys, req = plan.groups.get(group, ([], False))
@@ -167,6 +170,8 @@ def _plan(model: type) -> _Plan:
             refs = None
         spec = (child, enum, refs, _int_bounds(field.annotation))
         plan.fields[key] = _LEAF if spec == _LEAF else spec
+    plan.models = frozenset(k for k, (child, enum, refs, bounds) in plan.fields.items()
+                            if child is not None and child is not _ANY_RESOURCE and enum is refs is bounds is None)
     _PLANS[model] = plan
     return plan
 
@@ -253,18 +258,18 @@ def _walk(obj: dict, model: type, path: list, el_path, bindings, out: list[str],
     `found`, when a list, collects (path, target) of every literal reference on the way (see
     validate_resource); None inside contained resources."""
     plan = _PLANS.get(model) or _plan(model)
-    for key in plan.required:
-        if key not in obj and "_" + key not in obj:
+    for key, extension_key in plan.required:
+        if key not in obj and extension_key not in obj:
             out.append(f"{where}: {_fmt([*path, key])}: required element missing")
-    for group, (keys, req) in plan.groups.items():
-        n = sum(1 for k in keys if k in obj)
-        if n > 1 or (req and n == 0):
-            out.append(f"{where}: {_fmt([*path, group])}[x]: exactly one of {', '.join(keys)} expected, found {n}")
-    kind = plan.kind
-    if kind == "Coding":
+    if plan.groups:
+        for group, (keys, req) in plan.groups.items():
+            n = sum(1 for k in keys if k in obj)
+            if n > 1 or (req and n == 0):
+                out.append(f"{where}: {_fmt([*path, group])}[x]: exactly one of {', '.join(keys)} expected, found {n}")
+    if plan.coding:
         _check_coding(obj, path, bindings.get(el_path) if bindings else None, out, where)
     if found is not None:
-        if kind == "Reference":
+        if plan.reference:
             ref = obj.get("reference")
             if type(ref) is str and not ref.startswith("#"):
                 found.append((_fmt([*path, "reference"]), ref))
@@ -274,7 +279,7 @@ def _walk(obj: dict, model: type, path: list, el_path, bindings, out: list[str],
                     path.append(key)
                     _walk_references(obj[key], path, found)
                     path.pop()
-    fields = plan.fields
+    fields, models, codeable = plan.fields, plan.models, plan.kind == "CodeableConcept"
     for key, value in obj.items():
         spec = fields.get(key)
         if spec is None:
@@ -287,8 +292,24 @@ def _walk(obj: dict, model: type, path: list, el_path, bindings, out: list[str],
                 continue
         path.append(key)
         # Element path for binding lookup; Codings of a CodeableConcept answer to its binding.
-        sub = None if bindings is None else (el_path if kind == "CodeableConcept" else f"{el_path}.{key}")
-        if type(value) is list:
+        sub = None if bindings is None else (el_path if codeable else f"{el_path}.{key}")
+        if key in models:  # a non-empty object here is walked with no other rule to apply first
+            child = spec[0]
+            if type(value) is list:
+                if not value:
+                    out.append(f"{where}: {_fmt(path)}: empty array")
+                for i, item in enumerate(value):
+                    path.append(i)
+                    if type(item) is dict and item:
+                        _walk(item, child, path, sub, bindings, out, where, found)
+                    else:
+                        _check_item(item, spec, path, sub, bindings, out, where, found)
+                    path.pop()
+            elif type(value) is dict and value:
+                _walk(value, child, path, sub, bindings, out, where, found)
+            else:
+                _check_item(value, spec, path, sub, bindings, out, where, found)
+        elif type(value) is list:
             if not value:
                 out.append(f"{where}: {_fmt(path)}: empty array")
             for i, item in enumerate(value):
