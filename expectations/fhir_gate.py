@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-from operator import itemgetter
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -94,12 +93,9 @@ def map_chunk(rows: list[tuple]) -> MappedChunk:
 
 # Chunks are runs of sorted NCT ids: a range reads just their payloads (see registry_gate), and the
 # order (which decides the last writer of a shared Organization or Location) is the same however chunked.
-# A chunk is read in one query and put in NCT id order in Python: DuckDB sorted the payloads for an
-# ORDER BY, and a query per mapping slice cost ~25 ms of overhead each (20,000 studies read in 500s:
-# 1.33 s; in 5,000s, sorted here: 0.52 s).
 _SELECT = ("SELECT s.nct_id, s.content_hash, s.version_seq, s.last_update_post_date, v.payload, s.source_file, "
            "s.source_record FROM stage.ctgov_study s JOIN raw.ctgov_study_version v USING (version_key) "
-           "WHERE s.nct_id BETWEEN ? AND ?")
+           "WHERE s.nct_id BETWEEN ? AND ? ORDER BY s.nct_id")
 
 
 # Studies a worker maps at a time: a worker holds its slice's payloads, resources and results
@@ -126,27 +122,23 @@ def _mapped_chunks(con, ncts: list[str], size: int, workers: int) -> Iterator[Ma
     parts = chunked(ncts, size)
 
     def fetch(part):
-        rows = con.execute(_SELECT, key_range(part)).fetchall()
-        rows.sort(key=itemgetter(0))
-        return rows
+        return con.execute(_SELECT, key_range(part)).fetchall()
 
-    if workers <= 1 or len(parts) == 1 and len(parts[0]) <= MAP_SLICE:
+    slices = [(i, s) for i, part in enumerate(parts) for s in chunked(part, MAP_SLICE)]
+    if workers <= 1 or len(slices) == 1:
         for part in parts:
             yield map_chunk(fetch(part))
         return
-    # A chunk's rows are read when its first slice is submitted (one query a chunk; its payloads,
-    # ~80 MB at 5,000 studies, are held until its last slice is submitted).
-    slices = ((i, s) for i, part in enumerate(parts) for s in chunked(fetch(part), MAP_SLICE))
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         todo = iter(slices)
-        pending = deque((i, pool.submit(map_chunk, s)) for i, s in itertools.islice(todo, workers + 1))
+        pending = deque((i, pool.submit(map_chunk, fetch(s))) for i, s in itertools.islice(todo, workers + 1))
         done: list[MappedChunk] = []
         while pending:
             i, fut = pending.popleft()
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append((nxt[0], pool.submit(map_chunk, nxt[1])))
+                pending.append((nxt[0], pool.submit(map_chunk, fetch(nxt[1]))))
             done.append(fut.result())
             if not pending or pending[0][0] != i:  # the chunk's last slice: validate the chunk whole
                 yield _merged(done)

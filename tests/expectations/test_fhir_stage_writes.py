@@ -29,38 +29,3 @@ def test_every_slice_of_the_stage_is_written_in_one_transaction(tmp_path, monkey
         assert result.studies > 10 and len(seen) == -(-(result.studies + result.quarantined) // 5)
         assert len(set(seen)) == 1  # one transaction: a commit per slice gives each its own id
         assert con.execute("SELECT count(*) FROM stage_fhir.resource").fetchone()[0] == result.resources
-
-
-class _Rows:
-    def __init__(self, rows):
-        self.rows = rows
-
-    def fetchall(self):
-        return self.rows
-
-
-class _CountingReads:
-    """A connection that counts the stage's payload reads and hands their rows back in reverse, as
-    DuckDB may return a join's rows in any order without an ORDER BY."""
-
-    def __init__(self, con):
-        self.con, self.reads = con, 0
-
-    def execute(self, sql, params=None):
-        if sql is fhir_gate._SELECT:
-            self.reads += 1
-            return _Rows(self.con.execute(sql, params).fetchall()[::-1])
-        return self.con.execute(sql, params)
-
-
-def test_a_chunk_is_read_in_one_query_and_mapped_in_nct_id_order(tmp_path, monkeypatch):
-    con = raw_connection()
-    stage_registry(con, GxRunner(None), "run-1")
-    ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
-    monkeypatch.setattr(fhir_gate, "MAP_SLICE", 5)
-    reading = _CountingReads(con)
-    chunks = list(fhir_gate._mapped_chunks(reading, ncts, 12, workers=2))
-    assert reading.reads == len(chunks) == -(-len(ncts) // 12)  # a query per chunk, not per slice of 5
-    mapped = [m["nct_id"] for mc in chunks for m in mc.mapped] + [n for mc in chunks for n in mc.held]
-    assert sorted(mapped) == ncts
-    assert [m["nct_id"] for mc in chunks for m in mc.mapped] == sorted(m["nct_id"] for mc in chunks for m in mc.mapped)
