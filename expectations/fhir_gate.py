@@ -22,7 +22,6 @@ from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
 from transforms.fhir.store import append_new_studies, create_fhir_schema, fold_shared, resource_frame, resource_row
 from transforms.fhir.validate import validate_resources
-from transforms.omop._db import transaction
 from trialhouse.settings import stage_chunk, stage_workers
 
 STAGE = "stage_fhir"
@@ -152,34 +151,29 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
     ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
     reasons: dict[str, list[str]] = {"mappable": [], "valid_resource": []}
     parts, held_all, studies, writes = [], [], 0, 0
-    # One transaction for the whole stage (the stage is rebuilt from nothing each run, so nothing is
-    # lost by rolling it all back): DuckDB writes a transaction's appends straight to the file in whole
-    # row groups, while a commit per slice of ~18,000 rows went through the write-ahead log and its
-    # checkpoints, ~1.8x the time (255 MB of resources: 3.7 s against 2.0 s) and ~1.5x the file.
-    with transaction(con):
-        for mc in _mapped_chunks(con, ncts, chunk or stage_chunk(), workers or stage_workers()):
-            result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(mc.ids, len(mc.mapped)), mc.frames,
-                                     key_columns=fhir_staging.KEYS + ["field"], docs=False)
-            parts.append(result)
-            held = _hold_failures(mc, result, reasons)
-            if held:  # held studies are few: their payloads are read back only for them
-                payloads = dict(con.execute("SELECT s.nct_id, v.payload FROM stage.ctgov_study s JOIN raw.ctgov_study_version v"
-                                            " USING (version_key) WHERE s.nct_id IN (SELECT unnest(?::VARCHAR[]))",
-                                            [sorted(held)]).fetchall())
-                now = now_utc()
-                write_quarantine(con, [{**h, "run_id": run_id, "quarantined_at": now, "payload": payloads[n]}
-                                       for n, h in held.items()])
-            mark_state(con, [(h["record_key"], h["content_hash"]) for h in held.values()], "quarantined", run_id)
-            held_all += held
-            studies += sum(1 for m in mc.mapped if m["nct_id"] not in held)
-            while mc.rows:
-                rows = mc.rows.pop(0)
-                writes += 1  # numbers the slices: the last written of a shared resource is kept
-                append_new_studies(con, STAGE, rows[~rows["emitted_by"].isin(held)] if held else rows, writes)
-                del rows
-            del mc
-            release_memory()
-        fold_shared(con, STAGE)
+    for mc in _mapped_chunks(con, ncts, chunk or stage_chunk(), workers or stage_workers()):
+        result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(mc.ids, len(mc.mapped)), mc.frames,
+                                 key_columns=fhir_staging.KEYS + ["field"], docs=False)
+        parts.append(result)
+        held = _hold_failures(mc, result, reasons)
+        if held:  # held studies are few: their payloads are read back only for them
+            payloads = dict(con.execute("SELECT s.nct_id, v.payload FROM stage.ctgov_study s JOIN raw.ctgov_study_version v"
+                                        " USING (version_key) WHERE s.nct_id IN (SELECT unnest(?::VARCHAR[]))",
+                                        [sorted(held)]).fetchall())
+            now = now_utc()
+            write_quarantine(con, [{**h, "run_id": run_id, "quarantined_at": now, "payload": payloads[n]}
+                                   for n, h in held.items()])
+        mark_state(con, [(h["record_key"], h["content_hash"]) for h in held.values()], "quarantined", run_id)
+        held_all += held
+        studies += sum(1 for m in mc.mapped if m["nct_id"] not in held)
+        while mc.rows:
+            rows = mc.rows.pop(0)
+            writes += 1  # numbers the slices: the last written of a shared resource is kept
+            append_new_studies(con, STAGE, rows[~rows["emitted_by"].isin(held)] if held else rows, writes)
+            del rows
+        del mc
+        release_memory()
+    fold_shared(con, STAGE)
     result = merge_results(fhir_staging.SUITE, parts, runner.build_docs())
     write_rule_results(con, run_id, result, reasons, extra=[
         ("mappable", "record", "record", len(ncts)),
