@@ -90,11 +90,11 @@ def _schema_problems(resource: dict, where: str) -> list[str]:
 
 # ---------------------------------------------------------------- level 1: structure rules
 class _Plan:
-    __slots__ = ("coding", "fields", "groups", "kind", "models", "reference", "required")
+    __slots__ = ("codeable", "coding", "fields", "groups", "kind", "models", "reference", "required")
 
     def __init__(self, kind: str) -> None:
         self.kind = kind  # model name: Coding and CodeableConcept get code checks
-        self.coding, self.reference = kind == "Coding", kind == "Reference"
+        self.coding, self.codeable, self.reference = kind == "Coding", kind == "CodeableConcept", kind == "Reference"
         self.required: list[tuple[str, str]] = []  # (key, "_" + key): a primitive's extension counts
         self.groups: dict[str, tuple[list[str], bool]] = {}
         # json key -> (child model, enum values, allowed reference types, (min, max) of an integer);
@@ -279,7 +279,7 @@ def _walk(obj: dict, model: type, path: list, el_path, bindings, out: list[str],
                     path.append(key)
                     _walk_references(obj[key], path, found)
                     path.pop()
-    fields, models, codeable = plan.fields, plan.models, plan.kind == "CodeableConcept"
+    fields, models, codeable = plan.fields, plan.models, plan.codeable
     for key, value in obj.items():
         spec = fields.get(key)
         if spec is None:
