@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results, now_utc, release_memory
+from expectations.runtime import (GxRunner, SuiteResult, chunked, fold_result, key_range, merge_results, now_utc,
+                                  release_memory)
 from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
@@ -150,11 +151,11 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
     create_fhir_schema(con, STAGE)
     ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
     reasons: dict[str, list[str]] = {"mappable": [], "valid_resource": []}
-    parts, held_all, studies, writes = [], [], 0, 0
+    merged, held_all, studies, writes = None, [], 0, 0
     for mc in _mapped_chunks(con, ncts, chunk or stage_chunk(), workers or stage_workers()):
         result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(mc.ids, len(mc.mapped)), mc.frames,
                                  key_columns=fhir_staging.KEYS + ["field"], docs=False)
-        parts.append(result)
+        merged = fold_result(merged, result)
         held = _hold_failures(mc, result, reasons)
         if held:  # held studies are few: their payloads are read back only for them
             payloads = dict(con.execute("SELECT s.nct_id, v.payload FROM stage.ctgov_study s JOIN raw.ctgov_study_version v"
@@ -174,7 +175,7 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
         del mc
         release_memory()
     fold_shared(con, STAGE)
-    result = merge_results(fhir_staging.SUITE, parts, runner.build_docs())
+    result = merge_results(fhir_staging.SUITE, [merged] if merged is not None else [], runner.build_docs())
     write_rule_results(con, run_id, result, reasons, extra=[
         ("mappable", "record", "record", len(ncts)),
         ("valid_resource", "record", "resource", len(ncts)),

@@ -11,7 +11,8 @@ from operator import itemgetter
 from pathlib import Path
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results, now_utc, release_memory
+from expectations.runtime import (GxRunner, SuiteResult, chunked, fold_result, key_range, merge_results, now_utc,
+                                  release_memory)
 from expectations.suites.ctgov_registry import SUITE, rules
 from schemas import apply_sql, ensure_base_schemas
 from transforms.ctgov.flatten import KEYS, registry_frames
@@ -59,13 +60,13 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None)
     con.execute("DELETE FROM stage.ctgov_study")
     ncts = [r[0] for r in con.execute("SELECT DISTINCT nct_id FROM stage.ctgov_candidate ORDER BY 1").fetchall()]
     reasons: dict[str, list[str]] = {}
-    parts, candidates, staged, held = [], 0, 0, 0
+    merged, candidates, staged, held = None, 0, 0, 0
     for part in chunked(ncts, chunk or registry_chunk()):
         result, n_rows, n_held = _stage_chunk(con, runner, run_id, part, reasons)
-        parts.append(result)
+        merged = fold_result(merged, result)
         candidates, staged, held = candidates + n_rows, staged + n_rows - n_held, held + n_held
         release_memory()
-    result = merge_results(SUITE, parts, runner.build_docs())
+    result = merge_results(SUITE, [merged] if merged is not None else [], runner.build_docs())
     write_rule_results(con, run_id, result, reasons)
     return StageResult(candidates, staged, held, result)
 

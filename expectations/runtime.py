@@ -245,6 +245,14 @@ def merge_results(suite: str, parts: list[SuiteResult], docs_path: str | None, k
     return SuiteResult(suite, list(merged.values()), docs_path)
 
 
+def fold_result(merged: SuiteResult | None, part: SuiteResult) -> SuiteResult:
+    """Fold one chunk's result into the stage's so far. A stage keeps this, not every chunk's result:
+    a chunk's rules hold what they were built from (the FHIR suite's every resource id of the chunk,
+    the registry suite's intervention names), and keeping all 120 chunks' at 600,000 studies grew the
+    run process by ~63,000 Python objects a chunk, ~0.7 GB by the end (measured)."""
+    return merge_results(part.suite, [merged, part] if merged is not None else [part], None)
+
+
 def _malloc_trim():
     try:
         import ctypes
