@@ -50,8 +50,8 @@ class MappedChunk:
     frames: dict  # the fhir_staging suite's frames
     ids: set[str]  # every 'Type/id' the chunk holds
     # DataFrames, one per mapped slice in order: one row per emitted resource, with the study that
-    # emitted it. Kept apart and written one after another (each replaces by key, so a later slice's
-    # shared resource wins as in one frame): concatenating copied the chunk's JSON (~200 MB at 5,000).
+    # emitted it. Kept apart and written one after another, each numbered (the last written of a shared
+    # resource is kept, as in one frame): concatenating copied the chunk's JSON (~200 MB at 5,000).
     rows: list
 
 
