@@ -1,0 +1,42 @@
+"""The FHIR stage writes a validated chunk's rows while the next chunk maps.
+
+Written all at once after the chunk's GX run, the rows kept the parent busy while the workers, with
+only a few slices in flight, sat idle: the 20,000-study stage used 1.76 of the 2 cores, 1.85 with the
+writes spread over the next chunk's slices (13.3 s against 14.2 s, mean of five runs each)."""
+from expectations import fhir_gate
+from expectations.registry_gate import stage_registry
+from expectations.runtime import GxRunner
+from tests.raw_fixtures import raw_connection
+
+
+def test_a_chunks_rows_are_written_while_the_next_chunk_maps(monkeypatch):
+    con = raw_connection()
+    staged = stage_registry(con, GxRunner(), "run-1", chunk=4)
+    events: list[tuple[str, object]] = []
+    map_chunk, append = fhir_gate.map_chunk, fhir_gate.append_new_studies
+
+    def mapping(rows):
+        events.append(("map", frozenset(r[0] for r in rows)))
+        return map_chunk(rows)
+
+    def writing(con, schema, rows, seq):
+        events.append(("write", frozenset(rows["emitted_by"])))
+        return append(con, schema, rows, seq)
+
+    monkeypatch.setattr(fhir_gate, "map_chunk", mapping)
+    monkeypatch.setattr(fhir_gate, "append_new_studies", writing)
+    result = fhir_gate.stage_fhir(con, GxRunner(), "run-1", chunk=4, workers=1)
+
+    maps = [(i, ncts) for i, (kind, ncts) in enumerate(events) if kind == "map"]
+    writes = [(i, ncts) for i, (kind, ncts) in enumerate(events) if kind == "write"]
+    assert len(maps) >= 3 and len(writes) == len(maps)  # one write a chunk: no study of these is held
+    for k, ((_, mapped), (at, written)) in enumerate(zip(maps, writes)):
+        assert written <= mapped, events
+        # written after the next chunk mapped, and before the one after that (one chunk waits at most)
+        after = maps[k + 1][0] if k + 1 < len(maps) else maps[-1][0]
+        before = maps[k + 2][0] if k + 2 < len(maps) else len(events)
+        assert after < at < before, (k, events)
+    # and every study that passed is staged, each once
+    staged_ids = {n for (n,) in con.execute("SELECT DISTINCT nct_id FROM stage_fhir.resource "
+                                            "WHERE nct_id IS NOT NULL").fetchall()}
+    assert len(staged_ids) == result.studies and result.studies + result.quarantined == staged.staged
