@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from expectations import fhir_gate
+from expectations import fhir_gate, registry_gate
 from tests.conftest import land_every_real_record, study_files
 from transforms.fhir import export
 from transforms.fhir.export import PART_SQL, export_ndjson, is_shared
@@ -47,8 +47,9 @@ def _run(tmp, monkeypatch, chunk: str | None, workers: str | None, map_slice: in
             monkeypatch.delenv(env, raising=False)
         else:
             monkeypatch.setenv(env, value)
-    if map_slice:  # workers map slices of a chunk; the parent validates the chunk whole
+    if map_slice:  # workers flatten and map slices of a chunk; the parent validates the chunk whole
         monkeypatch.setattr(fhir_gate, "MAP_SLICE", map_slice)
+        monkeypatch.setattr(registry_gate, "FLATTEN_SLICE", map_slice)
     settings = Settings(str(tmp / "wh.duckdb"), str(tmp / "landing"), str(tmp / "exports"), None)
     report = run_pipeline(settings)
     assert report.success, report.failures
