@@ -7,7 +7,7 @@ and a smaller one of M, then in the same run:
   startup      `trialhouse run` on a landing folder of one study (imports, Dagster, GX, one pass);
   pipeline     `trialhouse run --json` on M and on N studies in fresh warehouses (raw, registry gate,
                FHIR, OMOP, DQD, publish, export), each step timed from Dagster's event log and the
-               process tree's resident memory sampled every 50 ms;
+               process tree's resident memory sampled every 50 ms (its peak per step and overall);
   floor        DuckDB `read_json_objects` over the same studies unzipped (parsing every object and
                extracting its NCT id): no pipeline can beat this on this machine;
   incremental  one changed study landed on the N-study warehouse, run again; then a second day's
@@ -46,6 +46,7 @@ class RunFigures:
     wall_s: float
     peak_rss: int  # bytes, the run's whole process tree
     steps: dict[str, float] = field(default_factory=dict)
+    step_peaks: dict[str, int] = field(default_factory=dict)  # step -> peak bytes of the tree while it ran
     summary: dict = field(default_factory=dict)
     warehouse_bytes: int = 0
 
@@ -55,6 +56,7 @@ class _TreeRss:
 
     def __init__(self, pid: int, every: float = 0.05):
         self.pid, self.every, self.peak = pid, every, 0
+        self.samples: list[tuple[float, int]] = []  # (epoch seconds, bytes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -86,12 +88,18 @@ class _TreeRss:
                 total += self._rss(p)
                 todo.extend(self._children(p))
             self.peak = max(self.peak, total)
+            self.samples.append((time.time(), total))
             self._stop.wait(self.every)
 
     def stop(self) -> int:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+    def peak_between(self, start: float, end: float) -> int:
+        """The peak while [start, end] ran; for a step shorter than a sampling interval, the sample before it ended."""
+        inside = [b for t, b in self.samples if start <= t <= end]
+        return max(inside) if inside else next((b for t, b in reversed(self.samples) if t <= end), 0)
 
 
 def _trialhouse() -> list[str]:
@@ -119,7 +127,8 @@ def run_pipeline(root: Path, studies: int) -> RunFigures:
         raise SystemExit(f"the run did not publish: {json.dumps(summary)[:2000]}\n{err[-2000:]}")
     # The work file, the published one and the standby the next publish patches (trialhouse/snapshot.py).
     size = sum(p.stat().st_size for p in [*root.glob("warehouse*.duckdb"), *root.glob(".warehouse.duckdb.standby")])
-    return RunFigures(studies, wall, peak, summary.get("step_seconds", {}), summary, size)
+    peaks = {step: sampler.peak_between(*window) for step, window in summary.get("step_windows", {}).items()}
+    return RunFigures(studies, wall, peak, summary.get("step_seconds", {}), peaks, summary, size)
 
 
 def land_corpus(root: Path, corpus: Path) -> None:
@@ -194,14 +203,15 @@ def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: R
           f"of imports, Dagster and process start), peak RSS {_fmt_bytes(startup.peak_rss)}")
     print()
     inc = incremental[-1].steps if incremental else {}
-    head = f"{'stage':<{w}}{'M s':>9}{'N s':>9}{'ms/study':>10}{'studies/s':>11}{'1 changed s':>13}"
+    head = (f"{'stage':<{w}}{'M s':>9}{'N s':>9}{'ms/study':>10}{'studies/s':>11}{'1 changed s':>13}"
+            f"{'peak RSS at N':>15}")
     print(head)
     print("-" * len(head))
     for step in big.steps:
         a, b = small.steps.get(step, 0.0), big.steps[step]
         per = (b - a) / dn if dn else 0
         print(f"{step:<{w}}{a:>9.1f}{b:>9.1f}{per * 1e3:>10.2f}{(1 / per if per > 0 else 0):>11,.0f}"
-              f"{inc.get(step, 0.0):>13.1f}")
+              f"{inc.get(step, 0.0):>13.1f}{_fmt_bytes(big.step_peaks.get(step, 0)):>15}")
     per_run = (big.wall_s - small.wall_s) / dn if dn else 0
     per_parse = (floor["parse_n"] - floor["parse_m"]) / dn if dn else 0
     print("-" * len(head))

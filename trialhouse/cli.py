@@ -33,6 +33,7 @@ def _summary(report, settings: Settings) -> dict:
         "blocked": any(not c["passed"] and c["severity"] == "ERROR" for c in report.checks.values()),
         "failures": report.failures,
         "step_seconds": report.step_seconds,
+        "step_windows": report.step_windows,
     }
 
 

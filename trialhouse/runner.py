@@ -17,6 +17,7 @@ class RunReport:
     checks: dict[str, dict] = field(default_factory=dict)  # check name -> {"passed", "severity", "metadata"}
     failures: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)  # step key -> wall time, in run order
+    step_windows: dict[str, list[float]] = field(default_factory=dict)  # step key -> [start, end], epoch seconds
 
     def value(self, asset: str, key: str, default=0):
         return self.metadata.get(asset, {}).get(key, default)
@@ -72,14 +73,15 @@ def run_pipeline(settings: Settings, selection: str | None = None, log_level: st
                 }
             elif event.is_step_failure:
                 report.failures.append(f"{event.step_key}: {_root_message(event.step_failure_data.error)}")
-        report.step_seconds = _step_seconds(instance, result.run_id)
+        report.step_windows = _step_windows(instance, result.run_id)
+        report.step_seconds = {k: round(end - start, 3) for k, (start, end) in report.step_windows.items()}
     return report
 
 
-def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
-    """How long each step took, from the run's event log (what the UI's Gantt chart shows)."""
+def _step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, list[float]]:
+    """When each step started and ended, from the run's event log (what the UI's Gantt chart shows)."""
     started: dict[str, float] = {}
-    took: dict[str, float] = {}
+    windows: dict[str, list[float]] = {}
     ends = (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
     for entry in instance.all_logs(run_id):
         ev = entry.dagster_event
@@ -88,5 +90,5 @@ def _step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]
         if ev.event_type == dg.DagsterEventType.STEP_START:
             started[ev.step_key] = entry.timestamp
         elif ev.event_type in ends and ev.step_key in started:
-            took[ev.step_key] = round(entry.timestamp - started[ev.step_key], 3)
-    return took
+            windows[ev.step_key] = [started[ev.step_key], entry.timestamp]
+    return windows

@@ -29,8 +29,10 @@ def test_benchmark_runs_at_small_n_and_prints_its_table(tmp_path, capsys):
     for line in ("startup: one-study run", "stage__fhir_resource", "publish__warehouse", "end to end (run wall time)",
                  "DuckDB read_json_objects (floor)", "peak RSS", "warehouse size at N", "published studies 200",
                  "first update after the full load", "snapshot copied", "next day", "snapshot patched",
-                 "pipeline time / DuckDB parse time"):
+                 "pipeline time / DuckDB parse time", "peak RSS at N"):
         assert line in out, line
+    fhir = next(row for row in out.splitlines() if row.startswith("stage__fhir_resource "))
+    assert fhir.endswith("MiB") or fhir.endswith("GiB"), fhir  # the tree's peak while the step ran
 
 
 def test_generated_free_texts_are_not_copies_of_the_templates(tmp_path):
