@@ -95,11 +95,11 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None,
 # a whole 20,000-study chunk, ~320 MB of JSON, ran the 600,000-study registry out of the 512 MB cap),
 # and a query per 1,000 studies cost ~25 ms of overhead each. Unsorted, DuckDB holds one slice's
 # result (~80 MB at the registry's mean size) and Python the same while it is parsed.
-PAYLOAD_SLICE = 5000
+PAYLOAD_SLICE = 5000  # payloads come as UTF-8 bytes: see fhir_gate._SELECT
 # Studies a worker parses and flattens at a time: a fifth of a query's slice, so the slices in flight
 # (workers + 1) hold less than the query's result.
 FLATTEN_SLICE = 1000
-_PAYLOADS = ("SELECT c.version_key, c.nct_id, c.source_file, c.source_record, c.content_hash, v.payload"
+_PAYLOADS = ("SELECT c.version_key, c.nct_id, c.source_file, c.source_record, c.content_hash, encode(v.payload)"
              " FROM stage.ctgov_candidate c JOIN raw.ctgov_study_version v USING (version_key)"
              " WHERE c.nct_id BETWEEN ? AND ?")
 
