@@ -146,7 +146,7 @@ class _VersionWriter:
         if not self.rows:
             return
         batch = pd.DataFrame(
-            self.rows,
+            _first_of_each(self.rows),
             columns=["nct_id", "content_hash", "last_update_post_date", "version_holder", "payload", "source_record"],
         )
         self.rows = []
@@ -158,6 +158,18 @@ class _VersionWriter:
         finally:
             self.con.unregister("incoming_versions")
         self.new_versions += int(inserted)
+
+
+def _first_of_each(rows: list[tuple]) -> list[tuple]:
+    """One row per (nct_id, content_hash): a study can come twice in one file with the same content; the
+    least source_record is kept. Decided here on the keys: the insert's `QUALIFY row_number()` carried
+    every payload of the batch through DuckDB's grouping (0.09 of its 0.15 s per 2,000 studies)."""
+    first: dict[tuple, tuple] = {}
+    for row in rows:  # (nct_id, content_hash, last_update_post_date, version_holder, payload, source_record)
+        key = (row[0], row[1])
+        if key not in first or row[5] < first[key][5]:
+            first[key] = row
+    return rows if len(first) == len(rows) else list(first.values())
 
 
 HELD, VERSION = "held", "version"

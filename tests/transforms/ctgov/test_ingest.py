@@ -55,6 +55,19 @@ def test_same_content_under_another_name_is_processed_once(con, landing):
     assert counts(con) == (1, 1)
 
 
+def test_a_study_repeated_in_one_file_is_stored_once_from_its_first_place(con, landing):
+    """Decided in Python on the keys before the insert (a QUALIFY there carried every payload of the batch
+    through DuckDB's grouping); the least source_record is kept, as the insert's window kept it."""
+    recs = [json.loads(p.read_text()) for p in study_files()[:3]]
+    studies = [recs[0], recs[1], recs[0], recs[2], recs[1]]  # the first and second twice
+    landing.write("pages/repeats.json", json.dumps({"studies": studies}))
+    s = ingest_landing(con, landing.root)
+    assert s.new_versions == 3 and counts(con) == (3, 3)
+    kept = dict(con.execute("SELECT nct_id, source_record FROM raw.ctgov_study_version").fetchall())
+    first = {r["protocolSection"]["identificationModule"]["nctId"]: i for i, r in reversed(list(enumerate(studies)))}
+    assert {n: int(rec.rsplit("[", 1)[1].rstrip("]")) for n, rec in kept.items()} == first
+
+
 def test_version_holder_only_change_adds_nothing(con, landing):
     landing.drop(CTGOV / "versions/2025-12-23_NCT01967030.json")
     ingest_landing(con, landing.root)
