@@ -117,7 +117,8 @@ ENV_WORKERS = "TRIALHOUSE_WORKERS"
 
 
 def stage_workers() -> int:
-    """Processes that read a bulk zip and map FHIR slices when there are several (default: one per core)."""
+    """Processes that read a bulk zip, flatten registry records and map FHIR slices when there are
+    several (default: one per core)."""
     return max(1, int(os.environ.get(ENV_WORKERS) or os.cpu_count() or 1))
 
 
