@@ -6,7 +6,6 @@ mapping that follows sees only studies that made it through here.
 """
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 from collections import deque
 from collections.abc import Iterator
@@ -16,8 +15,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import (GxRunner, SuiteResult, chunked, fold_result, key_range, merge_results, now_utc,
-                                  release_memory)
+from expectations.runtime import (GxRunner, SuiteResult, chunked, fold_result, in_order, key_range, merge_results,
+                                  now_utc, release_memory)
 from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
@@ -134,14 +133,9 @@ def _mapped_slices(con, ncts: list[str], size: int, workers: int) -> Iterator[tu
         return
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        todo = iter(slices)
-        pending = deque((i, pool.submit(map_chunk, fetch(s))) for i, s in itertools.islice(todo, workers + 1))
-        while pending:
-            i, fut = pending.popleft()
-            nxt = next(todo, None)
-            if nxt is not None:
-                pending.append((nxt[0], pool.submit(map_chunk, fetch(nxt[1]))))
-            yield fut.result(), not pending or pending[0][0] != i
+        mapped = in_order(pool, map_chunk, (fetch(s) for _, s in slices), workers + 1)
+        for k, result in enumerate(mapped):
+            yield result, k + 1 == len(slices) or slices[k + 1][0] != slices[k][0]
 
 
 def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,

@@ -6,10 +6,8 @@ field, reason, payload) and the rest go on to stage.ctgov_study for mapping; bat
 """
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import warnings
-from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import ExitStack
@@ -20,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from expectations.quarantine import mark_state, write_quarantine, write_rule_results
-from expectations.runtime import (GxRunner, SuiteResult, chunked, fold_result, key_range, merge_results, now_utc,
-                                  release_memory)
+from expectations.runtime import (GxRunner, SuiteResult, chunked, fold_result, in_order, key_range, merge_results,
+                                  now_utc, release_memory)
 from expectations.suites.ctgov_registry import SUITE, rules
 from schemas import apply_sql, ensure_base_schemas
 from transforms.ctgov.flatten import KEYS, registry_frames
@@ -137,16 +135,7 @@ def _slices(con, ncts: list[str]) -> Iterator[list[tuple]]:
 def _flattened(con, ncts: list[str], pool: Executor | None, workers: int) -> Iterator[tuple[dict, list[dict]]]:
     """flatten_slice of each slice, in order; at most workers + 1 slices in flight."""
     slices = _slices(con, ncts)
-    if pool is None:
-        yield from map(flatten_slice, slices)
-        return
-    pending = deque(pool.submit(flatten_slice, s) for s in itertools.islice(slices, workers + 1))
-    while pending:
-        fut = pending.popleft()
-        nxt = next(slices, None)
-        if nxt is not None:
-            pending.append(pool.submit(flatten_slice, nxt))
-        yield fut.result()
+    return map(flatten_slice, slices) if pool is None else in_order(pool, flatten_slice, slices, workers + 1)
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:

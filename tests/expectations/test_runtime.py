@@ -244,3 +244,30 @@ def test_only_failing_rules_are_rerun_for_their_unexpected_rows(monkeypatch, tmp
     assert [(n, k) for n, k, _ in runs] == [("s.t", 4), ("s.t.failures", 2)]
     assert "BASIC" in runs[0][2] and "COMPLETE" in runs[1][2]
     assert result.docs_path and (tmp_path / "docs" / "index.html").exists()
+
+
+def test_in_order_keeps_order_and_reads_ahead_at_most_depth():
+    """The registry and FHIR stages feed workers through `in_order`: a slice's payloads are read from
+    DuckDB only when its task is submitted, so at most `depth` slices are held at once."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from expectations.runtime import in_order
+
+    read = []
+
+    def args():
+        for i in range(12):
+            read.append(i)
+            yield i
+
+    def slow_square(i):
+        time.sleep(0.01 * (i % 3))  # later tasks may finish first
+        return i * i
+
+    out = []
+    with ThreadPoolExecutor(3) as pool:
+        for r in in_order(pool, slow_square, args(), depth=3):
+            assert len(read) <= len(out) + 1 + 3
+            out.append(r)
+    assert out == [i * i for i in range(12)] and read == list(range(12))
