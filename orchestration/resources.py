@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from trialhouse.settings import Settings, duckdb_memory_limit, duckdb_storage_config
 from trialhouse.snapshot import work_path
+from trialhouse.workfile import connect_work
 
 # Every asset and check that writes the warehouse runs in this pool (limit 1): DuckDB allows one
 # writing process per file.
@@ -36,6 +37,16 @@ class WarehouseResource(DuckDBResource):
         with self.get_connection() as con:
             con.execute("SET enable_progress_bar = false")  # long statements would draw bars into the run's log
             yield con
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """dagster-duckdb's connection, but with the work file attached at the warehouse's row group
+        size (see trialhouse.workfile)."""
+        con = connect_work(self.database, {"custom_user_agent": "dagster", **self.connection_config})
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 class PathsResource(dg.ConfigurableResource):

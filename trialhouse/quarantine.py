@@ -9,6 +9,7 @@ import duckdb
 
 from trialhouse.settings import Settings, duckdb_storage_config
 from trialhouse.snapshot import work_path
+from trialhouse.workfile import connect_work
 
 HELD_SQL = """
 SELECT q.quarantined_at, q.suite, q.rule, q.record_key, q.source_file, q.source_record, q.field, q.reason, q.run_id
@@ -70,7 +71,7 @@ def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | No
         raise SystemExit(f"no work database at {work}: nothing to retry")
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     filt = [nct_ids or None, nct_ids or None, rule, rule]
-    with duckdb.connect(str(work), config=duckdb_storage_config()) as con:
+    with connect_work(work, duckdb_storage_config()) as con:
         con.execute("BEGIN TRANSACTION")
         keys = [r[0] for r in con.execute(SELECT_KEYS, filt).fetchall()]
         states = con.execute(

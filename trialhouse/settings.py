@@ -113,6 +113,12 @@ def duckdb_storage_config() -> dict[str, str]:
     return {"storage_compatibility_version": "v1.2.0", "zstd_min_string_length": "256"}
 
 
+# Rows per row group of the work file (DuckDB's default is 122,880). Every connection that writes it
+# must attach it with this size (trialhouse.workfile): a checkpoint by one using another size merges
+# or splits every table's row groups, rewriting the whole file.
+WAREHOUSE_ROW_GROUP = 8192
+
+
 ENV_WORKERS = "TRIALHOUSE_WORKERS"
 
 

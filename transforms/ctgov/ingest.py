@@ -28,9 +28,12 @@ from schemas import ensure_base_schemas, sql_text
 from transforms.ctgov.identity import IdentityError, identify
 from transforms.ctgov.records import (KIND_ZIP, FileFormatError, MemberSlice, RawRecord, detect_kind, member_slices,
                                       open_zip, read_records, slice_records, zip_members, zip_records)
+from trialhouse.settings import WAREHOUSE_ROW_GROUP
 
 CTGOV_SUBDIR = "ctgov"
-BATCH_SIZE = 2000
+# Versions per insert: the warehouse's row group size, so a batch fills whole row groups, which
+# DuckDB writes compressed into the file as they fill instead of through the WAL (trialhouse.workfile).
+BATCH_SIZE = WAREHOUSE_ROW_GROUP
 QUARANTINE_SUITE = "raw_ingest"
 
 
@@ -224,7 +227,11 @@ def _prepared_zip(f: LandingFile, workers: int) -> Iterator[tuple]:
         def submit(part):
             return pool.submit(prepare_zip_slice, str(f.path), f.rel, part)
 
-        pending = deque(submit(s) for s in itertools.islice(slices, 2 * workers))  # bounded: memory stays flat
+        # Bounded, so memory stays flat, but deep enough to cover a whole batch: the workers keep
+        # parsing while the run process inserts one (100,000 studies: 13.7-16.2 s with 4 slices in
+        # flight, 12.6-13.1 s with 20).
+        depth = BATCH_SIZE // ZIP_SLICE + 2 * workers
+        pending = deque(submit(s) for s in itertools.islice(slices, depth))
         while pending:
             done = pending.popleft().result()
             nxt = next(slices, None)
