@@ -69,3 +69,34 @@ def test_slices_frames_join_into_the_frame_of_all_their_rows():
     assert whole["site"]["latitude"].dtype == float
     for name, frame in whole.items():
         pd.testing.assert_frame_equal(registry_gate._concat([p[name] for p in parts]), frame, obj=name)
+
+
+def test_gx_validates_a_chunk_while_the_next_one_is_read_and_flattened(monkeypatch):
+    """The workers sat idle through each chunk's GX run; now it runs in a thread while the next chunk's
+    payloads are read and flattened. A chunk's validation waits here until the next chunk's reading has
+    begun: run one after the other, it never would (each wait times out)."""
+    import threading
+
+    con = raw_connection()
+    n_studies = con.execute("SELECT count(DISTINCT nct_id) FROM raw.ctgov_study_version").fetchone()[0]
+    chunks = math.ceil(n_studies / 8)
+    assert chunks >= 3
+    read = [threading.Event() for _ in range(chunks)]  # read[i]: chunk i's payloads began to be read
+    overlapped: list[bool] = []
+    slices = registry_gate._slices
+
+    def reading(con_, ncts):
+        read[sum(e.is_set() for e in read)].set()
+        return slices(con_, ncts)
+
+    class Waiting(GxRunner):
+        def validate(self, *args, **kwargs):
+            i = len(overlapped)
+            overlapped.append(read[i + 1].wait(3) if i + 1 < chunks else True)
+            return super().validate(*args, **kwargs)
+
+    monkeypatch.setattr(registry_gate, "_slices", reading)
+    monkeypatch.setattr(registry_gate, "FLATTEN_SLICE", 3)
+    result = registry_gate.stage_registry(con, Waiting(None), "run-1", chunk=8, workers=2)
+    assert len(overlapped) == chunks and all(overlapped), overlapped
+    assert result.staged + result.quarantined == result.candidates
