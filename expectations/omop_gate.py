@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from expectations.quarantine import write_rule_results
 from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merge_results
 from expectations.suites.omop_dqd import SLICE_ROWS, SUITE, rules, staged_slices
-from schemas.omop.ddl import create_omop_schema
+from schemas.omop.ddl import create_omop_schema, omop_ddl
 from schemas.omop.spec import cdm_tables, quote
 from transforms.omop.publish import merge_stage, primary_keys, staged_tables
 from transforms.omop.trials import map_trials
@@ -73,18 +73,39 @@ def stage_trials(con, runner: GxRunner, run_id: str, chunk: int | None = None) -
     reset_stage(con, PART)
     ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
     tables: list[str] = []
-    for part in chunked(ncts, chunk or stage_chunk()):
+    for i, part in enumerate(chunked(ncts, chunk or stage_chunk())):
         con.execute("CREATE OR REPLACE TEMP TABLE _omop_chunk AS SELECT s.nct_id, v.payload FROM stage.ctgov_study s "
                     "JOIN raw.ctgov_study_version v USING (version_key) WHERE s.nct_id BETWEEN ? AND ?", key_range(part))
-        for t in staged_tables(con, PART):  # emptied, not re-created: the DDL of ~40 tables costs 0.3 s a chunk
-            con.execute(f"DELETE FROM {quote(PART)}.{quote(t)}")
+        _empty_part(con)
         tables = list(map_trials(con, source="_omop_chunk", schema=PART, vocab_schema=PUBLISHED))
         _keep_latest_cdm_source(con)
         merge_stage(con, PART, STAGE, "_omop_chunk", keep_shared=True)
+        if i % CHECKPOINT_CHUNKS == CHECKPOINT_CHUNKS - 1:
+            con.execute("CHECKPOINT")
     con.execute("DROP SCHEMA stage_omop_part CASCADE")
     con.execute("DROP TABLE IF EXISTS temp.main._omop_chunk")
     counts = {t: con.execute(f"SELECT count(*) FROM {quote(STAGE)}.{quote(t)}").fetchone()[0] for t in tables}
     return OmopStageResult(counts, validate_stage(con, runner, run_id))
+
+
+# DuckDB holds the staged tables' primary-key indexes in memory, unevictable, until a checkpoint, and
+# the pipeline's writes go straight into the file, so no WAL ever grows enough to trigger one within
+# the stage: 92 MB of index by the end of 600,000 studies. A checkpoint costs ~0.4 s there.
+CHECKPOINT_CHUNKS = 20
+
+
+def _empty_part(con) -> None:
+    """Drop and re-create the part tables the last chunk filled (a handful; the DDL of all ~40 costs 0.3 s).
+
+    Not DELETE: DuckDB kept every chunk's deleted rows in memory it cannot evict until a checkpoint
+    (1.5-3.5 MB a chunk, with a checkpoint every 10 chunks or without), and at 600,000 studies it ran out of
+    its 512 MB cap at chunk 74 (95 with the checkpoints). With the tables dropped, that memory stays flat
+    (measured on the 600,000-study warehouse: the stage's tables' memory 177 -> 47 MB, 125.6 s)."""
+    filled = staged_tables(con, PART)
+    ddl = {name: statement for name, statement in zip(cdm_tables(), omop_ddl(PART)[1:])}
+    for t in filled:
+        con.execute(f"DROP TABLE {quote(PART)}.{quote(t)}")
+        con.execute(ddl[t])
 
 
 def _keep_latest_cdm_source(con) -> None:

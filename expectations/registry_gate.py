@@ -163,9 +163,14 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     filled = [f for f in frames if len(f)] or frames[:1]
     if len(filled) == 1:
         return filled[0]
-    with warnings.catch_warnings():  # pandas' notice that all-None columns will count for the dtype
-        warnings.simplefilter("ignore", FutureWarning)
-        return pd.concat(filled, ignore_index=True).infer_objects()
+    return pd.concat(filled, ignore_index=True).infer_objects()
+
+
+# pandas' notice that all-None columns will count for the dtype, which _concat mends. Filtered for the
+# process, not with catch_warnings() around the call: that swaps the process's filters while GX runs in
+# another thread (stage_registry), and is not thread-safe.
+warnings.filterwarnings("ignore", message="The behavior of DataFrame concatenation with empty or all-NA entries",
+                        category=FutureWarning)
 
 
 @dataclass

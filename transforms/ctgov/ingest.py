@@ -33,6 +33,8 @@ from trialhouse.settings import WAREHOUSE_ROW_GROUP
 CTGOV_SUBDIR = "ctgov"
 # Versions per insert: the warehouse's row group size, so a batch fills whole row groups, which
 # DuckDB writes compressed into the file as they fill instead of through the WAL (trialhouse.workfile).
+# A batch that inserts fewer (a file's last, or one with versions already stored) goes through the WAL
+# as before: a full load inserts whole batches, and an update's few studies are small either way.
 BATCH_SIZE = WAREHOUSE_ROW_GROUP
 QUARANTINE_SUITE = "raw_ingest"
 
