@@ -11,6 +11,7 @@ import json
 from typing import Callable
 
 from schemas import apply_sql
+from schemas.omop.spec import quote
 
 # Tables whose row counts are recorded in meta.load_log (schema-qualified; identifiers from code).
 Merge = Callable[[object, str], dict[str, int]]  # (con, run_id) -> {table: rows merged}
@@ -28,9 +29,9 @@ def counted_tables(con) -> list[str]:
 def table_counts(con) -> dict[str, int]:
     out = {}
     for name in counted_tables(con):
-        # Identifiers from DuckDB's own catalog (never from input), quoted; no values in this SQL.
+        # Identifiers from DuckDB's own catalog (never from input), checked and quoted; no values here.
         schema, table = name.split(".")
-        out[name] = con.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0]
+        out[name] = con.execute(f"SELECT count(*) FROM {quote(schema)}.{quote(table)}").fetchone()[0]
     return out
 
 
