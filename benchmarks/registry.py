@@ -11,9 +11,8 @@ and a smaller one of M, then in the same run:
   floor        DuckDB `read_json_objects` over the same studies unzipped (parsing every object and
                extracting its NCT id): no pipeline can beat this on this machine;
   incremental  one changed study landed on the N-study warehouse, run again; then a second day's
-               change to it. The first update after a full load copies the analysts' file whole
-               (there is no standby to patch yet, see trialhouse/snapshot.py); the second shows the
-               steady state, and its steps fill the table's last column.
+               change to it. Both patch the analysts' file where DuckDB's block checksums differ
+               (trialhouse/snapshot.py); the second's steps fill the table's last column.
 Per-study figures come from the difference between the two sizes, so fixed costs (startup, the
 vocabulary load, GX's context) do not hide the marginal cost. Prints one table; nothing is asserted.
 """
@@ -229,7 +228,8 @@ def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: R
         print(f"incremental (1 changed study on the N-study warehouse), {label}: {run.wall_s:.1f} s wall, "
               f"steps {sum(run.steps.values()):.1f} s (publish {run.steps.get('publish__warehouse', 0):.1f} s), "
               f"published {run.summary.get('published', 0)}, snapshot {run.summary.get('snapshot')} "
-              f"({_fmt_bytes(run.summary.get('snapshot_bytes_written', 0))} written)")
+              f"({_fmt_bytes(run.summary.get('snapshot_bytes_written', 0))} written"
+              f"{', compared ' + run.summary['snapshot_compared'] if run.summary.get('snapshot_compared') else ''})")
     ratio_total = big.wall_s / floor["parse_n"] if floor["parse_n"] else 0
     ratio_per = per_run / per_parse if per_parse else 0
     print()

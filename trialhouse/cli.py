@@ -30,6 +30,8 @@ def _summary(report, settings: Settings) -> dict:
         # How the analysts' file was replaced: 'patched', 'copied', or null when nothing changed.
         "snapshot": report.value("publish/warehouse", "snapshot_mode", None),
         "snapshot_bytes_written": report.value("publish/warehouse", "snapshot_bytes_written", 0),
+        # For a patch: 'checksums' (DuckDB's, 8 bytes a block) or 'whole' (both files read).
+        "snapshot_compared": report.value("publish/warehouse", "snapshot_compared", None),
         "blocked": any(not c["passed"] and c["severity"] == "ERROR" for c in report.checks.values()),
         "failures": report.failures,
         "step_seconds": report.step_seconds,

@@ -9,11 +9,23 @@ inode, a complete earlier load; the next connection sees the new one. Nobody eve
 
 Copying the whole file every publish made a one-study update cost as much as the warehouse (about
 8 s at 100,000 studies: copy, fsync, and freeing the replaced file). So the replaced file is kept
-as a standby (`.<name>.standby`) and the next publish patches it in place: it compares it with the
-work file block by block and rewrites only the blocks that differ. The result is byte for byte the
-work file, whatever the standby held, so no change log has to be trusted. A standby that a reader
-still has open (DuckDB readers hold a shared fcntl lock) is never touched: its name is dropped, the
-reader keeps its inode, and this publish falls back to a whole copy.
+as a standby (`.<name>.standby`) and the next publish patches it in place, rewriting only the
+blocks that differ from the work file's. The first publish makes the standby too, so the first
+update after a full load patches as well.
+
+Which blocks differ is read from DuckDB's own block checksums, not from a change log: the file is
+three 4 KiB headers and then blocks of `block_size` bytes, each starting with the 8-byte checksum of
+its contents, which DuckDB writes with every block and verifies on every read. Comparing 8 bytes a
+block instead of both files whole made the patch grow with the change, not the warehouse (600,000
+studies, 4.25 GiB: 6.5 s -> see README "Performance"). The headers are always rewritten. Whatever
+the standby held, it ends as the work file's bytes unless two different blocks at one position share
+a 64-bit checksum. A patch that died midway may have left torn blocks whose checksum is right and
+contents are not, so a patch first blanks the standby's main header and restores it last, after the
+blocks are on disk: a standby without DuckDB's magic is compared whole, as is a file whose size is
+not whole blocks.
+
+A standby that a reader still has open (DuckDB readers hold a shared fcntl lock) is never touched:
+its name is dropped, the reader keeps its inode, and this publish falls back to a whole copy.
 """
 from __future__ import annotations
 
@@ -29,9 +41,12 @@ try:
 except ImportError:  # no POSIX locks: every publish copies the whole file
     fcntl = None
 
-CHUNK = 8 << 20  # compared at a time; a bytearray compare is one memcmp
-BLOCK = 256 << 10  # DuckDB's block size: what a differing chunk is rewritten in
+CHUNK = 8 << 20  # compared at a time when comparing whole files; a bytearray compare is one memcmp
+BLOCK = 256 << 10  # what a differing chunk is rewritten in when comparing whole files
 SYNC_THREADS = 4
+HEADERS = 3 * 4096  # DuckDB's main header and its two alternating database headers
+MAGIC = (8, b"DUCK")  # where DuckDB's main header holds its magic bytes, after the header's checksum
+CHECKSUM = 8  # bytes at the start of every block
 
 
 class SnapshotSpaceError(OSError):
@@ -47,7 +62,8 @@ class SnapshotStats:
     path: Path
     mode: str  # 'patched' (standby brought up to date in place) or 'copied' (whole file)
     size_bytes: int
-    bytes_written: int
+    bytes_written: int  # into the published file (a standby made beside a copy is not counted)
+    compared: str = ""  # 'checksums' (8 bytes a block) or 'whole' (both files read), for a patch
 
 
 def work_path(published: str | Path) -> Path:
@@ -63,28 +79,43 @@ def standby_path(published: str | Path) -> Path:
 def publish_snapshot(con, published: str | Path) -> SnapshotStats:
     """Checkpoint the work database behind `con` and swap a file with its exact bytes in as `published`."""
     target = Path(published)
-    source = Path(con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0])
+    source, block_size = con.execute(
+        "SELECT d.path, s.block_size FROM duckdb_databases() AS d JOIN pragma_database_size() AS s "
+        "ON s.database_name = d.database_name WHERE d.database_name = current_database()").fetchone()
+    source = Path(source)
     con.execute("CHECKPOINT")
     target.parent.mkdir(parents=True, exist_ok=True)
     _sweep(target)
     standby = standby_path(target)
-    written = _patch(source, standby, target)
-    mode = "patched"
-    if written is None:
+    patched = _patch(source, standby, target, block_size)
+    if patched is None:
         _check_space(target.parent, source.stat().st_size, "a whole copy of")
-        mode, written = "copied", _copy(source, standby)
+        mode, written, compared = "copied", _copy(source, standby), ""
+    else:
+        mode, (written, compared) = "patched", patched
     # The file being replaced becomes the next standby (a second name first, so no moment lacks one).
     keep = target.with_name(f".{target.name}.{os.getpid()}.old")
+    first = not target.exists()
     kept = _link(target, keep)
     os.replace(standby, target)
     if kept:
         os.replace(keep, standby)
+    elif first:  # nothing was replaced: copy what was just published, or the next publish copies it whole
+        _standby_copy(target, standby)
     _fsync_dir(target.parent)
-    return SnapshotStats(target, mode, target.stat().st_size, written)
+    return SnapshotStats(target, mode, target.stat().st_size, written, compared)
 
 
-def _patch(source: Path, standby: Path, target: Path) -> int | None:
-    """Rewrite the standby's blocks that differ from `source`; bytes written, or None to copy instead."""
+def _standby_copy(target: Path, standby: Path) -> None:
+    """A standby for the first patch. Optional: with too little disk the next publish copies instead."""
+    free = shutil.disk_usage(target.parent).free
+    if target.stat().st_size + SPACE_MARGIN <= free:
+        _copy(target, standby)
+
+
+def _patch(source: Path, standby: Path, target: Path, block_size: int) -> tuple[int, str] | None:
+    """Rewrite the standby's blocks that differ from `source`: (bytes written, how they were found),
+    or None to copy instead."""
     if fcntl is None or not standby.exists():
         return None
     # fcntl locks do not conflict within a process: look for our own readers. And never patch the
@@ -100,11 +131,65 @@ def _patch(source: Path, standby: Path, target: Path) -> int | None:
             os.unlink(standby)
             return None
         _check_space(target.parent, source.stat().st_size - os.fstat(fd).st_size, "the growth of")
-        written = _sync(source, fd)
+        if _whole_blocks(source, block_size) and _whole_blocks(standby, block_size) and _intact(fd):
+            compared = "checksums"
+            os.pwrite(fd, bytes(4096), 0)  # blank the main header until every block is on disk
+            os.fsync(fd)
+            written = _sync_blocks(source, fd, block_size)
+        else:
+            compared = "whole"
+            written = _sync(source, fd)
         os.fsync(fd)
-        return written
+        written += _copy_range(source, fd, 0, HEADERS)  # the headers, last: the standby is whole again
+        os.fsync(fd)
+        return written, compared
     finally:
         os.close(fd)  # also releases the lock
+
+
+def _whole_blocks(path: Path, block_size: int) -> bool:
+    size = path.stat().st_size
+    return block_size > 0 and size >= HEADERS and (size - HEADERS) % block_size == 0
+
+
+def _intact(fd: int) -> bool:
+    """Does the standby hold DuckDB's main header? A patch blanks it while blocks are being rewritten."""
+    at, magic = MAGIC
+    return os.pread(fd, len(magic), at) == magic
+
+
+def _sync_blocks(source: Path, fd: int, block_size: int) -> int:
+    """Make the standby's blocks equal to `source`'s where their checksums differ; bytes written.
+
+    Reads 8 bytes a block from each file (random reads: no read-ahead of the rest of the block)."""
+    size = source.stat().st_size
+    src = os.open(source, os.O_RDONLY)
+    try:
+        for f in (src, fd):
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(f, 0, 0, os.POSIX_FADV_RANDOM)
+        old_size = os.fstat(fd).st_size
+        written = 0
+        for offset in range(HEADERS, size, block_size):
+            if offset + block_size <= old_size and os.pread(src, CHECKSUM, offset) == os.pread(fd, CHECKSUM, offset):
+                continue
+            written += _copy_range(src, fd, offset, block_size)
+    finally:
+        os.close(src)
+    os.ftruncate(fd, size)
+    return written
+
+
+def _copy_range(source: Path | int, fd: int, offset: int, length: int) -> int:
+    if not isinstance(source, int):
+        src = os.open(source, os.O_RDONLY)
+        try:
+            return _copy_range(src, fd, offset, length)
+        finally:
+            os.close(src)
+    data = os.pread(source, length, offset)
+    os.pwrite(fd, data, offset)
+    return len(data)
 
 
 def _open_here(path: Path) -> bool:
@@ -125,7 +210,7 @@ def _open_here(path: Path) -> bool:
 
 
 def _sync(source: Path, fd: int) -> int:
-    """Make the file behind `fd` equal to `source`; bytes written.
+    """Make the file behind `fd` equal to `source` by comparing both whole; bytes written.
 
     Reading both files is the whole cost (two page-cache copies per byte), and the reads release
     the GIL, so one thread per core takes every n-th chunk.

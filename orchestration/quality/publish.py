@@ -75,7 +75,8 @@ def _per_type(manifest: dict) -> dict[str, int]:
     description=(
         "Publishes the gated batch in one DuckDB transaction (staged FHIR and OMOP rows into the `fhir` and "
         "`omop` schemas, meta.study_state, a meta.load_log row), then swaps in the analysts' read-only file: "
-        "the checkpointed work database's exact bytes (the previous snapshot, patched where blocks differ), "
+        "the checkpointed work database's exact bytes (the previous snapshot, patched where DuckDB's block "
+        "checksums differ), "
         "replaced atomically so a reader never waits on a load "
         "and never sees half of one."
     ),
@@ -101,7 +102,10 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
             path = stats.path
             snapshot = {"snapshot_mode": dg.MetadataValue.text(stats.mode),
                         "snapshot_bytes_written": dg.MetadataValue.int(stats.bytes_written)}
-            context.log.info(f"snapshot {stats.mode}: {stats.bytes_written:,} of {stats.size_bytes:,} bytes written")
+            if stats.compared:  # 'whole' only after a patch that died midway or an odd-sized standby
+                snapshot["snapshot_compared"] = dg.MetadataValue.text(stats.compared)
+            context.log.info(f"snapshot {stats.mode}{f' (compared {stats.compared})' if stats.compared else ''}: "
+                             f"{stats.bytes_written:,} of {stats.size_bytes:,} bytes written")
         else:  # nothing new: the analysts' file already holds this state
             context.log.info("nothing changed since the last publish: snapshot kept")
         con.execute("DELETE FROM meta.fhir_export_pending")  # export and snapshot are done

@@ -29,26 +29,110 @@ def _count(path) -> int:
         return con.execute("SELECT count(*) FROM t").fetchone()[0]
 
 
-def test_first_publish_copies_later_ones_patch_only_what_changed(tmp_path, work):
+def test_first_publish_copies_and_makes_the_standby_later_ones_patch_only_what_changed(tmp_path, work):
     published = tmp_path / "wh.duckdb"
     first = publish_snapshot(work, published)
     assert first.mode == "copied" and _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+    # The first publish leaves a standby of its own, so the first update after a full load patches.
+    assert _bytes(standby_path(published)) == _bytes(published)
+    assert not os.path.samefile(standby_path(published), published)
     before = _bytes(published)
 
     work.execute("INSERT INTO t VALUES (-1, 'one new row')")
-    second = publish_snapshot(work, published)  # no standby yet: the first publish had nothing to replace
-    assert second.mode == "copied"
+    second = publish_snapshot(work, published)
+    assert (second.mode, second.compared) == ("patched", "checksums")
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
     assert _bytes(standby_path(published)) == before  # the replaced file is kept as the next standby
 
     work.execute("UPDATE t SET v = 'changed' WHERE id = 5")
     third = publish_snapshot(work, published)
-    assert third.mode == "patched"
+    assert (third.mode, third.compared) == ("patched", "checksums")
     assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")  # byte for byte, two states on
     assert 0 < third.bytes_written < third.size_bytes / 2
     with duckdb.connect(str(published), read_only=True) as con:
         assert con.execute("SELECT v FROM t WHERE id = 5").fetchone() == ("changed",)
         assert con.execute("SELECT count(*) FROM t").fetchone() == (600001,)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".wh.duckdb.standby", "wh.duckdb", "wh.work.duckdb"]
+
+
+def test_a_patch_reads_a_checksum_a_block_not_both_files(tmp_path, work, monkeypatch):
+    """What made a one-study update grow with the warehouse was reading both files whole."""
+    published = tmp_path / "wh.duckdb"
+    publish_snapshot(work, published)
+    work.execute("UPDATE t SET v = 'changed' WHERE id = 5")
+    read = []
+    pread, preadv = os.pread, os.preadv
+    monkeypatch.setattr(os, "pread", lambda fd, n, at: read.append(n) or pread(fd, n, at))
+    monkeypatch.setattr(os, "preadv", lambda fd, bufs, at: read.append(sum(map(len, bufs))) or preadv(fd, bufs, at))
+    stats = publish_snapshot(work, published)
+    monkeypatch.undo()
+    assert stats.compared == "checksums" and _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+    # The changed blocks and the headers are read whole, the rest 8 bytes each.
+    assert sum(read) <= stats.bytes_written + 2 * 8 * (stats.size_bytes // (256 << 10) + 1) + 4096
+    assert sum(read) < stats.size_bytes / 4
+
+
+def test_many_changes_in_a_row_keep_the_published_file_the_work_files_bytes(tmp_path):
+    """Inserts, updates, deletes and dropped tables free and reuse blocks; the checksums find them all."""
+    import random
+
+    from trialhouse.workfile import connect_work
+
+    published = tmp_path / "wh.duckdb"
+    con = connect_work(tmp_path / "wh.work.duckdb")
+    con.execute("CREATE TABLE t AS SELECT i AS id, md5(i::VARCHAR) AS v FROM range(300000) r(i)")
+    rnd = random.Random(7)
+    try:
+        for day in range(24):
+            k = rnd.randrange(300000)
+            op = day % 4
+            if op == 0:
+                con.execute("UPDATE t SET v = ? WHERE id = ?", [f"day {day}", k])
+            elif op == 1:
+                con.execute("INSERT INTO t SELECT 1000000 * ? + i, 'new' FROM range(20000) r(i)", [day])
+            elif op == 2:
+                con.execute("DELETE FROM t WHERE id BETWEEN ? AND ?", [k, k + 5000])
+            else:
+                con.execute("CREATE OR REPLACE TABLE side AS SELECT i, repeat('x', ?) AS s FROM range(5000) r(i)",
+                            [rnd.randrange(10, 200)])
+            stats = publish_snapshot(con, published)
+            assert stats.mode == ("copied" if day == 0 else "patched")
+            assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb"), day
+            assert stats.compared in ("", "checksums")
+    finally:
+        con.close()
+
+
+def test_a_patch_that_died_midway_is_finished_by_comparing_whole(tmp_path, work, monkeypatch):
+    """A block torn by a crash can carry the right checksum over the wrong bytes: the standby's
+    blanked header says the checksums cannot be trusted."""
+    published = tmp_path / "wh.duckdb"
+    publish_snapshot(work, published)
+    work.execute("UPDATE t SET v = 'changed' WHERE id < 1000")
+
+    def crash(*args):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(snapshot, "_sync_blocks", crash)
+    with pytest.raises(OSError):
+        publish_snapshot(work, published)
+    monkeypatch.undo()
+    standby = standby_path(published)
+    assert standby.read_bytes()[8:12] != b"DUCK"
+    # Tear a block: its checksum from the work file, the rest of it garbage.
+    data = bytearray(standby.read_bytes())
+    block = snapshot.HEADERS + 5 * (256 << 10)
+    with open(tmp_path / "wh.work.duckdb", "rb") as fh:
+        fh.seek(block)
+        data[block:block + 8] = fh.read(8)
+    data[block + 8:block + 4096] = os.urandom(4088)
+    standby.write_bytes(bytes(data))
+    stats = publish_snapshot(work, published)
+    assert (stats.mode, stats.compared) == ("patched", "whole")
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+    work.execute("UPDATE t SET v = 'again' WHERE id = 1")
+    assert publish_snapshot(work, published).compared == "checksums"  # whole again
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
 
 
 def test_a_standby_smaller_or_larger_than_the_work_file_ends_equal(tmp_path, work):
@@ -58,12 +142,18 @@ def test_a_standby_smaller_or_larger_than_the_work_file_ends_equal(tmp_path, wor
     standby = standby_path(published)
     standby.write_bytes(standby.read_bytes()[: 3 * snapshot.BLOCK + 17])  # truncated mid-block
     work.execute("INSERT INTO t SELECT -i, 'more' FROM range(1, 1000) r(i)")
-    assert publish_snapshot(work, published).mode == "patched"
+    assert publish_snapshot(work, published).compared == "whole"  # not whole blocks
     assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
 
     publish_snapshot(work, published)
     standby.write_bytes(standby.read_bytes() + b"\0" * (snapshot.CHUNK + 5))  # longer than the work file
     assert publish_snapshot(work, published).mode == "patched"
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+
+    publish_snapshot(work, published)
+    standby.write_bytes(standby.read_bytes()[: snapshot.HEADERS + 7 * (256 << 10)])  # whole blocks, fewer
+    work.execute("UPDATE t SET v = 'x' WHERE id = 3")
+    assert publish_snapshot(work, published).compared == "checksums"
     assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
 
 
@@ -148,6 +238,7 @@ def test_too_little_free_disk_refuses_before_writing_and_leaves_the_published_fi
     size = (tmp_path / "wh.work.duckdb").stat().st_size
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(snapshot.shutil, "disk_usage", lambda p: usage(10 * size, 9 * size, size // 2))
+    standby_path(published).unlink()  # lost, or the first publish had no room to make it
     work.execute("INSERT INTO t VALUES (-1, 'a')")
     with pytest.raises(snapshot.SnapshotSpaceError, match=r"whole copy of the warehouse needs .* MiB is free"):
         publish_snapshot(work, published)  # no standby yet: a whole copy would not fit
@@ -178,3 +269,17 @@ def test_a_copy_that_fails_midway_leaves_no_half_file(tmp_path, work, monkeypatc
     with pytest.raises(OSError, match="No space left"):
         publish_snapshot(work, published)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wh.work.duckdb"]
+
+
+def test_a_first_publish_without_room_for_a_standby_still_publishes(tmp_path, work, monkeypatch):
+    import collections
+
+    published = tmp_path / "wh.duckdb"
+    work.execute("CHECKPOINT")  # the size the publish copies
+    size = (tmp_path / "wh.work.duckdb").stat().st_size
+    usage = collections.namedtuple("usage", "total used free")
+    free = iter([size + snapshot.SPACE_MARGIN + 1, size // 2])  # room for the published copy, not a standby
+    monkeypatch.setattr(snapshot.shutil, "disk_usage", lambda p: usage(10 * size, 9 * size, next(free)))
+    assert publish_snapshot(work, published).mode == "copied"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wh.duckdb", "wh.work.duckdb"]
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
