@@ -123,3 +123,25 @@ def test_raw_ingest_writes_its_batches_into_the_file(tmp_path, monkeypatch):
         assert summary.new_versions == n
         assert wal_bytes(db) < text / 20, (wal_bytes(db), text)
         assert row_groups(con, "raw.ctgov_study_version") == [size, size, 5]
+
+
+def test_quarantine_retry_keeps_the_row_groups(tmp_path):
+    """`trialhouse quarantine retry` writes the work file outside a run: at DuckDB's default size its
+    closing checkpoint would merge every table's row groups (the test above)."""
+    from schemas import apply_sql, ensure_base_schemas
+    from trialhouse import quarantine
+    from trialhouse.settings import Settings
+    from trialhouse.snapshot import work_path
+
+    settings = Settings.from_env(warehouse=str(tmp_path / "wh.duckdb"))
+    db = work_path(settings.warehouse)
+    with connect_work(db, CONFIG) as con:
+        ensure_base_schemas(con)
+        apply_sql(con, "meta/meta.sql")
+        fill(con, "t", 3 * WAREHOUSE_ROW_GROUP)
+        con.execute("INSERT INTO quarantine.record (quarantined_at, source_file, record_key, source_record, suite, "
+                    "rule, reason) VALUES (now(), 'a.json', 'NCT00000001', '', 'ctgov_registry', "
+                    "'enum.overall_status', ?)", ["a.json: overallStatus = 'BOGUS'"])
+    assert quarantine.release(settings)["records_released"] == 1
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert row_groups(con, "t") == [WAREHOUSE_ROW_GROUP] * 3
