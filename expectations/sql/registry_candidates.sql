@@ -7,13 +7,21 @@ CREATE SCHEMA IF NOT EXISTS stage;
 -- copy left a batch's worth of free blocks in the work file that every publish then copied).
 -- version_seq as in raw.ctgov_study_history.
 CREATE OR REPLACE TABLE stage.ctgov_candidate AS
-WITH ranked AS (
+-- Only studies with a version the gate has not decided on can have a candidate, so only their versions
+-- are ranked (all of each one's versions: the ranks are per study). Ranking every stored version made
+-- a one-study update cost 0.31-0.41 s at 600,000 studies; this anti-join alone takes 66-76 ms there.
+WITH pending AS (
+    SELECT DISTINCT v.nct_id
+    FROM raw.ctgov_study_version v
+    WHERE NOT EXISTS (SELECT 1 FROM meta.study_state s WHERE s.nct_id = v.nct_id AND s.content_hash = v.content_hash)
+), ranked AS (
     SELECT version_key, nct_id, content_hash,
            rank() OVER (PARTITION BY nct_id
                         ORDER BY last_update_post_date DESC NULLS LAST, version_holder DESC NULLS LAST) AS tie_rank,
            row_number() OVER (PARTITION BY nct_id
                               ORDER BY last_update_post_date NULLS FIRST, version_holder NULLS FIRST, version_key) AS version_seq
     FROM raw.ctgov_study_version
+    WHERE nct_id IN (SELECT nct_id FROM pending)
 ), picked AS (
     SELECT r.version_key, r.version_seq
     FROM ranked r

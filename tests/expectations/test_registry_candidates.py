@@ -1,0 +1,74 @@
+"""The registry batch (expectations/sql/registry_candidates.sql) ranks only the versions of studies with
+an undecided version, and picks exactly what ranking every stored version picks."""
+import datetime as dt
+import json
+
+import duckdb
+
+from expectations.registry_gate import _read_sql
+from schemas import apply_sql, ensure_base_schemas
+from tests.conftest import CTGOV
+
+# The batch's definition, over every stored version: what the query must keep picking.
+EVERY_VERSION = """
+WITH ranked AS (
+    SELECT version_key, nct_id, content_hash,
+           rank() OVER (PARTITION BY nct_id
+                        ORDER BY last_update_post_date DESC NULLS LAST, version_holder DESC NULLS LAST) AS tie_rank,
+           row_number() OVER (PARTITION BY nct_id
+                              ORDER BY last_update_post_date NULLS FIRST, version_holder NULLS FIRST, version_key) AS version_seq
+    FROM raw.ctgov_study_version
+)
+SELECT version_key, nct_id, version_seq FROM ranked r
+WHERE tie_rank = 1
+  AND NOT EXISTS (SELECT 1 FROM meta.study_state s WHERE s.nct_id = r.nct_id AND s.content_hash = r.content_hash)
+ORDER BY nct_id, version_key
+"""
+
+
+def _version(con, nct: str, content: str, updated: str | None, holder: str | None = None) -> None:
+    payload = json.loads((CTGOV / "NCT06668571.json").read_text())
+    payload["protocolSection"]["identificationModule"]["nctId"] = nct
+    con.execute("INSERT INTO raw.ctgov_study_version (nct_id, content_hash, last_update_post_date, version_holder, "
+                "payload, source_file, source_record, file_sha256, ingested_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
+                [nct, content, updated, holder, json.dumps(payload), f"{nct}.json", content, dt.datetime(2026, 11, 30)])
+
+
+def _decided(con, nct: str, content: str, status: str) -> None:
+    con.execute("INSERT INTO meta.study_state VALUES (?, ?, ?, 'r0', ?)", [nct, content, status, dt.datetime(2026, 11, 1)])
+
+
+def test_candidates_are_those_of_ranking_every_version():
+    con = duckdb.connect()
+    ensure_base_schemas(con)
+    apply_sql(con, "meta/meta.sql")
+    # Published, then a newer version landed: the newer one, second in its study's history.
+    _version(con, "NCT00000001", "a1", "2025-01-01")
+    _version(con, "NCT00000001", "a2", "2025-06-01")
+    _decided(con, "NCT00000001", "a1", "superseded")
+    # Published and unchanged: nothing.
+    _version(con, "NCT00000002", "b1", "2025-01-01")
+    _decided(con, "NCT00000002", "b1", "published")
+    # Two contents tied for current, neither decided: both (the gate quarantines the ambiguity).
+    _version(con, "NCT00000003", "c1", "2025-03-01", "2025-03-02")
+    _version(con, "NCT00000003", "c2", "2025-03-01", "2025-03-02")
+    # An older version landed after the current one was published: undecided, but not current.
+    _version(con, "NCT00000004", "d2", "2025-05-01")
+    _version(con, "NCT00000004", "d1", "2024-05-01")
+    _decided(con, "NCT00000004", "d2", "published")
+    # The current version was quarantined: decided until released.
+    _version(con, "NCT00000005", "e1", "2025-02-01")
+    _decided(con, "NCT00000005", "e1", "quarantined")
+    # A new study, and one with no update date (a field-projected page), ranked after dated versions.
+    _version(con, "NCT00000006", "f1", None, "2025-07-01")
+    _version(con, "NCT00000007", "g1", None)
+    _version(con, "NCT00000007", "g2", "2025-01-01")
+    _decided(con, "NCT00000007", "g1", "published")
+
+    expected = con.execute(EVERY_VERSION).fetchall()
+    con.execute(_read_sql("registry_candidates.sql"))
+    got = con.execute("SELECT version_key, nct_id, version_seq FROM stage.ctgov_candidate ORDER BY nct_id, version_key"
+                      ).fetchall()
+    assert got == expected
+    assert [(n, s) for _, n, s in got] == [("NCT00000001", 2), ("NCT00000003", 1), ("NCT00000003", 2),
+                                           ("NCT00000006", 1), ("NCT00000007", 2)]
