@@ -3,7 +3,7 @@ comparing both files whole, on the same files in the same run.
 
     uv run python -m benchmarks.snapshot_patch --mb 2048
 
-Builds a work file of about `--mb` MB (zstd-compressed random strings, as study JSON stores), publishes
+Builds a work file of about `--mb` MB (random strings, the pipeline's storage format), publishes
 it (the published file and its standby), changes one row, checkpoints, and gives the standby's bytes
 to two copies. Then, on the same pages (all in the page cache, as after a run), the publish's patch
 (`snapshot._patch`: the lock, the space check, the fsyncs, the headers) with
@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 from trialhouse import snapshot
+from trialhouse.settings import duckdb_storage_config
 from trialhouse.workfile import connect_work
 
-ROWS_PER_MB = 4_800  # rows of ~250 characters that take a MB on disk, compressed
+ROWS_PER_MB = 12_800  # rows of ~250 characters that take about a MB on disk in the storage format
 
 
 def _equal(a: Path, b: Path) -> bool:
@@ -40,7 +41,7 @@ def _equal(a: Path, b: Path) -> bool:
 def run(folder: Path, mb: int) -> dict:
     work = folder / "wh.work.duckdb"
     published = folder / "wh.duckdb"
-    con = connect_work(work)
+    con = connect_work(work, duckdb_storage_config())
     try:
         con.execute("CREATE TABLE t AS SELECT i AS id, md5(i::VARCHAR) || md5(random()::VARCHAR) || "
                     "repeat(md5((i * 7)::VARCHAR), 6) AS v FROM range(?) r(i)", [mb * ROWS_PER_MB])
