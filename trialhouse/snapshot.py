@@ -17,8 +17,8 @@ Which blocks differ is read from DuckDB's own block checksums, not from a change
 three 4 KiB headers and then blocks of `block_size` bytes, each starting with the 8-byte checksum of
 its contents, which DuckDB writes with every block and verifies on every read. Comparing 8 bytes a
 block instead of both files whole made the patch grow with the change, not the warehouse: at 600,000
-studies (4.25 GiB files) the publish step 6.5 -> 1.4 s, the compare itself ~30-50 ms
-(benchmarks/snapshot_patch.py). The headers are always rewritten. Whatever
+studies (4.3 GiB files) the publish step 6.5 -> 1.4 s; the compare itself takes 30-50 ms with both
+files in the page cache, ~0.3 s with the standby on disk (benchmarks/snapshot_patch.py). The headers are always rewritten. Whatever
 the standby held, it ends as the work file's bytes unless two different blocks at one position share
 a 64-bit checksum. A patch that died midway may have left torn blocks whose checksum is right and
 contents are not, so a patch first blanks the standby's main header and restores it last, after the
