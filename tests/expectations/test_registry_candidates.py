@@ -1,5 +1,5 @@
 """The registry batch (expectations/sql/registry_candidates.sql) ranks only the versions of studies with
-an undecided version, and picks exactly what ranking every stored version picks."""
+an undecided version, for speed: it must pick exactly what ranking every stored version picks."""
 import datetime as dt
 import json
 
