@@ -140,11 +140,11 @@ def _patch(source: Path, standby: Path, target: Path, block_size: int,
             os.pwrite(fd, bytes(4096), 0)  # blank the main header until every block is on disk
             os.fsync(fd)
             written = _sync_blocks(source, fd, block_size)
-        else:
+            os.fsync(fd)
+            written += _copy_headers(source, fd)  # last: the standby is whole again
+        else:  # compares the headers too
             compared = "whole"
             written = _sync(source, fd)
-        os.fsync(fd)
-        written += _copy_headers(source, fd)  # last: the standby is whole again
         os.fsync(fd)
         return written, compared
     finally:

@@ -9,21 +9,27 @@ from expectations.registry_gate import _read_sql
 from schemas import apply_sql, ensure_base_schemas
 from tests.conftest import CTGOV
 
-# The batch's definition, over every stored version: what the query must keep picking.
-EVERY_VERSION = """
-WITH ranked AS (
-    SELECT version_key, nct_id, content_hash,
-           rank() OVER (PARTITION BY nct_id
-                        ORDER BY last_update_post_date DESC NULLS LAST, version_holder DESC NULLS LAST) AS tie_rank,
-           row_number() OVER (PARTITION BY nct_id
-                              ORDER BY last_update_post_date NULLS FIRST, version_holder NULLS FIRST, version_key) AS version_seq
-    FROM raw.ctgov_study_version
-)
-SELECT version_key, nct_id, version_seq FROM ranked r
-WHERE tie_rank = 1
-  AND NOT EXISTS (SELECT 1 FROM meta.study_state s WHERE s.nct_id = r.nct_id AND s.content_hash = r.content_hash)
-ORDER BY nct_id, version_key
-"""
+
+
+def every_version(con) -> list[tuple]:
+    """The batch's definition, in Python over every stored version: each study's current versions
+    (latest update date, then version holder; a missing one ranks last) that are undecided, with their
+    place in the study's history (earliest first, missing dates first, then version key)."""
+    rows = con.execute("SELECT version_key, nct_id, content_hash, last_update_post_date, version_holder "
+                       "FROM raw.ctgov_study_version").fetchall()
+    decided = set(con.execute("SELECT nct_id, content_hash FROM meta.study_state").fetchall())
+    studies: dict[str, list] = {}
+    for row in rows:
+        studies.setdefault(row[1], []).append(row)
+    low = dt.date.min
+    out = []
+    for nct, versions in studies.items():
+        history = sorted(versions, key=lambda v: (v[3] or low, v[4] or low, v[0]))
+        top = max((v[3] is not None, v[3] or low, v[4] is not None, v[4] or low) for v in versions)
+        for seq, v in enumerate(history, 1):
+            if (v[3] is not None, v[3] or low, v[4] is not None, v[4] or low) == top and (nct, v[2]) not in decided:
+                out.append((v[0], nct, seq))
+    return sorted(out, key=lambda r: (r[1], r[0]))
 
 
 def _version(con, nct: str, content: str, updated: str | None, holder: str | None = None) -> None:
@@ -65,7 +71,7 @@ def test_candidates_are_those_of_ranking_every_version():
     _version(con, "NCT00000007", "g2", "2025-01-01")
     _decided(con, "NCT00000007", "g1", "published")
 
-    expected = con.execute(EVERY_VERSION).fetchall()
+    expected = every_version(con)
     con.execute(_read_sql("registry_candidates.sql"))
     got = con.execute("SELECT version_key, nct_id, version_seq FROM stage.ctgov_candidate ORDER BY nct_id, version_key"
                       ).fetchall()
