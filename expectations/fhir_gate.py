@@ -21,7 +21,7 @@ from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
 from transforms.fhir.store import append_new_studies, create_fhir_schema, fold_shared, resource_frame, resource_row
-from transforms.fhir.validate import validate_resources
+from transforms.fhir.validate import literal_references, serialized_reference_targets, validate_resources
 from trialhouse.settings import stage_chunk, stage_workers
 
 STAGE = "stage_fhir"
@@ -74,8 +74,7 @@ def map_chunk(rows: list[tuple]) -> MappedChunk:
                 held[nct_id] = {**base, "rule": "mappable", "field": exc.field,
                                 "reason": f"{src} record {nct_id}: {exc.field}: cannot be mapped to FHIR R5: {exc}"}
                 continue
-            found: list = []
-            problems = [p for ps in validate_resources(resources, references=found).values() for p in ps]
+            problems = [p for ps in validate_resources(resources).values() for p in ps]
             if problems:
                 held[nct_id] = {**base, "rule": "valid_resource", "field": problems[0].split(":", 1)[0],
                                 "reason": f"{src} record {nct_id}: {len(problems)} FHIR validation problem(s): "
@@ -83,11 +82,31 @@ def map_chunk(rows: list[tuple]) -> MappedChunk:
                 continue
             study = {"nct_id": nct_id, "source_file": src, "source_record": rec, "content_hash": chash}
             mapped.append(study)
-            emitted.extend(resource_row(nct_id, r) for r in resources)
-            yield {**study, "resources": resources, "references": found}
+            rows_of_study = [resource_row(nct_id, r) for r in resources]
+            emitted.extend(rows_of_study)
+            yield {**study, "resources": resources, "references": _references(resources, rows_of_study)}
 
     frames, ids = fhir_staging.frames(passing())
     return MappedChunk(held, mapped, frames, ids, [resource_frame(emitted)])
+
+
+def _references(resources: list[dict], rows: list[tuple]) -> list[tuple[str, str | None, str]]:
+    """('Type/id', element path, target) of a study's literal references, for the suite's reference frame.
+
+    Targets are read from the serialized rows (validation no longer walks every resource). The element
+    path names a reference only in the gate's message for one that does not resolve, so it is spelled
+    out (by a walk) only for a resource with a target outside the study's own resources, the only ones
+    that can fail; the others carry None."""
+    own = {f"{r['resourceType']}/{r['id']}" for r in resources}
+    out: list[tuple[str, str | None, str]] = []
+    for res, row in zip(resources, rows):
+        name = f"{res['resourceType']}/{res['id']}"
+        targets = None if "contained" in res else serialized_reference_targets(row[5])
+        if targets is not None and all(t in own for t in targets):
+            out += [(name, None, t) for t in targets]
+        else:
+            out += [(name, path, t) for path, t in literal_references(res)]
+    return out
 
 
 # Payloads as UTF-8 bytes (`encode`), not text: DuckDB makes bytes faster than a str, pickle sends them to a

@@ -39,3 +39,24 @@ def _count(node) -> int:
     if isinstance(node, list):
         return sum(_count(v) for v in node)
     return 0
+
+
+def test_mapping_workers_spell_a_path_only_where_a_reference_can_fail():
+    """map_chunk reads reference targets from the serialized rows; the element path (used only in the
+    gate's message for a reference that does not resolve) is spelled out for a resource whose targets
+    are not all the study's own resources, and only there."""
+    from expectations.fhir_gate import _references
+    from transforms.fhir.store import resource_row
+    from transforms.fhir.validate import literal_references
+
+    resources = map_study(json.loads((DATA / "NCT06668571.json").read_text(encoding="utf-8")))
+    refs = _references(resources, [resource_row("NCT06668571", r) for r in resources])
+    expected = [(f"{r['resourceType']}/{r['id']}", t) for r in resources for _p, t in literal_references(r)]
+    assert [(name, t) for name, _f, t in refs] == expected and len(refs) > 10
+    assert {f for _n, f, _t in refs} == {None}
+    study = resources[0]
+    study["site"][0] = {"reference": "Location/not-emitted"}
+    refs = _references(resources, [resource_row("NCT06668571", r) for r in resources])
+    spelled = [(f, t) for name, f, t in refs if f is not None]
+    assert ("ResearchStudy.site[0].reference", "Location/not-emitted") in spelled
+    assert all(f.startswith("ResearchStudy.") for f, _t in spelled)  # the study's other resources: no walk

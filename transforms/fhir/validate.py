@@ -20,11 +20,17 @@ plain tables, and a dict walker applies them. The walker also enforces what fhir
 misses: required-binding code enums (`enum_values`, e.g. ResearchStudy.status), reference
 target types, null values and empty arrays/objects. `mode="full"` runs fhir.resources itself
 instead of the walker; tests assert that both modes reject the same broken resources.
+
+The walker itself now runs only on resources that fail: `rule_schema` writes the same rules into a
+copy of the R5 schema, and a resource of an emitted type that passes it is valid without a walk
+(the walk was 0.21 of a mapping worker's 0.57 ms a study; the rules schema adds 0.02 ms to the plain
+one). A rejected resource is walked so its problems read as before; tests require the two to agree.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import typing
 from collections.abc import Iterable
 from functools import cache, lru_cache
@@ -206,6 +212,8 @@ def _fmt(path: list) -> str:
 
 def _check_coding(coding: dict, path: list, binding, out: list[str], where: str) -> None:
     system, code = coding.get("system"), coding.get("code")
+    if not isinstance(system, (str, type(None))) or not isinstance(code, (str, type(None))):
+        return  # a list or an object here is the JSON schema's to report (and unhashable)
     known = _known_systems().get(system)
     if known is not None and code is not None and code not in known:
         out.append(f"{where}: {_fmt(path)}: code {code!r} is not in code system {system}")
@@ -225,6 +233,8 @@ def _check_reference(ref: dict, allowed: frozenset, path: list, out: list[str], 
     literal = ref.get("reference")
     if isinstance(literal, str) and "/" in literal and not literal.startswith(("#", "http:", "https:", "urn:")):
         target = literal.split("/", 1)[0]
+    if type(target) is not str:
+        return  # the JSON schema reports a `type` that is not a uri (and a dict is unhashable)
     if target and "Resource" not in allowed and target not in allowed:
         out.append(f"{where}: {_fmt(path)}: reference to {target} not allowed "
                    f"(allowed: {', '.join(sorted(allowed))})")
@@ -235,7 +245,7 @@ def _check_item(item, spec, path: list, el_path, bindings, out: list[str], where
     if item is None or item == {}:
         out.append(f"{where}: {_fmt(path)}: null or empty value")
     elif enum is not None:
-        if item not in enum:
+        if type(item) is not str or item not in enum:  # not hashed unless a str: [] or {} would raise
             out.append(f"{where}: {_fmt(path)}: code {item!r} is not one of {sorted(enum)}")
     elif bounds is not None:
         if type(item) is not int or not bounds[0] <= item <= bounds[1]:
@@ -352,6 +362,23 @@ def literal_references(resource: dict) -> list[tuple[str, str]]:
     return _typed(resource, found)
 
 
+# A literal reference in compact JSON (orjson's output): inside a string every quote is escaped, so
+# `"reference":"` followed by a string can only be a key and its value.
+_SERIALIZED_REFERENCE = re.compile(r'"reference":"((?:[^"\\]|\\.)*)"')
+
+
+def serialized_reference_targets(text: str) -> list[str]:
+    """The targets `literal_references` finds, read from a resource's compact JSON with a regular
+    expression instead of a walk of its dicts (a third of the walk's cost when validation no longer
+    walks), for a resource without `contained` ones (their references are local and left out)."""
+    out = []
+    for raw in _SERIALIZED_REFERENCE.findall(text):
+        target = json.loads(f'"{raw}"') if "\\" in raw else raw
+        if not target.startswith("#"):
+            out.append(target)
+    return out
+
+
 def _typed(resource: dict, found: list) -> list[tuple[str, str]]:
     """Walk paths start below the resource (as in problem messages); a reference's path names its type."""
     rtype = resource.get("resourceType")
@@ -385,7 +412,8 @@ def _model_problems(resource: dict, where: str) -> list[str]:
 def validate_resource(resource: dict, *, mode: str = "fast", references: list | None = None) -> list[str]:
     """Readable problems with one resource, each prefixed 'Type/id: element path'; [] if valid.
 
-    mode='fast': JSON schema + structure/code walker (the pipeline default).
+    mode='fast': JSON schema + structure/code walker (the pipeline default); a resource the rules schema
+    accepts (see rule_schema) is not walked, unless `references` asks for the walk's references.
     mode='full': additionally fhir.resources model validation (slow; tests and audits).
     `references`, when a list, gets (element path, target) of the resource's literal references
     (as `literal_references()` finds them), collected on the structure walk: the gate's reference frame
@@ -393,12 +421,19 @@ def validate_resource(resource: dict, *, mode: str = "fast", references: list | 
     """
     if not isinstance(resource, dict):
         return [f"(not a resource): expected a JSON object, got {type(resource).__name__}"]
+    from . import rule_schema  # it reads this module's rule tables
+
+    covered = mode == "fast" and rule_schema.covers(resource)
+    if covered and references is None and rule_schema.passes(resource):
+        return []  # every rule below holds: judged in Rust (see rule_schema)
     where = f"{resource.get('resourceType')}/{resource.get('id')}"
     problems = _schema_problems(resource, where)
     found: list | None = [] if references is not None else None
     problems += _structure_problems(resource, where, found)
     if found:
         references += _typed(resource, found)
+    if covered and not problems and not rule_schema.passes(resource):
+        problems = rule_schema.problems(resource, where)  # never a silent pass if the two ever differ
     if mode == "full":
         problems += _model_problems(resource, where)
     elif mode != "fast":
