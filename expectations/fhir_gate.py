@@ -23,6 +23,7 @@ from transforms.ctgov.records import parse_payload
 from transforms.fhir.store import append_new_studies, create_fhir_schema, fold_shared, resource_frame, resource_row
 from transforms.fhir.validate import literal_references, serialized_reference_targets, validate_resources
 from trialhouse.settings import stage_chunk, stage_workers
+from trialhouse.workfile import single_threaded
 
 STAGE = "stage_fhir"
 
@@ -179,32 +180,34 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
         append_new_studies(con, STAGE, rows, writes)
 
     done: list[MappedChunk] = []
-    for part, last in _mapped_slices(con, ncts, chunk or stage_chunk(), workers or stage_workers()):
-        done.append(part)
-        if unwritten:
-            write_next()
-        if not last:
-            continue
-        mc, done = _merged(done), []
-        result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(mc.ids, len(mc.mapped)), mc.frames,
-                                 key_columns=fhir_staging.KEYS + ["field"], docs=False)
-        merged = fold_result(merged, result)
-        held = _hold_failures(mc, result, reasons)
-        if held:  # held studies are few: their payloads are read back only for them
-            payloads = dict(con.execute("SELECT s.nct_id, v.payload FROM stage.ctgov_study s JOIN raw.ctgov_study_version v"
-                                        " USING (version_key) WHERE s.nct_id IN (SELECT unnest(?::VARCHAR[]))",
-                                        [sorted(held)]).fetchall())
-            now = now_utc()
-            write_quarantine(con, [{**h, "run_id": run_id, "quarantined_at": now, "payload": payloads[n]}
-                                   for n, h in held.items()])
-        mark_state(con, [(h["record_key"], h["content_hash"]) for h in held.values()], "quarantined", run_id)
-        held_all += held
-        studies += sum(1 for m in mc.mapped if m["nct_id"] not in held)
-        while unwritten:  # the previous chunk's, when this one had fewer slices
-            write_next()
-        unwritten.extend(rows[~rows["emitted_by"].isin(held)] if held else rows for rows in mc.rows)
-        del mc, result
-        release_memory()
+    workers = workers or stage_workers()
+    with single_threaded(con, workers):
+        for part, last in _mapped_slices(con, ncts, chunk or stage_chunk(), workers):
+            done.append(part)
+            if unwritten:
+                write_next()
+            if not last:
+                continue
+            mc, done = _merged(done), []
+            result = runner.validate(fhir_staging.SUITE, fhir_staging.rules(mc.ids, len(mc.mapped)), mc.frames,
+                                     key_columns=fhir_staging.KEYS + ["field"], docs=False)
+            merged = fold_result(merged, result)
+            held = _hold_failures(mc, result, reasons)
+            if held:  # held studies are few: their payloads are read back only for them
+                payloads = dict(con.execute("SELECT s.nct_id, v.payload FROM stage.ctgov_study s JOIN raw.ctgov_study_version v"
+                                            " USING (version_key) WHERE s.nct_id IN (SELECT unnest(?::VARCHAR[]))",
+                                            [sorted(held)]).fetchall())
+                now = now_utc()
+                write_quarantine(con, [{**h, "run_id": run_id, "quarantined_at": now, "payload": payloads[n]}
+                                       for n, h in held.items()])
+            mark_state(con, [(h["record_key"], h["content_hash"]) for h in held.values()], "quarantined", run_id)
+            held_all += held
+            studies += sum(1 for m in mc.mapped if m["nct_id"] not in held)
+            while unwritten:  # the previous chunk's, when this one had fewer slices
+                write_next()
+            unwritten.extend(rows[~rows["emitted_by"].isin(held)] if held else rows for rows in mc.rows)
+            del mc, result
+            release_memory()
     while unwritten:
         write_next()
     fold_shared(con, STAGE)

@@ -278,6 +278,7 @@ def in_order(pool, fn: Callable, args: Iterator, depth: int) -> Iterator:
 _END = object()
 
 
+
 def _malloc_trim():
     try:
         import ctypes

@@ -57,6 +57,8 @@ def frames(studies: Iterable[dict]) -> tuple[dict[str, pd.DataFrame], set[str]]:
             if not res.get("partOf"):
                 rs.append((*key, name))
             for element, parts, systems in bound:
+                if parts[0] not in res:  # most bound elements are absent (a site's ResearchStudy has few)
+                    continue
                 got: list = []
                 _codings(res, parts, "ResearchStudy", got)
                 codes += [(*key, name, path, element, f"{system}|{code}")

@@ -40,3 +40,24 @@ def test_a_chunks_rows_are_written_while_the_next_chunk_maps(monkeypatch):
     staged_ids = {n for (n,) in con.execute("SELECT DISTINCT nct_id FROM stage_fhir.resource "
                                             "WHERE nct_id IS NOT NULL").fetchall()}
     assert len(staged_ids) == result.studies and result.studies + result.quarantined == staged.staged
+
+
+def test_with_mapping_workers_duckdb_writes_on_one_thread_and_gets_its_threads_back(monkeypatch):
+    """While the workers map, they have the cores; DuckDB's second thread only competed with them (see
+    trialhouse.workfile.single_threaded). The last chunk's slices are written after the workers are
+    gone, with DuckDB's threads back, and the connection ends as it was."""
+    con = raw_connection()
+    stage_registry(con, GxRunner(), "run-1", chunk=4)
+    threads = "SELECT current_setting('threads')"
+    default = con.execute(threads).fetchone()[0]
+    seen = []
+    append = fhir_gate.append_new_studies
+
+    def writing(con, schema, rows, seq):
+        seen.append(con.execute(threads).fetchone()[0])
+        return append(con, schema, rows, seq)
+
+    monkeypatch.setattr(fhir_gate, "append_new_studies", writing)
+    fhir_gate.stage_fhir(con, GxRunner(), "run-1", chunk=4, workers=2)
+    assert seen[0] == 1 and seen[-1] == default and seen == sorted(seen)
+    assert con.execute(threads).fetchone()[0] == default

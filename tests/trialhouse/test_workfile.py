@@ -145,3 +145,48 @@ def test_quarantine_retry_keeps_the_row_groups(tmp_path):
     assert quarantine.release(settings)["records_released"] == 1
     with duckdb.connect(str(db), read_only=True) as con:
         assert row_groups(con, "t") == [WAREHOUSE_ROW_GROUP] * 3
+
+
+def _threads(con) -> int:
+    return con.execute("SELECT current_setting('threads')").fetchone()[0]
+
+
+def test_single_threaded_gives_the_cores_to_the_workers_and_back(tmp_path):
+    from trialhouse.workfile import single_threaded
+
+    with connect_work(tmp_path / "w.duckdb", CONFIG) as con:
+        default = _threads(con)
+        with single_threaded(con, 1):
+            assert _threads(con) == default  # no workers: DuckDB keeps its threads
+        with single_threaded(con, 2):
+            assert _threads(con) == 1
+        assert _threads(con) == default
+        try:
+            with single_threaded(con, 2):
+                raise RuntimeError("a failed stage")
+        except RuntimeError:
+            pass
+        assert _threads(con) == default
+
+
+def test_raw_ingest_of_a_zip_with_workers_writes_on_one_duckdb_thread(tmp_path, monkeypatch):
+    records = [json.loads(p.read_text()) for p in study_files()]
+    landing = Landing(tmp_path / "landing")
+    path = landing.root / "ctgov" / "ctg-studies.json.zip"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for rec in records:
+            zf.writestr(f"ctg-studies/{rec['protocolSection']['identificationModule']['nctId']}.json", json.dumps(rec))
+    seen = []
+    flush = ingest._VersionWriter.flush
+
+    def watched(self):
+        seen.append(_threads(self.con))
+        return flush(self)
+
+    monkeypatch.setattr(ingest._VersionWriter, "flush", watched)
+    with connect_work(tmp_path / "w.duckdb", CONFIG) as con:
+        default = _threads(con)
+        summary = ingest.ingest_landing(con, landing.root, run_id="r", workers=2)
+        assert summary.new_versions == len(records)
+        assert seen and set(seen) == {1} and _threads(con) == default

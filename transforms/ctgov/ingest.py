@@ -29,6 +29,7 @@ from transforms.ctgov.identity import IdentityError, identify
 from transforms.ctgov.records import (KIND_ZIP, FileFormatError, MemberSlice, RawRecord, detect_kind, member_slices,
                                       open_zip, read_records, slice_records, zip_members, zip_records)
 from trialhouse.settings import WAREHOUSE_ROW_GROUP
+from trialhouse.workfile import single_threaded
 
 CTGOV_SUBDIR = "ctgov"
 # Versions per insert: the warehouse's row group size, so a batch fills whole row groups, which
@@ -262,10 +263,11 @@ def ingest_file(con, f: LandingFile, run_id: str | None, summary: IngestSummary,
     status, error, kind = "loaded", None, "unknown"
     try:
         kind, items = _prepared(f, workers)
-        for item in items:
-            seen += 1
-            writer.add(item)
-        writer.flush()
+        with single_threaded(con, workers if kind == KIND_ZIP else 1):  # workers parse only zips
+            for item in items:
+                seen += 1
+                writer.add(item)
+            writer.flush()
     except FileFormatError as exc:
         status, error = "failed", str(exc)
     except (OSError, ValueError) as exc:  # e.g. a zip truncated in the middle
