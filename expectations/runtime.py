@@ -278,7 +278,6 @@ def in_order(pool, fn: Callable, args: Iterator, depth: int) -> Iterator:
 _END = object()
 
 
-
 def _malloc_trim():
     try:
         import ctypes
