@@ -32,6 +32,28 @@ def corpus_resources() -> list[dict]:
     return out
 
 
+@pytest.fixture(scope="module")
+def participant_resources(tmp_path_factory) -> list[dict]:
+    """Patient and ResearchSubject resources of synthetic participants (the site data's FHIR)."""
+    import json
+    from pathlib import Path
+
+    import duckdb
+
+    from transforms.fhir.research_subject import map_participants_fhir, subject_rows
+    from transforms.sites.ingest import ingest_site_deliveries
+    from trialhouse.synth_site import generate_delivery
+
+    root = tmp_path_factory.mktemp("rule_schema_sites")
+    generate_delivery(root / "sites", participants=40, sites=2, seed=5)
+    con = duckdb.connect()
+    ingest_site_deliveries(con, root)
+    rows = subject_rows(con, "NCT06668571")
+    con.close()
+    record = json.loads((Path(__file__).resolve().parents[2] / "data" / "ctgov" / "NCT06668571.json").read_text())
+    return map_participants_fhir(rows, "NCT06668571", b"synthetic-test-pseudonym-key-000", registry=record)
+
+
 def _walker_verdict(resource: dict) -> tuple[bool, list[str]]:
     schema = v._schema_problems(resource, "x")
     walker = v._structure_problems(resource, "x")
@@ -97,7 +119,7 @@ def _mutate(resource: dict, rng: random.Random) -> dict:
             value["extension"] = [{"url": "http://e/x", "valueCoding": {"system": _SYSTEMS[0], "code": "bogus"}}]
         elif move == 9 and isinstance(value, list):
             value.append(rng.choice([None, {}, copy.deepcopy(value[0]) if value else 1]))
-        elif move == 10 and isinstance(value, dict) and "coding" in value:
+        elif move == 10 and isinstance(value, dict) and isinstance(value.get("coding"), list):
             value["coding"].append({"system": rng.choice(_SYSTEMS), "code": rng.choice(_CODES)})
         elif move == 11 and key == "coding" and isinstance(value, list) and value:
             # a real code of a system we hold, under a system we hold: right or wrong for the binding
@@ -109,12 +131,14 @@ def _mutate(resource: dict, rng: random.Random) -> dict:
     return out
 
 
-def test_rules_schema_and_walker_agree_on_broken_resources(corpus_resources):
-    rng = random.Random(20261130)
+def _agree(resources: list[dict], n: int, seed: int) -> tuple[dict[str, int], dict[bool, int]]:
+    """Break `n` resources at random; the verdicts must agree every time. Returns the kinds of problem
+    only the walker found, and the counts of accepted and rejected."""
+    rng = random.Random(seed)
     kinds: dict[str, int] = {}
     verdicts = {True: 0, False: 0}
-    for _ in range(6000):
-        broken = _mutate(rng.choice(corpus_resources), rng)
+    for _ in range(n):
+        broken = _mutate(rng.choice(resources), rng)
         if not rule_schema.covers(broken):  # resourceType changed: validate_resource walks it
             continue
         walker_ok, walker_problems = _walker_verdict(broken)
@@ -126,9 +150,23 @@ def test_rules_schema_and_walker_agree_on_broken_resources(corpus_resources):
                                      "not allowed", "is not in code system", "bound value set", "is not one of")
                          if k in text), text)
             kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds, verdicts
+
+
+def test_rules_schema_and_walker_agree_on_broken_resources(corpus_resources):
+    kinds, verdicts = _agree(corpus_resources, 6000, 20261130)
     assert verdicts[True] > 300 and verdicts[False] > 3000
     for kind in ("required element missing", "exactly one of", "null or empty", "empty array", "not allowed",
                  "is not in code system"):
+        assert kinds.get(kind, 0) >= 3, kinds
+
+
+def test_rules_schema_and_walker_agree_on_broken_participants(participant_resources):
+    assert {r["resourceType"] for r in participant_resources} == {"Patient", "ResearchSubject"}
+    assert all(rule_schema.passes(r) for r in participant_resources)
+    kinds, verdicts = _agree(participant_resources, 2500, 5)
+    assert verdicts[True] > 100 and verdicts[False] > 1000
+    for kind in ("null or empty", "empty array", "is not in code system", "is not one of", "not allowed"):
         assert kinds.get(kind, 0) >= 3, kinds
 
 
