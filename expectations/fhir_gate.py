@@ -6,6 +6,7 @@ mapping that follows sees only studies that made it through here.
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from collections import deque
 from collections.abc import Iterator
@@ -135,6 +136,22 @@ def _merged(parts: list[MappedChunk]) -> MappedChunk:
                        frames, set().union(*(p.ids for p in parts)), [r for p in parts for r in p.rows])
 
 
+def worker_start() -> None:
+    """A mapping worker's start: compile the validator, then move everything alive into the garbage
+    collector's permanent generation and collect the youngest less often.
+
+    The R5 schema and the rule tables are hundreds of thousands of objects that live as long as the
+    worker, and each full collection walked them all again; a mapping worker allocates millions of
+    short-lived dicts, none in cycles that matter. One core, 2,000 studies: 0.443 -> 0.407 ms a study,
+    the same as with the collector off (0.406); the stage alone on 20,000 studies, alternating three
+    times: workers' CPU 11.0-11.8 -> 10.4-10.9 s, wall 8.70-9.22 -> 8.50-8.71 s."""
+    from transforms.fhir import rule_schema
+
+    rule_schema.validator()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def _mapped_slices(con, ncts: list[str], size: int, workers: int) -> Iterator[tuple[MappedChunk, bool]]:
     """Mapped slices in order, each with whether it ends its chunk of `size` studies; they map in
     `workers` processes when there are several, a slice of at most MAP_SLICE studies per task.
@@ -152,7 +169,7 @@ def _mapped_slices(con, ncts: list[str], size: int, workers: int) -> Iterator[tu
             yield map_chunk(fetch(part)), True
         return
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=worker_start) as pool:
         mapped = in_order(pool, map_chunk, (fetch(s) for _, s in slices), workers + 1)
         for k, result in enumerate(mapped):
             yield result, k + 1 == len(slices) or slices[k + 1][0] != slices[k][0]

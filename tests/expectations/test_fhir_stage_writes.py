@@ -61,3 +61,27 @@ def test_with_mapping_workers_duckdb_writes_on_one_thread_and_gets_its_threads_b
     fhir_gate.stage_fhir(con, GxRunner(), "run-1", chunk=4, workers=2)
     assert seen[0] == 1 and seen[-1] == default and seen == sorted(seen)
     assert con.execute(threads).fetchone()[0] == default
+
+
+def _collector_state() -> tuple[int, tuple[int, int, int], bool]:
+    import gc
+
+    from transforms.fhir import rule_schema
+
+    return gc.get_freeze_count(), gc.get_threshold(), rule_schema.validator.cache_info().currsize == 1
+
+
+def test_a_mapping_worker_starts_with_the_validator_compiled_and_frozen():
+    """The long-lived R5 schema and rule tables are moved out of the collector's way in each worker
+    (fhir_gate.worker_start), so its full collections no longer walk them; the run process is left as is."""
+    import gc
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=fhir_gate.worker_start) as pool:
+        frozen, threshold, compiled = pool.submit(_collector_state).result()
+    assert frozen > 100_000 and threshold == (10_000, 10, 10) and compiled
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:  # a plain worker, for contrast
+        frozen, threshold, compiled = pool.submit(_collector_state).result()
+    assert frozen == 0 and threshold == gc.get_threshold() and not compiled
