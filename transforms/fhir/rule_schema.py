@@ -46,7 +46,8 @@ def _ref(name: str) -> dict:
 
 def _reference_rule(allowed: frozenset) -> dict:
     """The walker's `_check_reference`: the target is the literal's type prefix where the literal has
-    one (not local, not absolute), else `type`; either must be an allowed type."""
+    one (not local, not absolute), else `type`; either must be an allowed type, or empty (a literal
+    `/x` names no type, and the walker lets it be)."""
     alts = "|".join(sorted(allowed))
     untyped_literal = {"anyOf": [
         {"not": {"required": ["reference"]}},
@@ -54,7 +55,7 @@ def _reference_rule(allowed: frozenset) -> dict:
             {"not": {"type": "string"}}, {"pattern": "^(#|http:|https:|urn:)"}, {"pattern": "^[^/]*$"}]}}},
     ]}
     return {"anyOf": [
-        {"required": ["reference"], "properties": {"reference": {"type": "string", "pattern": f"^({alts})/"}}},
+        {"required": ["reference"], "properties": {"reference": {"type": "string", "pattern": f"^({alts}|)/"}}},
         {"allOf": [untyped_literal, {"anyOf": [{"not": {"required": ["type"]}},
                                                {"properties": {"type": {"enum": ["", *sorted(allowed)]}}}]}]},
     ]}

@@ -203,8 +203,12 @@ def test_rules_random_changes_rarely_reach(corpus_resources):
                 lambda r: r["recruitment"].update(targetNumber=2**31), lambda r: r["recruitment"].update(targetNumber=True),
                 lambda r: r["recruitment"].update(targetNumber=2.5), lambda r: r.update(extension=[{}]),
                 lambda r: r.update(extension=[]), lambda r: r.update(modifierExtension=[None]),
-                lambda r: r.update(text={"status": "generated", "div": None}))
+                lambda r: r.update(text={"status": "generated", "div": None}),
+                lambda r: r["recruitment"].update(eligibility={"reference": "#local", "type": "Patient"}),
+                lambda r: r["recruitment"].update(eligibility={"reference": "Patient/p1"}))
     accepted = (lambda r: r.update(_status={}), lambda r: r.update(extension=[{"url": "http://e", "valueString": "x"}]),
+                lambda r: r["recruitment"].update(eligibility={"reference": "/no-type", "type": "Patient"}),
+                lambda r: r["recruitment"].update(eligibility={"reference": "#local", "type": "Group"}),
                 lambda r: r.update(text={"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'}))
     for changes, verdict in ((rejected, False), (accepted, True)):
         for change in changes:
