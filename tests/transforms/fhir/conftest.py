@@ -28,3 +28,32 @@ def top_level_resources() -> list[dict]:
         out += map_study(record, last_updated=LAST_UPDATED)
     return out
 
+
+
+PSEUDONYM_KEY = b"synthetic-test-pseudonym-key-000"
+
+
+@pytest.fixture(scope="session")
+def participant_rows(tmp_path_factory) -> dict:
+    """Subject rows of a synthetic site delivery (30 participants at 2 sites) for the seed study."""
+    import duckdb
+
+    from transforms.fhir.research_subject import subject_rows
+    from transforms.sites.ingest import ingest_site_deliveries
+    from trialhouse.synth_site import generate_delivery
+
+    root = tmp_path_factory.mktemp("fhir_subjects")
+    generate_delivery(root / "sites", participants=30, sites=2, seed=11)
+    con = duckdb.connect()
+    ingest_site_deliveries(con, root)
+    out = subject_rows(con, "NCT06668571")
+    con.close()
+    return out
+
+
+@pytest.fixture(scope="session")
+def participant_resources(participant_rows, seed_record) -> list[dict]:
+    """Their Patient and ResearchSubject resources."""
+    from transforms.fhir.research_subject import map_participants_fhir
+
+    return map_participants_fhir(participant_rows, "NCT06668571", PSEUDONYM_KEY, registry=seed_record)

@@ -2,35 +2,26 @@
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
+from tests.transforms.fhir.conftest import PSEUDONYM_KEY as KEY
 from transforms.fhir.research_study import map_study
-from transforms.fhir.research_subject import arm_link_ids, map_participants_fhir, subject_rows
+from transforms.fhir.research_subject import arm_link_ids, map_participants_fhir
 from transforms.fhir.validate import validate_resources
 from transforms.omop.participants.pseudonym import pseudonym
-from transforms.sites.ingest import ingest_site_deliveries
-from trialhouse.synth_site import generate_delivery
 
 REPO = Path(__file__).resolve().parents[3]
 RECORD = json.loads((REPO / "tests" / "data" / "ctgov" / "NCT06668571.json").read_text())
-KEY = b"synthetic-test-pseudonym-key-000"
 
 
 @pytest.fixture(scope="module")
-def rows(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fhir_subjects")
-    generate_delivery(root / "sites", participants=30, sites=2, seed=11)
-    con = duckdb.connect()
-    ingest_site_deliveries(con, root)
-    out = subject_rows(con, "NCT06668571")
-    con.close()
-    return out
+def rows(participant_rows):
+    return participant_rows
 
 
 @pytest.fixture(scope="module")
-def resources(rows):
-    return map_participants_fhir(rows, "NCT06668571", KEY, registry=RECORD)
+def resources(participant_resources):
+    return participant_resources
 
 
 def test_one_patient_and_one_research_subject_per_participant_all_valid(rows, resources):

@@ -32,28 +32,6 @@ def corpus_resources() -> list[dict]:
     return out
 
 
-@pytest.fixture(scope="module")
-def participant_resources(tmp_path_factory) -> list[dict]:
-    """Patient and ResearchSubject resources of synthetic participants (the site data's FHIR)."""
-    import json
-    from pathlib import Path
-
-    import duckdb
-
-    from transforms.fhir.research_subject import map_participants_fhir, subject_rows
-    from transforms.sites.ingest import ingest_site_deliveries
-    from trialhouse.synth_site import generate_delivery
-
-    root = tmp_path_factory.mktemp("rule_schema_sites")
-    generate_delivery(root / "sites", participants=40, sites=2, seed=5)
-    con = duckdb.connect()
-    ingest_site_deliveries(con, root)
-    rows = subject_rows(con, "NCT06668571")
-    con.close()
-    record = json.loads((Path(__file__).resolve().parents[2] / "data" / "ctgov" / "NCT06668571.json").read_text())
-    return map_participants_fhir(rows, "NCT06668571", b"synthetic-test-pseudonym-key-000", registry=record)
-
-
 def _walker_verdict(resource: dict) -> tuple[bool, list[str]]:
     schema = v._schema_problems(resource, "x")
     walker = v._structure_problems(resource, "x")
