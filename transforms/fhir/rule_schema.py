@@ -148,9 +148,7 @@ def build(types: tuple[str, ...]) -> dict:
             copy["allOf"] = rules
         defs[name + SUFFIX] = copy
     _bind(defs, paired)
-    branches = [{"if": {"properties": {"resourceType": {"const": t}}, "required": ["resourceType"]},
-                 "then": _ref(t + SUFFIX)} for t in types]
-    return {"$schema": "http://json-schema.org/draft-07/schema#", "allOf": branches, "definitions": defs}
+    return _v.by_resource_type(defs, types, SUFFIX)
 
 
 def _bind(defs: dict, paired: dict) -> None:
@@ -203,8 +201,4 @@ def passes(resource: dict) -> bool:
 def problems(resource: dict, where: str) -> list[str]:
     """The rules schema's own errors: reported only if it rejects what the walker let through, which
     the tests rule out, so a gap between the two is never a silent pass."""
-    out = []
-    for e in validator().iter_errors(resource):
-        path = ".".join(str(p) for p in e.instance_path) or "(root)"
-        out.append(f"{where}: {path}: rules: {e.message[:300]}")
-    return out
+    return _v.schema_errors(validator(), resource, where, "rules")

@@ -61,13 +61,16 @@ COMMON_TYPES = ("ResearchStudy", "Practitioner", "PractitionerRole", "Group", "E
                 "Organization", "ResearchSubject", "Patient")
 
 
+def by_resource_type(definitions: dict, types: tuple[str, ...], suffix: str = "") -> dict:
+    """A draft-07 root that checks each resource against the definition `<resourceType><suffix>`."""
+    branches = [{"if": {"properties": {"resourceType": {"const": t}}, "required": ["resourceType"]},
+                 "then": {"$ref": f"#/definitions/{t}{suffix}"}} for t in types]
+    return {"$schema": "http://json-schema.org/draft-07/schema#", "allOf": branches, "definitions": definitions}
+
+
 @cache
 def _common_validator():
-    full = _schema()
-    branches = [{"if": {"properties": {"resourceType": {"const": t}}, "required": ["resourceType"]},
-                 "then": {"$ref": f"#/definitions/{t}"}} for t in COMMON_TYPES]
-    root = {"$schema": "http://json-schema.org/draft-07/schema#", "allOf": branches, "definitions": full["definitions"]}
-    return jsonschema_rs.validator_for(root)
+    return jsonschema_rs.validator_for(by_resource_type(_schema()["definitions"], COMMON_TYPES))
 
 
 @cache
@@ -85,12 +88,15 @@ def _schema_problems(resource: dict, where: str) -> list[str]:
     v = _schema_validator(resource.get("resourceType"))
     if v is None:
         return [f"{where}: unknown resourceType {resource.get('resourceType')!r}"]
-    if v.is_valid(resource):
-        return []
+    return [] if v.is_valid(resource) else schema_errors(v, resource, where, "schema")
+
+
+def schema_errors(validator, resource: dict, where: str, label: str) -> list[str]:
+    """A compiled schema's errors as problem lines: 'Type/id: element path: label: message'."""
     out = []
-    for e in v.iter_errors(resource):
+    for e in validator.iter_errors(resource):
         path = ".".join(str(p) for p in e.instance_path) or "(root)"
-        out.append(f"{where}: {path}: schema: {e.message[:300]}")
+        out.append(f"{where}: {path}: {label}: {e.message[:300]}")
     return out
 
 
