@@ -252,3 +252,9 @@ def test_serialized_references_are_the_walks_references(corpus_resources):
               "managingEntity": {"reference": "#local"}}
     assert v.serialized_reference_targets(orjson.dumps(tricky).decode()) == ['Organization/a\\"b']
     assert [t for _p, t in v.literal_references(tricky)] == ['Organization/a\\"b']
+    # escapes before and after plain ones: a value ending in a backslash, one with a quote, then a plain one
+    several = {"resourceType": "Group", "id": "g", "characteristic": [
+        {"valueReference": {"reference": "Organization/x\\"}}, {"valueReference": {"reference": 'Location/"q"'}},
+        {"valueReference": {"reference": "Location/plain"}}, {"valueReference": {"reference": "#c"}}]}
+    assert v.serialized_reference_targets(orjson.dumps(several).decode()) == [
+        t for _p, t in v.literal_references(several)] == ["Organization/x\\", 'Location/"q"', "Location/plain"]
