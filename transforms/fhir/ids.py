@@ -42,11 +42,15 @@ def study_id(nct_id: str) -> str:
     return nct_id.lower()
 
 
+@lru_cache(maxsize=32768)
 def organization_id(name: str) -> str:
     return "org-" + digest(normalise(name) or name)
 
 
+@lru_cache(maxsize=32768)
 def location_id(facility: str, city: str, state: str, zip_code: str, country: str) -> str:
+    """Cached as a whole: sites repeat across studies, and five cached normalisations and a hash
+    each time were a twentieth of a mapping worker's time."""
     return "loc-" + digest(*(normalise(p) for p in (facility, city, state, zip_code, country)))
 
 
