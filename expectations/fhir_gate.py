@@ -22,6 +22,7 @@ from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
 from transforms.fhir.store import append_new_studies, create_fhir_schema, fold_shared, resource_frame, resource_row
+from transforms.omop._db import transaction
 from transforms.fhir.validate import literal_references, serialized_reference_targets, validate_resources
 from trialhouse.settings import stage_chunk, stage_workers
 from trialhouse.workfile import single_threaded
@@ -182,7 +183,17 @@ def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,
     A chunk's rows are written only once its GX run has decided which of its studies to hold, and
     they are written a slice at a time while the next chunk's slices arrive: written all at once
     after the GX run, the workers sat idle once their few slices in flight were mapped (the
-    20,000-study stage used 1.76 of the 2 cores, 1.85 since)."""
+    20,000-study stage used 1.76 of the 2 cores, 1.85 since).
+
+    The whole stage is one transaction. Committed a slice at a time, each slice's rows also went
+    through the WAL and its partly filled last row group was rewritten at the next checkpoint: that
+    checkpoint cost 0.34-0.38 s after 20,000 studies, 0.01 s now. A stage that fails leaves nothing
+    half-staged either (the next run rebuilds it)."""
+    with transaction(con):
+        return _stage(con, runner, run_id, chunk, workers)
+
+
+def _stage(con, runner: GxRunner, run_id: str, chunk: int | None, workers: int | None) -> FhirStageResult:
     con.execute("DROP SCHEMA IF EXISTS stage_fhir CASCADE")
     create_fhir_schema(con, STAGE)
     ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]

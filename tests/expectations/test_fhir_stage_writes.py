@@ -85,3 +85,48 @@ def test_a_mapping_worker_starts_with_the_validator_compiled_and_frozen():
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:  # a plain worker, for contrast
         frozen, threshold, compiled = pool.submit(_collector_state).result()
     assert frozen == 0 and threshold == gc.get_threshold() and not compiled
+
+
+def test_the_whole_stage_writes_in_one_transaction(monkeypatch):
+    """Every slice's rows go in under one transaction id (committed a slice at a time, all the staged
+    JSON went through the WAL as well: 296 MB of it after 20,000 studies), and it is committed at the end."""
+    from transforms.omop._db import in_transaction
+
+    con = raw_connection()
+    stage_registry(con, GxRunner(), "run-1", chunk=4)
+    seen = []
+    append = fhir_gate.append_new_studies
+
+    def writing(con, schema, rows, seq):
+        seen.append((in_transaction(con), con.execute("SELECT txid_current()").fetchone()[0]))
+        return append(con, schema, rows, seq)
+
+    monkeypatch.setattr(fhir_gate, "append_new_studies", writing)
+    fhir_gate.stage_fhir(con, GxRunner(), "run-1", chunk=4, workers=1)
+    assert len(seen) >= 3 and all(inside for inside, _ in seen) and len({tx for _, tx in seen}) == 1
+    assert not in_transaction(con)
+
+
+def test_a_stage_that_fails_midway_leaves_the_last_stage_and_quarantine_as_they_were(monkeypatch):
+    con = raw_connection()
+    stage_registry(con, GxRunner(), "run-1", chunk=4)
+    first = fhir_gate.stage_fhir(con, GxRunner(), "run-1", chunk=4, workers=1)
+    tables = ["stage_fhir.resource", "quarantine.record", "quarantine.rule_result", "meta.study_state"]
+    before = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+    assert before["stage_fhir.resource"] and first.studies > 8
+    append, calls = fhir_gate.append_new_studies, []
+
+    def failing(con, schema, rows, seq):
+        calls.append(seq)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return append(con, schema, rows, seq)
+
+    monkeypatch.setattr(fhir_gate, "append_new_studies", failing)
+    try:
+        fhir_gate.stage_fhir(con, GxRunner(), "run-2", chunk=4, workers=1)
+    except RuntimeError as exc:
+        assert str(exc) == "disk full"
+    else:
+        raise AssertionError("the stage did not fail")
+    assert {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables} == before
