@@ -9,18 +9,16 @@ from expectations.runtime import SuiteResult, now_utc
 
 QUARANTINE_COLUMNS = ["run_id", "quarantined_at", "source_file", "record_key", "source_record",
                       "suite", "rule", "field", "reason", "payload"]
+_AS_RECORD = ", ".join(QUARANTINE_COLUMNS) + ", CAST(NULL AS TIMESTAMP) AS released_at"  # quarantine.record's order
 
 
 def write_quarantine(con, rows: list[dict]) -> int:
     if not rows:
         return 0
     df = pd.DataFrame([{c: r.get(c) for c in QUARANTINE_COLUMNS} for r in rows], columns=QUARANTINE_COLUMNS)
-    con.register("incoming_quarantine", df)
-    try:
-        con.execute("INSERT INTO quarantine.record (run_id, quarantined_at, source_file, record_key, source_record,"
-                    " suite, rule, field, reason, payload) SELECT * FROM incoming_quarantine")
-    finally:
-        con.unregister("incoming_quarantine")
+    # A relation, not a registered view: the FHIR stage writes here inside its one transaction, which
+    # would keep a dropped view's frame, payloads and all, until its commit (see fhir.store).
+    con.from_df(df).project(_AS_RECORD).insert_into("quarantine.record")
     return len(df)
 
 
