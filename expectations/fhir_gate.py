@@ -22,8 +22,8 @@ from expectations.suites import fhir_staging
 from transforms.fhir import MappingError, map_study
 from transforms.ctgov.records import parse_payload
 from transforms.fhir.store import append_new_studies, create_fhir_schema, fold_shared, resource_frame, resource_row
-from transforms.omop._db import transaction
 from transforms.fhir.validate import literal_references, serialized_reference_targets, validate_resources
+from transforms.omop._db import transaction
 from trialhouse.settings import stage_chunk, stage_workers
 from trialhouse.workfile import single_threaded
 
