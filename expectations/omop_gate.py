@@ -41,9 +41,11 @@ def validate_stage(con, runner: GxRunner, run_id: str, slice_rows: int | None = 
     pks = primary_keys()
     keys = sorted(set(pks.values()))
     suite_rules = rules(con, STAGE, PUBLISHED, tables, spec)
-    parts = [runner.validate(SUITE, [r for r in suite_rules if r.frame == table], {table: frame}, key_columns=keys,
-                             docs=False)
-             for table, frame in staged_slices(con, STAGE, tables, pks, slice_rows or SLICE_ROWS)]
+    parts = []
+    for table, frame in staged_slices(con, STAGE, tables, pks, slice_rows or SLICE_ROWS):
+        parts.append(runner.validate(SUITE, [r for r in suite_rules if r.frame == table], {table: frame},
+                                     key_columns=keys, docs=False))
+        del frame  # before the next slice is read: a comprehension's variable held two slices at once
     result = merge_results(SUITE, parts, runner.build_docs())
     reasons = {}
     for rr in result.failures():

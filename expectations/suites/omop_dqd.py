@@ -39,7 +39,9 @@ SLICE_ROWS = 500_000
 def staged_slices(con, stage: str, tables: list[str], primary_keys: dict[str, str],
                   rows: int = SLICE_ROWS) -> Iterator[tuple[str, pd.DataFrame]]:
     """(table, frame) for every staged table, big tables in slices of primary-key ranges, so every
-    duplicate of a key is in one slice and the uniqueness rule stays exact.
+    duplicate of a key is in one slice and the uniqueness rule stays exact. A table the spec gives no
+    primary key has no uniqueness rule, and is cut by DuckDB's rowid: read whole, cohort_definition
+    (no key in CDM v5.4, 990,910 rows at 600,000 studies) took the run process from 0.7 to 1.6 GB.
 
     DuckDB hands DATE and TIMESTAMP columns to pandas as datetime64, so date bounds compare as-is."""
     for t in tables:
@@ -47,10 +49,10 @@ def staged_slices(con, stage: str, tables: list[str], primary_keys: dict[str, st
         n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         pk = primary_keys.get(t)
         k = -(-n // rows)
-        if pk is None or k <= 1:
+        if k <= 1:
             yield t, con.execute(f"SELECT * FROM {table}").df()
             continue
-        key = quote(pk)
+        key = quote(pk) if pk is not None else "rowid"
         bounds = con.execute(f"SELECT quantile_disc({key}, ?) FROM {table}", [[i / k for i in range(1, k)]]).fetchone()[0]
         yield t, con.execute(f"SELECT * FROM {table} WHERE {key} <= ? OR {key} IS NULL", [bounds[0]]).df()
         for lo, hi in zip(bounds, bounds[1:]):
