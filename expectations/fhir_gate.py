@@ -168,29 +168,30 @@ def _mapped_slices(con, ncts: list[str], size: int, workers: int) -> Iterator[tu
     def fetch(part):
         return con.execute(_SELECT, key_range(part)).fetchall()
 
+    ends: deque[bool] = deque()  # whether each slice handed to the pool ends its chunk, in order
+
     def payload_slices() -> Iterator[list[tuple]]:
-        # One row per study (stage.ctgov_study is keyed by NCT id), so a query's rows split by count
-        # into exactly the slices below, which say where each chunk ends.
         for part in parts:
-            for block in chunked(part, FETCH_SLICE):
+            blocks = chunked(part, FETCH_SLICE)
+            for b, block in enumerate(blocks):
                 rows = fetch(block)
-                if len(rows) != len(block):
+                if len(rows) != len(block):  # one row per study: stage.ctgov_study is keyed by NCT id
                     missing = sorted(set(block) - {r[0] for r in rows})
                     raise RuntimeError(f"staged studies without their raw version: {missing[:10]}")
                 while rows:
+                    ends.append(b == len(blocks) - 1 and len(rows) <= MAP_SLICE)
                     yield rows[:MAP_SLICE]
                     del rows[:MAP_SLICE]
 
-    slices = [(i, s) for i, part in enumerate(parts) for s in chunked(part, MAP_SLICE)]
-    if workers <= 1 or len(slices) == 1:
+    if workers <= 1 or (len(parts) == 1 and len(parts[0]) <= MAP_SLICE):
         for part in parts:
             yield map_chunk(fetch(part)), True
         return
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=worker_start) as pool:
-        mapped = in_order(pool, map_chunk, payload_slices(), workers + 1)
-        for k, result in enumerate(mapped):
-            yield result, k + 1 == len(slices) or slices[k + 1][0] != slices[k][0]
+        # a slice's flag is appended when it is submitted, so before its result comes back
+        for result in in_order(pool, map_chunk, payload_slices(), workers + 1):
+            yield result, ends.popleft()
 
 
 def stage_fhir(con, runner: GxRunner, run_id: str, chunk: int | None = None,

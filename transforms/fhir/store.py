@@ -39,14 +39,11 @@ CREATE TABLE IF NOT EXISTS "{schema}".shared_pending (
     seq BIGINT NOT NULL, resource_type VARCHAR NOT NULL, id VARCHAR NOT NULL, version_id VARCHAR NOT NULL,
     last_updated TIMESTAMPTZ, resource JSON NOT NULL)
 """
-# What append_new_studies inserts of a slice's frame, as relation projections (see there).
+# A frame of `resource_rows` as the resource table's columns; append_new_studies projects relations
+# with these (see there), _write selects from a registered frame.
 _AS_RESOURCE = "resource_type, id, version_id, CAST(last_updated AS TIMESTAMPTZ), nct_id, CAST(resource AS JSON)"
 _AS_PENDING = "seq, resource_type, id, version_id, CAST(last_updated AS TIMESTAMPTZ), CAST(resource AS JSON)"
-_INSERT = """
-INSERT INTO "{schema}".resource
-SELECT resource_type, id, version_id, CAST(last_updated AS TIMESTAMPTZ), nct_id, CAST(resource AS JSON)
-FROM {batch}
-"""
+_INSERT = 'INSERT INTO "{schema}".resource SELECT ' + _AS_RESOURCE + " FROM {batch}"
 
 
 def checked_schema(schema: str) -> str:
