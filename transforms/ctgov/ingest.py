@@ -26,8 +26,8 @@ import pandas as pd
 
 from schemas import ensure_base_schemas, sql_text
 from transforms.ctgov.identity import IdentityError, identify
-from transforms.ctgov.records import (KIND_ZIP, FileFormatError, MemberSlice, RawRecord, detect_kind, member_slices,
-                                      open_zip, read_records, slice_records, zip_members, zip_records)
+from transforms.ctgov.records import (KIND_ZIP, FileFormatError, MemberSlice, RawRecord, detect_kind, read_records,
+                                      slice_records, zip_slices)
 from trialhouse.settings import WAREHOUSE_ROW_GROUP
 from trialhouse.workfile import single_threaded
 
@@ -217,13 +217,10 @@ def _prepared(f: LandingFile, workers: int) -> tuple[str, Iterator[tuple]]:
 
 
 def _prepared_zip(f: LandingFile, workers: int) -> Iterator[tuple]:
-    with open_zip(f.path, f.rel) as zf:
-        members = zip_members(zf)
-        if len(members) < PARALLEL_MIN_MEMBERS:
-            yield from map(prepare, zip_records(zf, f.rel, members))
-            return
-        parts = member_slices(members, ZIP_SLICE)
-    del zf, members  # the parsed central directory (~350 MB at 600,000 members) is not kept for the run
+    parts = zip_slices(f.path, f.rel, ZIP_SLICE)
+    if sum(map(len, parts)) < PARALLEL_MIN_MEMBERS:
+        yield from (prepare(r) for part in parts for r in slice_records(f.path, f.rel, part))
+        return
     slices = iter(parts)
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
