@@ -65,8 +65,9 @@ def stage_trials(con, runner: GxRunner, run_id: str, chunk: int | None = None) -
     The SQL mapping's memory grows with what it maps (the 100,000-study extract ran out of memory
     under a 2 GB cap), so each chunk is mapped into an empty part schema and folded into
     `stage_omop`: study-owned rows by study, and a shared row (site, investigator, source term)
-    only if no earlier chunk staged it, so the first study by NCT id describes it as in a single
-    batch (a field that study leaves empty is not filled from a later chunk's). The suite then runs
+    only if no earlier chunk staged it. A batch describes a shared site or investigator by the first
+    study by NCT id that lists it, empty fields included, and numbers new ids by that study
+    (id_map.assign_ids), so chunks of any size stage the same rows with the same ids. The suite then runs
     table by table on the whole batch, not per chunk: great-expectations costs ~4 s per run of its
     ~100 rules whatever the rows (measured), so once per chunk would dominate.
     """

@@ -20,14 +20,12 @@ QUERIES = {
     "states": "SELECT nct_id, content_hash, status FROM meta.study_state ORDER BY ALL",
     "holds": "SELECT record_key, suite, rule, field, payload IS NOT NULL FROM quarantine.record ORDER BY ALL",
     "verdicts": "SELECT suite, rule, evaluated, failed FROM quarantine.rule_result ORDER BY ALL",
-    # OMOP ids are allocated per mapping call in natural-key order, so chunks number rows differently;
-    # every row must still be there with the same content.
-    **{f"omop.{t}": f"SELECT * {ids and f'EXCLUDE ({ids})'} FROM omop.{t} ORDER BY ALL" for t, ids in (
-        ("location", "location_id"), ("care_site", "care_site_id, location_id"),
-        ("provider", "provider_id, care_site_id"), ("cohort_definition", "cohort_definition_id"),
-        ("metadata", "metadata_id"), ("source_to_concept_map", ""),
-        ("cdm_source", "cdm_release_date"))},
-    "omop_ids": "SELECT table_name, count(*), count(DISTINCT id) FROM meta.omop_id_map GROUP BY ALL ORDER BY ALL",
+    # OMOP ids are numbered by the first study that has the key, so chunks number every row, shared
+    # sites and investigators too, as one batch does (by key alone, each chunk numbered its own keys).
+    **{f"omop.{t}": f"SELECT * FROM omop.{t} ORDER BY ALL"
+       for t in ("location", "care_site", "provider", "cohort_definition", "metadata", "source_to_concept_map")},
+    "omop.cdm_source": "SELECT * EXCLUDE (cdm_release_date) FROM omop.cdm_source",
+    "id_map": "SELECT table_name, natural_key, id, owner FROM meta.omop_id_map ORDER BY ALL",
 }
 
 

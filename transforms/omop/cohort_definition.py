@@ -25,7 +25,8 @@ def map_cohort_definitions(con: duckdb.DuckDBPyConnection, schema: str, id_map_s
     """Replace the cohort definitions of the extracted studies; returns rows written."""
     check_identifier(schema)
     con.execute(sql_file("cohort_definition_stage.sql"))
-    con.execute("CREATE OR REPLACE TEMP TABLE _omop_cohort_keys AS SELECT natural_key, nct_id AS owner FROM _trial_cohort")
+    con.execute("CREATE OR REPLACE TEMP TABLE _omop_cohort_keys AS "
+                "SELECT natural_key, nct_id AS owner, nct_id AS first_seen FROM _trial_cohort")
     assign_ids(con, id_map_schema, "cohort_definition", "_omop_cohort_keys")
     con.execute(sql_file("cohort_definition.sql", meta=id_map_schema))
     con.execute(

@@ -22,7 +22,8 @@ def map_locations(con: duckdb.DuckDBPyConnection, schema: str, id_map_schema: st
     """Upsert the locations of the sites in ``_trial_site``; returns rows written."""
     check_identifier(schema)
     con.execute("CREATE OR REPLACE TEMP TABLE _omop_site_keys AS "
-                "SELECT DISTINCT site_key AS natural_key, CAST(NULL AS VARCHAR) AS owner FROM _trial_site")
+                "SELECT site_key AS natural_key, CAST(NULL AS VARCHAR) AS owner, min(nct_id) AS first_seen "
+                "FROM _trial_site GROUP BY site_key")
     assign_ids(con, id_map_schema, "location", "_omop_site_keys")
     con.execute(sql_file("location.sql", vocab=vocab_schema or schema, meta=id_map_schema), {"us_states": str(US_STATES_CSV)})
     con.execute(f"DELETE FROM {schema}.location WHERE location_id IN (SELECT location_id FROM _omop_location)")

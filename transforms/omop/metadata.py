@@ -30,7 +30,8 @@ def map_metadata(con: duckdb.DuckDBPyConnection, schema: str, id_map_schema: str
     """Replace the metadata rows of the extracted studies (after concepts and cohort definitions)."""
     check_identifier(schema)
     con.execute(sql_file("metadata_stage.sql", meta=id_map_schema))
-    con.execute("CREATE OR REPLACE TEMP TABLE _omop_metadata_keys AS SELECT natural_key, nct_id AS owner FROM _trial_fact")
+    con.execute("CREATE OR REPLACE TEMP TABLE _omop_metadata_keys AS "
+                "SELECT natural_key, nct_id AS owner, nct_id AS first_seen FROM _trial_fact")
     assign_ids(con, id_map_schema, "metadata", "_omop_metadata_keys")
     con.execute(sql_file("metadata.sql", vocab=vocab_schema or schema, meta=id_map_schema), {"type_concept_id": REGISTRY_TYPE_CONCEPT_ID})
     con.execute(

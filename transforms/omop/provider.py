@@ -27,7 +27,7 @@ def map_providers(con: duckdb.DuckDBPyConnection, schema: str, id_map_schema: st
     check_identifier(schema)
     con.execute(sql_file("provider_stage.sql"))
     con.execute("CREATE OR REPLACE TEMP TABLE _omop_provider_keys AS "
-                "SELECT DISTINCT natural_key, CAST(NULL AS VARCHAR) AS owner FROM _trial_provider")
+                "SELECT natural_key, CAST(NULL AS VARCHAR) AS owner, first_seen FROM _trial_provider")
     assign_ids(con, id_map_schema, "provider", "_omop_provider_keys")
     con.execute(sql_file("provider.sql", meta=id_map_schema))
     con.execute(f"DELETE FROM {schema}.provider WHERE provider_id IN (SELECT provider_id FROM _omop_provider)")

@@ -4,7 +4,8 @@ publish transaction).
 Shared rows (locations, care sites, providers, and from site data persons and their events) are
 replaced by primary key; study-owned rows (arms, trial facts) of the batch's studies are replaced
 whole, found through `meta.omop_id_map.owner`, so an arm a new registry version dropped goes too;
-concept decisions are replaced by source code; `cdm_source` describes the warehouse and is replaced.
+concept decisions are replaced by source code; `cdm_source` describes the warehouse and is replaced,
+keeping the later source release date.
 """
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ VOCABULARY = frozenset({"concept", "vocabulary", "domain", "concept_class", "con
                         "concept_synonym", "concept_ancestor", "drug_strength"})
 OWNED = {"cohort_definition": "cohort_definition_id", "metadata": "metadata_id"}
 REPLACED_WHOLE = ("cdm_source",)
+# `source_release_date` is the newest lastUpdatePostDate mapped: a batch of one old study's update
+# must not move the warehouse's back.
+_KEEP_LATEST_RELEASE = (
+    "UPDATE {s}.cdm_source SET source_release_date = "
+    "greatest(source_release_date, (SELECT max(source_release_date) FROM {p}.cdm_source))"
+)
 _STCM_KEEP_LEAST = (
     "DELETE FROM {p}.source_to_concept_map AS o USING {s}.source_to_concept_map AS n "
     "WHERE o.source_code = n.source_code AND o.source_vocabulary_id = n.source_vocabulary_id "
@@ -60,6 +67,8 @@ def merge_stage(con, stage: str, target: str, batch: str, id_map_schema: str = "
             quote(pks[name]) if name in pks else None)
         only_new = ""
         if name in REPLACED_WHOLE:
+            if name == "cdm_source":  # the batch's newest study date; the warehouse's may be newer
+                con.execute(_KEEP_LATEST_RELEASE.format(p=p, s=s))
             con.execute(f"DELETE FROM {p}.{t}")
         elif key and keep_shared and name not in OWNED:
             if name == "source_to_concept_map":

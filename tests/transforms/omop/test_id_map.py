@@ -49,3 +49,21 @@ def test_keyed_id_map_of_an_earlier_warehouse_is_rebuilt_with_its_rows(raw_con):
     assert raw_con.execute("SELECT * FROM meta.omop_id_map ORDER BY ALL").fetchall() == before
     ensure_id_map(raw_con)  # nothing left to rebuild
     assert raw_con.execute("SELECT count(*) FROM meta.omop_id_map").fetchone()[0] == 3
+
+
+def test_ids_are_the_same_however_the_studies_are_split(raw_con):
+    """The OMOP stage maps NCT id ranges in order, as many as its chunk size makes: a shared site or
+    investigator must get the same id as in one batch. Numbered by key alone, each part numbered its
+    own keys, and the ids moved with the chunk size."""
+    load_vocabulary(raw_con, "omop")
+    map_trials(raw_con)
+    ncts = [r[0] for r in raw_con.execute("SELECT nct_id FROM raw.ctgov_study_current ORDER BY nct_id").fetchall()]
+    for lo, hi in ((ncts[0], ncts[9]), (ncts[10], ncts[19]), (ncts[20], ncts[-1])):
+        raw_con.execute("CREATE OR REPLACE TEMP TABLE part AS SELECT * FROM raw.ctgov_study_current "
+                        "WHERE nct_id BETWEEN ? AND ?", [lo, hi])
+        map_trials(raw_con, source="part", schema="omop_parts", id_map_schema="meta_parts", vocab_schema="omop")
+    ids = "SELECT table_name, natural_key, id FROM {}.omop_id_map ORDER BY ALL"
+    whole, parts = (raw_con.execute(ids.format(m)).fetchall() for m in ("meta", "meta_parts"))
+    shared = raw_con.execute("SELECT count(*) FROM meta.omop_id_map WHERE owner IS NULL").fetchone()[0]
+    assert len(ncts) > 20 and shared > 100
+    assert parts == whole

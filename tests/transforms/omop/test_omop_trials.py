@@ -70,6 +70,33 @@ def test_shared_facility_is_one_care_site_across_studies_and_runs(raw_helpers):
     assert pi == [(first[0][0],)]
 
 
+def test_a_shared_site_is_described_by_the_first_study_listing_it_whole(raw_helpers):
+    """Two studies list Mayo Clinic in Rochester; the first by NCT id without its zip and coordinates,
+    the second with them.
+    Its location is that study's row, empty fields too, not filled from the other study: the OMOP stage
+    maps NCT id ranges a chunk at a time and keeps the first chunk's row, so a site is described the
+    same way however the batch is chunked (tests/test_chunked_run.py), and never from two studies."""
+    first = json.loads((CTGOV / f"{SHARES_MAYO}.json").read_text())
+    assert SHARES_MAYO < SEED
+    mayo = [s for s in first["protocolSection"]["contactsLocationsModule"]["locations"]
+            if s.get("facility") == "Mayo Clinic in Rochester" and s.get("city") == "Rochester"]
+    assert mayo
+    for site in mayo:
+        site.pop("zip", None)
+        site.pop("geoPoint", None)
+    second = _seed()  # lists the site with no zip or coordinates: give it both
+    second["protocolSection"]["contactsLocationsModule"]["locations"][0].update(
+        zip="55905", geoPoint={"lat": 44.02163, "lon": -92.4699})
+    con = raw_helpers.connection([])
+    raw_helpers.insert(con, first, f"{SHARES_MAYO}.json")
+    raw_helpers.insert(con, second, f"{SEED}.json")
+    load_vocabulary(con, "omop")
+    map_trials(con)
+    assert con.execute(
+        "SELECT l.city, l.zip, l.latitude FROM omop.care_site c JOIN omop.location l USING (location_id) "
+        "WHERE c.care_site_name = 'Mayo Clinic in Rochester'").fetchall() == [("Rochester", None, None)]
+
+
 def test_sites_deduplicated_across_all_studies(mapped_con):
     dupes = mapped_con.execute(
         "SELECT care_site_name, location_id, count(*) FROM omop.care_site c JOIN omop.location l USING (location_id) "

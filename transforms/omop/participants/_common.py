@@ -82,7 +82,8 @@ def insert_spec(con: duckdb.DuckDBPyConnection, schema: str, table: str, source:
 def allocate(con: duckdb.DuckDBPyConnection, id_map_schema: str, table: str, source: str) -> None:
     """Stable ids for the ``natural_key``/``owner`` columns of ``source`` (new keys only)."""
     check_identifier(table)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _pt_keys AS SELECT DISTINCT natural_key, owner FROM {check_relation(source)}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _pt_keys AS SELECT DISTINCT natural_key, owner, owner AS first_seen "
+                f"FROM {check_relation(source)}")
     assign_ids(con, id_map_schema, table, "_pt_keys")
 
 

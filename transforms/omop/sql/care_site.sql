@@ -1,7 +1,7 @@
 CREATE OR REPLACE TEMP TABLE _omop_care_site AS
 WITH site AS (
     SELECT site_key,
-           min_by(facility, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS facility
+           arg_min_null(facility, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS facility
     FROM _trial_site
     GROUP BY site_key
 )

@@ -1,13 +1,15 @@
--- One location per site_key; the representative values are the first non-null by (nct_id, site_idx).
+-- One location per site_key, described by the first study that lists the site (by nct_id, then site_idx),
+-- its empty fields too: a site's fields are never mixed from several studies, and a batch mapped in
+-- chunks of NCT ids (where the first chunk listing a site keeps it) describes it as one batch does.
 CREATE OR REPLACE TEMP TABLE _omop_location AS
 WITH site AS (
     SELECT site_key,
-           min_by(city, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) FILTER (WHERE city IS NOT NULL)        AS city,
-           min_by(state, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) FILTER (WHERE state IS NOT NULL)      AS state,
-           min_by(zip, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) FILTER (WHERE zip IS NOT NULL)          AS zip,
-           min_by(country, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) FILTER (WHERE country IS NOT NULL)  AS country,
-           min_by(latitude, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) FILTER (WHERE latitude IS NOT NULL)  AS latitude,
-           min_by(longitude, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) FILTER (WHERE longitude IS NOT NULL) AS longitude
+           arg_min_null(city, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS city,
+           arg_min_null(state, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS state,
+           arg_min_null(zip, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS zip,
+           arg_min_null(country, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS country,
+           arg_min_null(latitude, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS latitude,
+           arg_min_null(longitude, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS longitude
     FROM _trial_site
     GROUP BY site_key
 ),

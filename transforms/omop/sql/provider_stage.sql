@@ -1,4 +1,5 @@
--- Investigators with their natural key and, where known, the site_key of their care site.
+-- Investigators with their natural key and, where known, the site_key of their care site: all three
+-- from the first mention (by nct_id, then position), as for sites (location.sql).
 CREATE OR REPLACE TEMP TABLE _trial_provider AS
 WITH norm_site AS (
     SELECT nct_id, site_key,
@@ -31,8 +32,9 @@ contact AS (
     FROM _trial_site_contact c
 )
 SELECT natural_key,
-       min_by(name, ord)     AS name,
-       min_by(role, ord)     AS role,
-       min_by(site_key, ord) FILTER (WHERE site_key IS NOT NULL) AS site_key
+       arg_min_null(name, ord)     AS name,
+       arg_min_null(role, ord)     AS role,
+       arg_min_null(site_key, ord) AS site_key,
+       min(nct_id)           AS first_seen
 FROM (SELECT * FROM official UNION ALL SELECT * FROM contact)
 GROUP BY natural_key;
