@@ -14,7 +14,10 @@ and a smaller one of M, then in the same run:
                change to it. Both patch the analysts' file where DuckDB's block checksums differ
                (trialhouse/snapshot.py); the second's steps fill the table's last column.
 Per-study figures come from the difference between the two sizes, so fixed costs (startup, the
-vocabulary load, GX's context) do not hide the marginal cost. Prints one table; nothing is asserted.
+vocabulary load, GX's context) do not hide the marginal cost. With `--repeat K` the M and N runs and
+the floor are made K times, alternating, and the table shows each figure's median (peaks: the highest),
+with the spread of the end-to-end times: one run here moves 20-40% with the machine's load.
+Prints one table; nothing is asserted.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -99,6 +103,19 @@ class _TreeRss:
         """The peak while [start, end] ran; for a step shorter than a sampling interval, the sample before it ended."""
         inside = [b for t, b in self.samples if start <= t <= end]
         return max(inside) if inside else next((b for t, b in reversed(self.samples) if t <= end), 0)
+
+
+def median_run(runs: list[RunFigures]) -> RunFigures:
+    """One run's figures from repeats: the median time of the whole run and of each step, the highest
+    peaks (memory is a limit, not an average); the rest from the run whose wall time is the median."""
+    if len(runs) == 1:
+        return runs[0]
+    ordered = sorted(runs, key=lambda r: r.wall_s)
+    middle = ordered[(len(ordered) - 1) // 2]
+    steps = {step: statistics.median(r.steps.get(step, 0.0) for r in runs) for step in middle.steps}
+    peaks = {step: max(r.step_peaks.get(step, 0) for r in runs) for step in middle.step_peaks}
+    return RunFigures(middle.studies, statistics.median(r.wall_s for r in runs), max(r.peak_rss for r in runs),
+                      steps, peaks, middle.summary, middle.warehouse_bytes)
 
 
 def _trialhouse() -> list[str]:
@@ -188,7 +205,8 @@ def _rate(n: int, s: float) -> str:
 
 
 def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: RunFigures, big: RunFigures,
-                floor: dict, incremental: list[RunFigures]) -> None:
+                floor: dict, incremental: list[RunFigures], spread: dict[int, list[float]] | None = None) -> None:
+    """`spread`: each size's end-to-end wall times when the runs were repeated (the table shows medians)."""
     dn = n - m
     w = 38
     print()
@@ -220,6 +238,9 @@ def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: R
     print(f"{'DuckDB read_json_objects (floor)':<{w}}{floor['parse_m']:>9.1f}{floor['parse_n']:>9.1f}"
           f"{per_parse * 1e3:>10.2f}{(1 / per_parse if per_parse > 0 else 0):>11,.0f}")
     print(f"{'  (unzip to disk, not counted)':<{w}}{floor['unzip_m']:>9.1f}{floor['unzip_n']:>9.1f}")
+    if spread and len(spread[n]) > 1:
+        print(f"repeats: {len(spread[n])} runs of each size, alternating; the table shows medians (peaks: the highest); "
+              f"end to end at M {min(spread[m]):.1f}-{max(spread[m]):.1f} s, at N {min(spread[n]):.1f}-{max(spread[n]):.1f} s")
     print()
     print(f"peak RSS: M {_fmt_bytes(small.peak_rss)}, N {_fmt_bytes(big.peak_rss)}")
     print(f"warehouse size at N (work, published and standby files): {_fmt_bytes(big.warehouse_bytes)}; "
@@ -243,11 +264,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--workdir", type=Path, help="keep corpora and warehouses here (default: a temporary folder)")
     ap.add_argument("--no-incremental", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, help="run M, N and the floor K times each and print medians")
     args = ap.parse_args(argv)
     n = args.studies
     m = args.small if args.small is not None else max(1, n // 5)
     if not 0 < m < n:
         ap.error("need 0 < --small < --studies")
+    if args.repeat < 1:
+        ap.error("need --repeat >= 1")
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="trialhouse-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -263,18 +287,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"generated {size:,} studies in {time.perf_counter() - t:.1f} s", file=sys.stderr)
             corpora[size] = (path, json.loads(info_path.read_text()))
 
-        runs: dict[int, RunFigures] = {}
-        floor: dict[str, float] = {}
-        for size, label in ((1, "startup"), (m, "m"), (n, "n")):
+        def fresh_run(size: int) -> Path:
             root = work / "runs" / str(size)
             shutil.rmtree(root, ignore_errors=True)
             land_corpus(root, corpora[size][0])
             print(f"running the pipeline on {size:,} studies ...", file=sys.stderr)
-            runs[size] = run_pipeline(root, size)
-            if size != 1:
-                unzip, parse = duckdb_parse_seconds(corpora[size][0], root / "unzipped", size)
-                floor[f"unzip_{label}"], floor[f"parse_{label}"] = unzip, parse
-                shutil.rmtree(root / "unzipped")
+            return root
+
+        startup = run_pipeline(fresh_run(1), 1)
+        runs: dict[str, list[RunFigures]] = {"m": [], "n": []}
+        floors: dict[str, list[float]] = {}
+        # Repeats alternate sizes (M, N, M, N, ...), so a slow spell of the machine does not fall on one size.
+        for size, label in [(m, "m"), (n, "n")] * args.repeat:
+            root = fresh_run(size)
+            runs[label].append(run_pipeline(root, size))
+            unzip, parse = duckdb_parse_seconds(corpora[size][0], root / "unzipped", size)
+            floors.setdefault(f"unzip_{label}", []).append(unzip)
+            floors.setdefault(f"parse_{label}", []).append(parse)
+            shutil.rmtree(root / "unzipped")
+        floor = {k: statistics.median(v) for k, v in floors.items()}
         incremental: list[RunFigures] = []
         if not args.no_incremental:
             root = work / "runs" / str(n)
@@ -282,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                 change_one_study(corpora[n][0], root / "landing", day)
                 print(f"running the pipeline on one changed study (day {day}) ...", file=sys.stderr)
                 incremental.append(run_pipeline(root, 1))
-        print_table(n, m, corpora[n][1], runs[1], runs[m], runs[n], floor, incremental)
+        print_table(n, m, corpora[n][1], startup, median_run(runs["m"]), median_run(runs["n"]), floor, incremental,
+                    {m: [r.wall_s for r in runs["m"]], n: [r.wall_s for r in runs["n"]]})
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -24,8 +24,9 @@ def test_generator_is_deterministic_and_registry_shaped(tmp_path):
 
 
 def test_benchmark_runs_at_small_n_and_prints_its_table(tmp_path, capsys):
-    assert registry.main(["--studies", "200", "--small", "40", "--workdir", str(tmp_path)]) == 0
+    assert registry.main(["--studies", "200", "--small", "40", "--workdir", str(tmp_path), "--repeat", "2"]) == 0
     out = capsys.readouterr().out
+    assert "repeats: 2 runs of each size" in out
     for line in ("startup: one-study run", "stage__fhir_resource", "publish__warehouse", "end to end (run wall time)",
                  "DuckDB read_json_objects (floor)", "peak RSS", "warehouse size at N", "published studies 200",
                  "next day", "pipeline time / DuckDB parse time", "peak RSS at N"):
@@ -53,3 +54,12 @@ def test_generated_free_texts_are_not_copies_of_the_templates(tmp_path):
     assert len(summaries) > 200
     assert len(set(summaries)) == len(summaries)  # from 32 templates, yet no two alike
     assert all(tuple(sorted(s.split(" "))) in originals for s in summaries)  # same words, new order
+
+
+def test_repeated_runs_are_summarised_by_their_medians_and_highest_peaks():
+    runs = [registry.RunFigures(100, wall, peak, {"raw": raw, "fhir": fhir}, {"fhir": peak}, {"run": i}, 10)
+            for i, (wall, peak, raw, fhir) in enumerate([(30.0, 5, 1.0, 9.0), (10.0, 7, 3.0, 4.0), (20.0, 6, 2.0, 5.0)])]
+    got = registry.median_run(runs)
+    assert (got.wall_s, got.peak_rss, got.steps, got.step_peaks) == (20.0, 7, {"raw": 2.0, "fhir": 5.0}, {"fhir": 7})
+    assert got.summary == {"run": 2}  # the median run's own summary (published counts, snapshot)
+    assert registry.median_run(runs[:1]) is runs[0]
