@@ -52,7 +52,7 @@ class MappedChunk:
     frames: dict  # the fhir_staging suite's frames
     ids: set[str]  # every 'Type/id' the chunk holds
     # DataFrames, one per mapped slice in order: one row per emitted resource, with the study that
-    # emitted it. Kept apart and written one after another, each numbered (the last written of a shared
+    # emitted it. Kept apart and written one after another, each numbered (the first written of a shared
     # resource is kept, as in one frame): concatenating copied the chunk's JSON (~200 MB at 5,000).
     rows: list
 
@@ -116,7 +116,7 @@ def _references(resources: list[dict], rows: list[tuple]) -> list[tuple[str, str
 # worker as they are, and orjson parses them without first encoding a str (5,000 studies, CPU per study:
 # fetch 17.5-18.1 -> 15.3-15.4 us, pickle and unpickle 23.4-24.5 -> 13.1-15.4, parse 41.7-42.2 -> 21.3-35.1).
 # Chunks are runs of sorted NCT ids: a range reads just their payloads (see registry_gate), and the
-# order (which decides the last writer of a shared Organization or Location) is the same however chunked.
+# order (which decides the first writer of a shared Organization or Location) is the same however chunked.
 _SELECT = ("SELECT s.nct_id, s.content_hash, s.version_seq, s.last_update_post_date, encode(v.payload), s.source_file, "
            "s.source_record FROM stage.ctgov_study s JOIN raw.ctgov_study_version v USING (version_key) "
            "WHERE s.nct_id BETWEEN ? AND ? ORDER BY s.nct_id")
@@ -222,7 +222,7 @@ def _stage(con, runner: GxRunner, run_id: str, chunk: int | None, workers: int |
     def write_next() -> None:
         nonlocal writes
         rows = unwritten.popleft()
-        writes += 1  # numbers the slices: the last written of a shared resource is kept
+        writes += 1  # numbers the slices: the first written of a shared resource is kept
         append_new_studies(con, STAGE, rows, writes)
 
     done: list[MappedChunk] = []

@@ -102,12 +102,14 @@ def _frame(resources: Iterable[dict]) -> pd.DataFrame:
 
 
 def _dedupe(frame: pd.DataFrame) -> pd.DataFrame:
-    # one row per key, the last emitted: a shared Organization may come from many studies
-    return frame.drop_duplicates(["resource_type", "id"], keep="last")[_COLUMNS]
+    # One row per key, the first emitted: a shared Organization or Location may come from many studies,
+    # and the first by NCT id describes it, as OMOP's care site and provider (transforms/omop/README.md).
+    return frame.drop_duplicates(["resource_type", "id"], keep="first")[_COLUMNS]
 
 
 def write_resources(con, schema: str, resources: Iterable[dict], *, replace_studies: bool = True) -> int:
-    """Replace resources by (resource_type, id); returns the number of rows written.
+    """Replace resources by (resource_type, id); returns the number of rows written. A key given twice
+    is written once, as first given; a key already in the table is replaced (a newer batch).
 
     With `replace_studies` (the default) the batch must hold whole studies, as `map_study`
     returns them: rows of those studies that the batch no longer contains (a site or an
@@ -144,8 +146,8 @@ def append_new_studies(con, schema: str, rows: pd.DataFrame, seq: int) -> int:
 
 
 def fold_shared(con, schema: str) -> None:
-    """Move the shared resources `append_new_studies` set aside into the table, the last written per
-    key: one pass over them, whatever the number of slices."""
+    """Move the shared resources `append_new_studies` set aside into the table, the first written per
+    key (slices are written in NCT id order): one pass over them, whatever the number of slices."""
     sql_schema = checked_schema(schema)
     if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'shared_pending'",
                    [sql_schema]).fetchone()[0]:
