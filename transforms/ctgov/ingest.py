@@ -27,7 +27,7 @@ import pandas as pd
 from schemas import ensure_base_schemas, sql_text
 from transforms.ctgov.identity import IdentityError, identify
 from transforms.ctgov.records import (KIND_ZIP, FileFormatError, MemberSlice, RawRecord, detect_kind, read_records,
-                                      slice_records, zip_slices)
+                                      slice_records, zip_records, zip_slices)
 from trialhouse.settings import WAREHOUSE_ROW_GROUP
 from trialhouse.workfile import single_threaded
 
@@ -219,7 +219,7 @@ def _prepared(f: LandingFile, workers: int) -> tuple[str, Iterator[tuple]]:
 def _prepared_zip(f: LandingFile, workers: int) -> Iterator[tuple]:
     parts = zip_slices(f.path, f.rel, ZIP_SLICE)
     if sum(map(len, parts)) < PARALLEL_MIN_MEMBERS:
-        yield from (prepare(r) for part in parts for r in slice_records(f.path, f.rel, part))
+        yield from map(prepare, zip_records(f.path, f.rel, parts))
         return
     slices = iter(parts)
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB's threads

@@ -109,7 +109,7 @@ def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
     kind = detect_kind(path)
     if kind == KIND_ZIP:
         slices = zip_slices(path, display, 2_000)  # an unreadable archive is reported here, not when read
-        return KIND_ZIP, (r for part in slices for r in slice_records(path, display, part))
+        return KIND_ZIP, zip_records(path, display, slices)
     data = path.read_bytes()
     obj = _loads(data, display)
     kind = _classify_json(obj, display)
@@ -231,6 +231,12 @@ def slice_records(path: str | Path, display: str, members: MemberSlice) -> Itera
         n = len(_FIELDS)
         yield from _member_records(display, ((name, partial(_read_member, fh, name, *members.fields[k * n:(k + 1) * n]))
                                              for k, name in enumerate(members.names)))
+
+
+def zip_records(path: str | Path, display: str, slices: list[MemberSlice]) -> Iterator[RawRecord]:
+    """The records of the members `slices` name, in order, in this process."""
+    for part in slices:
+        yield from slice_records(path, display, part)
 
 
 _LOCAL_HEADER = struct.Struct(zipfile.structFileHeader)  # 30 bytes; name and extra lengths are its last two
