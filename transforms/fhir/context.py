@@ -29,8 +29,12 @@ class StudyContext:
         """Register a resource (first one wins on a repeated id) and return a reference to it."""
         key = (resource["resourceType"], resource["id"])
         if key not in self._resources:
-            rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
-            self._resources[key] = {"resourceType": key[0], "id": key[1], "meta": dict(self.meta), **rest}
+            # resourceType, id, meta first; update() keeps the first two in place (the same values) and
+            # appends the rest in C, where a comprehension dropping three keys cost a Python loop a resource.
+            res = {"resourceType": key[0], "id": key[1], "meta": None}
+            res.update(resource)
+            res["meta"] = dict(self.meta)  # the study version's, whatever the mapper gave
+            self._resources[key] = res
         return self.ref(*key)
 
     @staticmethod
