@@ -97,6 +97,28 @@ def test_a_shared_site_is_described_by_the_first_study_listing_it_whole(raw_help
         "WHERE c.care_site_name = 'Mayo Clinic in Rochester'").fetchall() == [("Rochester", None, None)]
 
 
+@pytest.mark.parametrize("order", ["as registered", "reversed"])
+def test_a_contact_listed_twice_at_a_site_is_the_first_listing(raw_helpers, order):
+    """NCT05766735's second site lists Chiara Fabris as CONTACT, then as PRINCIPAL_INVESTIGATOR: one
+    provider, described by the first listing. Both listings shared one position (the site's), so which
+    role won was up to DuckDB's aggregation order."""
+    record = json.loads((CTGOV / "NCT05766735.json").read_text())
+    site = record["protocolSection"]["contactsLocationsModule"]["locations"][1]
+    listed = [c for c in site["contacts"] if c.get("name") == "Chiara Fabris, PhD"]
+    assert [c["role"] for c in listed] == ["CONTACT", "PRINCIPAL_INVESTIGATOR"]
+    if order == "reversed":
+        site["contacts"] = site["contacts"][::-1]
+    con = raw_helpers.connection([])
+    raw_helpers.insert(con, record, "NCT05766735.json")
+    load_vocabulary(con, "omop")
+    map_trials(con)
+    roles = con.execute("SELECT p.specialty_source_value FROM omop.provider p JOIN meta.omop_id_map m "
+                        "ON m.table_name = 'provider' AND m.id = p.provider_id "
+                        "WHERE p.provider_name = ? AND m.natural_key LIKE 'site|%'",  # not the overall official
+                        ["Chiara Fabris, PhD"]).fetchall()
+    assert roles == [("CONTACT",) if order == "as registered" else ("PRINCIPAL_INVESTIGATOR",)]
+
+
 def test_sites_deduplicated_across_all_studies(mapped_con):
     dupes = mapped_con.execute(
         "SELECT care_site_name, location_id, count(*) FROM omop.care_site c JOIN omop.location l USING (location_id) "

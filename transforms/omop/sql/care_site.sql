@@ -1,9 +1,8 @@
 CREATE OR REPLACE TEMP TABLE _omop_care_site AS
-WITH site AS (
-    SELECT site_key,
-           arg_min_null(facility, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS facility
+WITH site AS (  -- the first study listing the site names it, as in location.sql
+    SELECT DISTINCT ON (site_key) site_key, facility
     FROM _trial_site
-    GROUP BY site_key
+    ORDER BY site_key, nct_id, site_idx
 )
 SELECT c.id                    AS care_site_id,
        s.facility              AS care_site_name,

@@ -3,15 +3,9 @@
 -- chunks of NCT ids (where the first chunk listing a site keeps it) describes it as one batch does.
 CREATE OR REPLACE TEMP TABLE _omop_location AS
 WITH site AS (
-    SELECT site_key,
-           arg_min_null(city, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS city,
-           arg_min_null(state, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS state,
-           arg_min_null(zip, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS zip,
-           arg_min_null(country, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS country,
-           arg_min_null(latitude, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS latitude,
-           arg_min_null(longitude, nct_id || lpad(CAST(site_idx AS VARCHAR), 6, '0')) AS longitude
+    SELECT DISTINCT ON (site_key) site_key, city, state, zip, country, latitude, longitude
     FROM _trial_site
-    GROUP BY site_key
+    ORDER BY site_key, nct_id, site_idx
 ),
 us_state AS (
     SELECT lower(state_name) AS lname, state_code FROM read_csv($us_states, header = true, all_varchar = true)

@@ -1,5 +1,5 @@
--- Investigators with their natural key and, where known, the site_key of their care site: all three
--- from the first mention (by nct_id, then position), as for sites (location.sql).
+-- Investigators with their natural key and, where known, the site_key of their care site: the first
+-- mention's (by nct_id, then position) whole, as for sites (location.sql); first_seen numbers new ids.
 CREATE OR REPLACE TEMP TABLE _trial_provider AS
 WITH norm_site AS (
     SELECT nct_id, site_key,
@@ -28,13 +28,9 @@ contact AS (
            'site|' || trim(regexp_replace(lower(strip_accents(c.name)), '[^a-z0-9]+', ' ', 'g')) || '|' || c.site_key
                AS natural_key,
            c.site_key,
-           c.nct_id || lpad(CAST(c.site_idx AS VARCHAR), 6, '0') AS ord
+           c.nct_id || lpad(CAST(c.site_idx AS VARCHAR), 6, '0') || lpad(CAST(c.contact_idx AS VARCHAR), 6, '0') AS ord
     FROM _trial_site_contact c
 )
-SELECT natural_key,
-       arg_min_null(name, ord)     AS name,
-       arg_min_null(role, ord)     AS role,
-       arg_min_null(site_key, ord) AS site_key,
-       min(nct_id)           AS first_seen
+SELECT DISTINCT ON (natural_key) natural_key, name, role, site_key, nct_id AS first_seen
 FROM (SELECT * FROM official UNION ALL SELECT * FROM contact)
-GROUP BY natural_key;
+ORDER BY natural_key, ord;

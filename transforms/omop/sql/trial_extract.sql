@@ -113,7 +113,7 @@ SELECT nct_id, site_idx, facility, city, state, zip, country, latitude, longitud
 FROM site;
 
 CREATE OR REPLACE TEMP TABLE _trial_site_contact AS
-SELECT s.nct_id, s.site_idx, s.site_key,
+SELECT s.nct_id, s.site_idx, CAST(c.key AS INTEGER) AS contact_idx, s.site_key,
        nullif(trim(c.value->>'name'), '') AS name,
        c.value->>'role'                    AS role
 FROM _trial_site s, json_each(s.contacts) c

@@ -21,7 +21,7 @@ FROM {rosters} r
 WHERE r.nct_id || '|site:' || r.site_id IN (SELECT owner FROM _pt_owner);
 
 CREATE OR REPLACE TEMP TABLE _trial_site_contact AS
-SELECT nct_id, site_idx, site_key, principal_investigator AS name, 'PRINCIPAL_INVESTIGATOR' AS role
+SELECT nct_id, site_idx, 0 AS contact_idx, site_key, principal_investigator AS name, 'PRINCIPAL_INVESTIGATOR' AS role
 FROM _trial_site WHERE principal_investigator IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _trial_official AS
