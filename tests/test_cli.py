@@ -57,3 +57,12 @@ def test_environment_variables_are_the_defaults(tmp_path, landing):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["new_versions"] == 1
     assert Path(tmp_path / "env.duckdb").exists()
+
+
+def test_run_on_a_landing_folder_that_is_not_there_says_so_and_touches_nothing(tmp_path, capsys):
+    missing, wh = tmp_path / "no-such-landing", tmp_path / "w.duckdb"
+    code = main(["run", "--landing", str(missing), "--warehouse", str(wh), "--export", str(tmp_path / "x"), "--json"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"landing folder {missing} is not a folder" in err and "TRIALHOUSE_LANDING" in err
+    assert not wh.exists() and not (tmp_path / "w.work.duckdb").exists() and not (tmp_path / "x").exists()

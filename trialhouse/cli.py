@@ -56,12 +56,24 @@ def cmd_run(args) -> int:
     from trialhouse.runner import run_pipeline
 
     settings = Settings.from_env(warehouse=args.warehouse, landing=args.landing, export=args.export, vocab=args.vocab)
+    if not _landing_exists(settings, "run"):
+        return 2
     summary = _summary(run_pipeline(settings), settings)
     if args.json:
         print(json.dumps(summary))
     else:
         _print_human(summary)
     return _exit_code(summary)
+
+
+def _landing_exists(settings: Settings, command: str) -> bool:
+    """A mistyped landing path ran an empty pass, created a warehouse and exited 0 as if all were well."""
+    if Path(settings.landing).is_dir():
+        return True
+    print(f"trialhouse {command}: landing folder {settings.landing} is not a folder (set --landing or "
+          f"TRIALHOUSE_LANDING; `trialhouse demo` makes one with the bundled sample); nothing was done",
+          file=sys.stderr)
+    return False
 
 
 def cmd_demo(args) -> int:
@@ -170,7 +182,9 @@ def cmd_quarantine(args) -> int:
 
     settings = Settings.from_env(warehouse=args.warehouse, landing=args.landing, export=args.export, vocab=args.vocab)
     if args.action == "list":
-        return quarantine.print_list(settings, args.json)
+        return quarantine.print_list(settings, args.json, args.nct or None, args.rule)
+    if not _landing_exists(settings, "quarantine retry"):  # before anything is released
+        return 2
     released = quarantine.release(settings, args.nct or None, args.rule)
     print(f"released {released['records_released']} record(s) "
           f"({released['study_versions_retried']} study version(s), {released['files_reread']} file(s) to re-read); running")
@@ -194,12 +208,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     q = sub.add_parser("quarantine", help="what the gate holds back and why; retry it after a fix")
-    q.add_argument("action", choices=["list", "retry"])
-    q.add_argument("--nct", action="append", help="retry only this study (repeatable)")
-    q.add_argument("--rule", help="retry only records held by this rule")
-    for flag in ("--landing", "--warehouse", "--export", "--vocab"):
-        q.add_argument(flag)
-    q.add_argument("--json", action="store_true")
+    q.add_argument("action", choices=["list", "retry"],
+                   help="list: the held records and their reasons; retry: release them and run the pipeline again")
+    q.add_argument("--nct", action="append", help="only this study (repeatable)")
+    q.add_argument("--rule", help="only records held by this rule (the id `list` shows after the suite, e.g. enum.overall_status)")
+    for flag, what in (("--landing", "landing folder a retry runs on (env TRIALHOUSE_LANDING)"),
+                       ("--warehouse", "DuckDB file (env TRIALHOUSE_WAREHOUSE)"),
+                       ("--export", "export folder a retry writes (env TRIALHOUSE_EXPORT)"),
+                       ("--vocab", "Athena vocabulary folder (env TRIALHOUSE_VOCAB)")):
+        q.add_argument(flag, help=what)
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table (list) or the run summary (retry)")
     q.set_defaults(func=cmd_quarantine)
 
     from trialhouse.synth_site import add_parser as add_synth_site

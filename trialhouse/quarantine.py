@@ -11,12 +11,12 @@ from trialhouse.settings import Settings, duckdb_storage_config
 from trialhouse.snapshot import work_path
 from trialhouse.workfile import connect_work
 
-HELD_SQL = """
-SELECT q.quarantined_at, q.suite, q.rule, q.record_key, q.source_file, q.source_record, q.field, q.reason, q.run_id
-FROM quarantine.record q
-WHERE q.released_at IS NULL
-ORDER BY q.quarantined_at DESC, q.record_key, q.rule
-"""
+# NULL parameters mean "any": one fixed statement serves every filter, values stay parameters.
+HELD_FILTER = ("released_at IS NULL AND (?::VARCHAR[] IS NULL OR record_key IN (SELECT unnest(?::VARCHAR[]))) "
+               "AND (?::VARCHAR IS NULL OR rule = ?)")
+HELD_SQL = ("SELECT quarantined_at, suite, rule, record_key, source_file, source_record, field, reason, run_id "
+            "FROM quarantine.record WHERE " + HELD_FILTER + " ORDER BY quarantined_at DESC, record_key, rule")
+
 
 
 def _open_for_reading(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, str]:
@@ -32,15 +32,20 @@ def _open_for_reading(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, st
     return duckdb.connect(settings.warehouse, read_only=True), settings.warehouse
 
 
-def held(settings: Settings) -> list[dict]:
+def _filter(nct_ids: list[str] | None, rule: str | None) -> list:
+    return [nct_ids or None, nct_ids or None, rule, rule]
+
+
+def held(settings: Settings, nct_ids: list[str] | None = None, rule: str | None = None) -> list[dict]:
+    """Held records, newest first; only these studies and this rule when given (as `release` takes them)."""
     con, _ = _open_for_reading(settings)
     with con:
         cols = ["quarantined_at", "suite", "rule", "record_key", "source_file", "source_record", "field", "reason", "run_id"]
-        return [dict(zip(cols, r)) for r in con.execute(HELD_SQL).fetchall()]
+        return [dict(zip(cols, r)) for r in con.execute(HELD_SQL, _filter(nct_ids, rule)).fetchall()]
 
 
-def print_list(settings: Settings, as_json: bool) -> int:
-    rows = held(settings)
+def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = None, rule: str | None = None) -> int:
+    rows = held(settings, nct_ids, rule)
     if as_json:
         print(json.dumps(rows, default=str))
         return 0
@@ -54,9 +59,6 @@ def print_list(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-# NULL parameters mean "any": one fixed statement serves every filter, values stay parameters.
-HELD_FILTER = ("released_at IS NULL AND (?::VARCHAR[] IS NULL OR record_key IN (SELECT unnest(?::VARCHAR[]))) "
-               "AND (?::VARCHAR IS NULL OR rule = ?)")
 SELECT_KEYS = "SELECT DISTINCT record_key FROM quarantine.record WHERE " + HELD_FILTER
 SELECT_RAW_FILES = ("SELECT DISTINCT p.sha256 FROM raw.landing_path p JOIN quarantine.record q ON q.source_file = p.path "
                     "WHERE q.suite = 'raw_ingest' AND q.record_key IN (SELECT unnest(?::VARCHAR[]))")
@@ -70,7 +72,7 @@ def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | No
     if not work.exists():
         raise SystemExit(f"no work database at {work}: nothing to retry")
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    filt = [nct_ids or None, nct_ids or None, rule, rule]
+    filt = _filter(nct_ids, rule)
     with connect_work(work, duckdb_storage_config()) as con:
         con.execute("BEGIN TRANSACTION")
         keys = [r[0] for r in con.execute(SELECT_KEYS, filt).fetchall()]

@@ -24,6 +24,17 @@ def test_list_shows_what_is_held_and_retry_publishes_after_a_fix(landing, tmp_pa
     assert [(h["record_key"], h["rule"]) for h in held] == [("NCT06668571", "enum.overall_status")]
     assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
     assert "overallStatus = 'BOGUS'" in capsys.readouterr().out
+    # --nct and --rule narrow the list as they narrow a retry.
+    for narrowed, expected in ((["--nct", "NCT06668571"], 1), (["--nct", "NCT00184067"], 0),
+                               (["--rule", "enum.overall_status"], 1), (["--rule", "nct_id_pattern"], 0)):
+        assert main(["quarantine", "list", *args(landing, tmp_path), *narrowed, "--json"]) == 0
+        assert len(json.loads(capsys.readouterr().out)) == expected, narrowed
+
+    # A retry on a landing folder that is not there releases nothing.
+    assert main(["quarantine", "retry", "--landing", str(tmp_path / "gone"), *args(landing, tmp_path)[2:]]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
 
     # A retry without a fix holds it again, with a new reason row.
     assert main(["quarantine", "retry", *args(landing, tmp_path), "--json"]) == 0
