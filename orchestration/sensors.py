@@ -50,6 +50,8 @@ def landing_run_requests(paths: PathsResource, cursor: str | None) -> tuple[list
                 "and requests ingestion runs of at most 500 files / 2 GB each. The cursor is one timestamp per folder.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, paths: PathsResource):
+    if not paths.landing_path.is_dir():  # not an error to crash on: it may be mounted or created later
+        return dg.SkipReason(f"landing folder {paths.landing_path} is not there (TRIALHOUSE_LANDING)")
     requests, cursor = landing_run_requests(paths, context.cursor)
     if not requests:
         return dg.SkipReason("no new or changed landing files")

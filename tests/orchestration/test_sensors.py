@@ -97,3 +97,15 @@ def test_site_delivery_folder_gives_one_run_for_the_folder(tmp_path, landing, mo
     assert runs[0].asset_selection == [dg.AssetKey(["raw", "site_delivery"])]
     assert runs[0].run_config == {"ops": {"raw__site_delivery": {"config": {"deliveries": [folder.name]}}}}
     assert evaluate(landing.root, tmp_path, cursor)[0] == []
+
+
+def test_a_landing_folder_that_is_not_there_is_a_skip_that_names_it(tmp_path):
+    missing = tmp_path / "not-mounted"
+    resources = {"paths": build_definitions(Settings(str(tmp_path / "w.duckdb"), str(missing), str(tmp_path / "x"), None)).resources["paths"]}
+    with dg.build_sensor_context(cursor=None, resources=resources) as ctx:
+        result = landing_sensor(ctx)
+    assert isinstance(result, dg.SkipReason)
+    assert str(missing) in result.skip_message and "TRIALHOUSE_LANDING" in result.skip_message
+    missing.mkdir()  # once it is there, the sensor scans it as usual
+    with dg.build_sensor_context(cursor=None, resources=resources) as ctx:
+        assert landing_sensor(ctx).skip_message == "no new or changed landing files"
