@@ -12,8 +12,10 @@ from expectations import fhir_gate, registry_gate
 from tests.conftest import land_every_real_record, study_files
 from transforms.fhir import export
 from transforms.fhir.export import PART_SQL, export_ndjson, is_shared
+from orchestration.quality import publish as publish_asset
 from trialhouse.runner import run_pipeline
 from trialhouse.settings import ENV_STAGE_CHUNK, ENV_WORKERS, Settings
+from trialhouse.snapshot import owed_path
 
 QUERIES = {
     "resources": "SELECT resource_type, id, md5(CAST(resource AS VARCHAR)) FROM fhir.resource ORDER BY ALL",
@@ -142,9 +144,42 @@ def test_a_publish_that_dies_before_its_export_is_finished_by_the_next_run(runs,
         title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?",
                             [record["protocolSection"]["identificationModule"]["nctId"]]).fetchone()[0]
         assert title.endswith("(amended again)")
-        assert con.execute("SELECT count(*) FROM meta.fhir_export_pending").fetchone()[0] > 0  # its own, copied
+        assert con.execute("SELECT count(*) FROM meta.fhir_export_pending").fetchone()[0] == 0  # done before the swap
         whole = export.export_ndjson(con, "fhir", tmp_path, transaction_time="t")
     fhir = Path(settings.export) / "fhir"
     assert json.loads((fhir / "manifest.json").read_text())["output"] == whole["output"]
     assert all((fhir / o["url"]).read_bytes() == (tmp_path / "fhir" / o["url"]).read_bytes() for o in whole["output"])
     assert run_pipeline(settings).metadata["publish/warehouse"]["snapshot_replaced"] is False  # and then rests
+
+
+def test_a_publish_that_dies_before_its_swap_is_swapped_by_the_next_run(runs, monkeypatch):
+    """The export bookkeeping is cleared before the swap (the analysts' file must not list parts as
+    pending), so only the marker beside the file says a swap is still owed."""
+    settings, _, _ = runs[1]
+    published = Path(settings.warehouse)
+    record = json.loads(study_files()[3].read_text())
+    nct = record["protocolSection"]["identificationModule"]["nctId"]
+    record["protocolSection"]["identificationModule"]["briefTitle"] += " (amended before a crash)"
+    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-30", "type": "ACTUAL"}
+    (Path(settings.landing) / "ctgov" / "amended-crash.json").write_text(json.dumps(record))
+    before = (published.stat().st_ino, published.stat().st_mtime_ns)
+
+    def crash(*args, **kwargs):
+        raise OSError("killed")
+
+    monkeypatch.setattr(publish_asset, "publish_snapshot", crash)
+    assert not run_pipeline(settings).success  # merged, exported, bookkeeping cleared; no swap
+    monkeypatch.undo()
+    assert (published.stat().st_ino, published.stat().st_mtime_ns) == before
+    assert owed_path(published).exists()
+
+    report = run_pipeline(settings)  # nothing new to stage or export, but the swap is owed
+
+    assert report.success, report.failures
+    assert report.metadata["publish/warehouse"]["snapshot_replaced"] is True
+    assert not owed_path(published).exists()
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?", [nct]).fetchone()[0]
+        assert title.endswith("(amended before a crash)")
+        assert con.execute("SELECT count(*) FROM meta.fhir_export_pending").fetchone()[0] == 0
+    assert run_pipeline(settings).metadata["publish/warehouse"]["snapshot_replaced"] is False

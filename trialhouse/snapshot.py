@@ -77,6 +77,29 @@ def standby_path(published: str | Path) -> Path:
     return p.with_name(f".{p.name}.standby")
 
 
+def owed_path(published: str | Path) -> Path:
+    """A marker beside the analysts' file: the work file holds a publish the analysts' file does not yet.
+
+    It lives outside the database on purpose: whatever the work file records about a publish in
+    progress is copied into the snapshot itself (the published file listed its own export parts as
+    still pending), so the publish clears that bookkeeping before the swap and this marker alone says,
+    across a crash, that a swap is still owed."""
+    p = Path(published)
+    return p.with_name(f".{p.name}.owed")
+
+
+def mark_owed(published: str | Path) -> None:
+    marker = owed_path(published)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    with marker.open("wb") as fh:
+        os.fsync(fh.fileno())
+    _fsync_dir(marker.parent)
+
+
+def clear_owed(published: str | Path) -> None:
+    owed_path(published).unlink(missing_ok=True)
+
+
 def publish_snapshot(con, published: str | Path) -> SnapshotStats:
     """Checkpoint the work database behind `con` and swap a file with its exact bytes in as `published`."""
     target = Path(published)

@@ -11,7 +11,7 @@ from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.publish import merge_stage
 from transforms.publish import publish_batch
 from transforms.sites.fingerprint import publish_fingerprint
-from trialhouse.snapshot import publish_snapshot
+from trialhouse.snapshot import clear_owed, mark_owed, owed_path, publish_snapshot
 
 # Suites whose blocking checks guard this asset (they ran, and passed, or it would not run).
 SUITES = ["ctgov_registry", "fhir_staging", "omop_dqd", "site_protocol"]
@@ -88,9 +88,9 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         create_omop_schema(con, "omop")
         log = publish_batch(con, context.run.run_id, SUITES, MERGES)
         path = Path(warehouse.published)
-        # Parts an earlier publish left pending: it stopped before its export and snapshot were done.
+        # An earlier publish that stopped before its export (parts left pending) or its swap (the marker).
         unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
-                                 [context.run.run_id]).fetchone()[0]
+                                 [context.run.run_id]).fetchone()[0] or owed_path(warehouse.published).exists()
         parts, manifest = export_pending(con, paths.export_path)
         # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
         changed = log["studies_published"] or log["quarantined"] or any(
@@ -98,7 +98,12 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         replaced = bool(changed or unfinished or not path.exists())
         snapshot = {}
         if replaced:
+            # The export is written: its bookkeeping goes before the swap, so the analysts' file does not
+            # list parts as pending; from here until the swap, the marker says a swap is owed.
+            mark_owed(warehouse.published)
+            con.execute("DELETE FROM meta.fhir_export_pending")
             stats = publish_snapshot(con, warehouse.published)
+            clear_owed(warehouse.published)
             path = stats.path
             snapshot = {"snapshot_mode": dg.MetadataValue.text(stats.mode),
                         "snapshot_bytes_written": dg.MetadataValue.int(stats.bytes_written)}
@@ -108,7 +113,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
                              f"{stats.bytes_written:,} of {stats.size_bytes:,} bytes written")
         else:  # nothing new: the analysts' file already holds this state
             context.log.info("nothing changed since the last publish: snapshot kept")
-        con.execute("DELETE FROM meta.fhir_export_pending")  # export and snapshot are done
+            con.execute("DELETE FROM meta.fhir_export_pending")  # the export is done
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(sum(log["table_counts"].values())),
