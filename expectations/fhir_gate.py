@@ -218,12 +218,13 @@ def _stage(con, runner: GxRunner, run_id: str, chunk: int | None, workers: int |
     reasons: dict[str, list[str]] = {"mappable": [], "valid_resource": []}
     merged, held_all, studies, writes = None, [], 0, 0
     unwritten: deque = deque()  # the last validated chunk's rows, one frame a mapped slice
+    pending_keys: set[str] = set()  # shared resources already set aside: later copies are not written
 
     def write_next() -> None:
         nonlocal writes
         rows = unwritten.popleft()
         writes += 1  # numbers the slices: the first written of a shared resource is kept
-        append_new_studies(con, STAGE, rows, writes)
+        append_new_studies(con, STAGE, rows, writes, pending_keys=pending_keys)
 
     done: list[MappedChunk] = []
     workers = workers or stage_workers()

@@ -19,9 +19,9 @@ def test_a_chunks_rows_are_written_while_the_next_chunk_maps(monkeypatch):
         events.append(("map", frozenset(r[0] for r in rows)))
         return map_chunk(rows)
 
-    def writing(con, schema, rows, seq):
+    def writing(con, schema, rows, seq, **kw):
         events.append(("write", frozenset(rows["emitted_by"])))
-        return append(con, schema, rows, seq)
+        return append(con, schema, rows, seq, **kw)
 
     monkeypatch.setattr(fhir_gate, "map_chunk", mapping)
     monkeypatch.setattr(fhir_gate, "append_new_studies", writing)
@@ -53,9 +53,9 @@ def test_with_mapping_workers_duckdb_writes_on_one_thread_and_gets_its_threads_b
     seen = []
     append = fhir_gate.append_new_studies
 
-    def writing(con, schema, rows, seq):
+    def writing(con, schema, rows, seq, **kw):
         seen.append(con.execute(threads).fetchone()[0])
-        return append(con, schema, rows, seq)
+        return append(con, schema, rows, seq, **kw)
 
     monkeypatch.setattr(fhir_gate, "append_new_studies", writing)
     fhir_gate.stage_fhir(con, GxRunner(), "run-1", chunk=4, workers=2)
@@ -97,9 +97,9 @@ def test_the_whole_stage_writes_in_one_transaction(monkeypatch):
     seen = []
     append = fhir_gate.append_new_studies
 
-    def writing(con, schema, rows, seq):
+    def writing(con, schema, rows, seq, **kw):
         seen.append((in_transaction(con), con.execute("SELECT txid_current()").fetchone()[0]))
-        return append(con, schema, rows, seq)
+        return append(con, schema, rows, seq, **kw)
 
     monkeypatch.setattr(fhir_gate, "append_new_studies", writing)
     fhir_gate.stage_fhir(con, GxRunner(), "run-1", chunk=4, workers=1)
@@ -116,11 +116,11 @@ def test_a_stage_that_fails_midway_leaves_the_last_stage_and_quarantine_as_they_
     assert before["stage_fhir.resource"] and first.studies > 8
     append, calls = fhir_gate.append_new_studies, []
 
-    def failing(con, schema, rows, seq):
+    def failing(con, schema, rows, seq, **kw):
         calls.append(seq)
         if len(calls) == 3:
             raise RuntimeError("disk full")
-        return append(con, schema, rows, seq)
+        return append(con, schema, rows, seq, **kw)
 
     monkeypatch.setattr(fhir_gate, "append_new_studies", failing)
     try:

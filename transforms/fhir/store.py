@@ -120,18 +120,28 @@ def write_resources(con, schema: str, resources: Iterable[dict], *, replace_stud
     return _write(con, schema, _frame(resources), replace_studies)
 
 
-def append_new_studies(con, schema: str, rows: pd.DataFrame, seq: int) -> int:
+def append_new_studies(con, schema: str, rows: pd.DataFrame, seq: int, pending_keys: set[str] | None = None) -> int:
     """Write a slice of `resource_rows` of studies not in the table yet (the FHIR stage writes each
     study once); `fold_shared` must follow once the last slice is written. Returns rows written.
 
     A study's own resources have ids that name it (see owning_nct_id), so they go straight in. Shared
     ones (Organization, Location) are appended to `<schema>.shared_pending` with the slice's number
     `seq` (increasing): replacing them by key on every slice scanned every staged row each time,
-    ~45 ms a slice at 1.5 M staged resources and growing with the batch, so quadratic in it."""
+    ~45 ms a slice at 1.5 M staged resources and growing with the batch, so quadratic in it.
+
+    `pending_keys`, kept by the caller across its slices, holds the 'Type/id' of every shared resource
+    already set aside: the fold keeps the first written of a key, so a later copy (a sponsor or a site
+    that many studies list) is not written at all. The caller drops held studies' rows before calling,
+    so a key is only recorded once a study that stays has written it."""
     sql_schema = checked_schema(schema)
     frame = _dedupe(rows)
     shared = frame["nct_id"].isna()
     own, pending = frame[~shared], frame[shared]
+    if pending_keys is not None and not pending.empty:
+        keys = pending["resource_type"] + "/" + pending["id"]
+        new = ~keys.isin(pending_keys)
+        pending = pending[new]
+        pending_keys.update(keys[new])
     # Inserted through relations, not a registered view: the FHIR stage is one transaction, and
     # DuckDB keeps a view dropped inside a transaction, with the DataFrame it holds, until the
     # commit (the 100,000-study stage's run process peaked at 2.6 GB that way, 1.1 GB this way).
@@ -142,7 +152,7 @@ def append_new_studies(con, schema: str, rows: pd.DataFrame, seq: int) -> int:
         if not pending.empty:
             con.execute(_PENDING.format(schema=sql_schema))
             con.from_df(pending.assign(seq=seq)).project(_AS_PENDING).insert_into(f'"{sql_schema}".shared_pending')
-    return len(frame)
+    return len(own) + len(pending)
 
 
 def fold_shared(con, schema: str) -> None:
