@@ -29,8 +29,9 @@ class OmopStageResult:
 
 
 def reset_stage(con, schema: str = STAGE) -> None:
+    """An empty staging schema, its tables without primary keys (the suite checks them, see omop_ddl)."""
     con.execute(f"DROP SCHEMA IF EXISTS {quote(schema)} CASCADE")
-    create_omop_schema(con, schema)
+    create_omop_schema(con, schema, primary_keys=False)
 
 
 def validate_stage(con, runner: GxRunner, run_id: str, slice_rows: int | None = None) -> SuiteResult:
@@ -96,10 +97,11 @@ def stage_trials(con, runner: GxRunner, run_id: str, chunk: int | None = None) -
     return OmopStageResult(counts, validate_stage(con, runner, run_id))
 
 
-# DuckDB holds the staged tables' primary-key indexes in memory, unevictable, until a checkpoint, and
-# bulk writes go straight into the file (trialhouse.workfile), so the WAL may never grow enough to
-# trigger one within the stage: 92 MB of index by the end of 600,000 studies, 16-26 MB with these
-# checkpoints (~0.4 s each there).
+# Bulk writes go straight into the file (trialhouse.workfile), so the WAL may never grow enough to
+# trigger a checkpoint within the stage, and what DuckDB holds until one (the dropped part tables'
+# blocks, committed rows' in-memory state) would grow with the batch. The staged tables' primary-key
+# indexes were most of it (92 MB by the end of 600,000 studies, 16-26 MB with these checkpoints, ~0.4 s
+# each there) until the staging schemas lost their keys (see reset_stage).
 CHECKPOINT_CHUNKS = 20
 
 
@@ -112,7 +114,7 @@ def _empty_part(con) -> None:
     (measured on the 600,000-study warehouse: DuckDB's table memory 140-180 MB throughout, the stage
     124 s; with DELETE on a plain connection, 205 s)."""
     filled = staged_tables(con, PART)
-    ddl = {name: statement for name, statement in zip(cdm_tables(), omop_ddl(PART)[1:])}
+    ddl = {name: statement for name, statement in zip(cdm_tables(), omop_ddl(PART, primary_keys=False)[1:])}
     for t in filled:
         con.execute(f"DROP TABLE {quote(PART)}.{quote(t)}")
         con.execute(ddl[t])

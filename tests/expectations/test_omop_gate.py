@@ -49,7 +49,7 @@ def _part_schema(con):
 def test_the_stage_drops_the_part_tables_between_chunks_and_checkpoints_as_it_goes(monkeypatch):
     """A chunk's part tables are dropped and re-created, not emptied by DELETE: DuckDB kept every chunk's
     deleted rows in memory it cannot evict until a checkpoint, and the 600,000-study stage ran out of its
-    512 MB cap. A checkpoint every CHECKPOINT_CHUNKS chunks bounds the staged tables' key indexes."""
+    512 MB cap. A checkpoint every CHECKPOINT_CHUNKS chunks bounds what DuckDB keeps until one."""
     from expectations import omop_gate
 
     con = raw_connection()
@@ -81,8 +81,8 @@ def test_the_stage_drops_the_part_tables_between_chunks_and_checkpoints_as_it_go
     assert set(emptied) <= {'DELETE FROM "stage_omop_part".cdm_source'}  # its one row, replaced by map_cdm_source
     assert sum(s.startswith('DROP TABLE "stage_omop_part"') for s in seen) >= chunks - 1
     assert seen.count("CHECKPOINT") == chunks // 2
-    assert all(p == parts[1] for p in parts[1:])  # re-created as the DDL makes them: columns, types, keys
-    assert any(c[1] == "PRIMARY KEY" for c in parts[1][1])
+    assert all(p == parts[1] for p in parts[1:])  # re-created as the DDL makes them: columns, types, NOT NULL
+    assert parts[1][1] and not any(c[1] == "PRIMARY KEY" for c in parts[1][1])  # keys: the suite checks them
 
 
 def test_a_table_without_a_primary_key_is_sliced_too(planted):
@@ -151,3 +151,26 @@ def test_a_slice_is_freed_before_the_next_is_read(planted):
     watch = _WatchingReads(planted)
     validate_stage(watch, GxRunner(), "watched", slice_rows=max(2, rows // 7))
     assert len(watch.alive_at_read) >= 7 and max(watch.alive_at_read) == 0
+
+
+def test_a_duplicate_key_in_the_staged_rows_fails_the_gate_with_its_rows():
+    """The staging schemas have no primary keys (DuckDB maintained an index per staged table for
+    nothing): uniqueness is the suite's isPrimaryKey rule, which names the rows, where a declared key
+    made the insert itself throw."""
+    from expectations import omop_gate
+    from transforms.omop.publish import primary_keys
+
+    con = raw_connection()
+    ensure_base_schemas(con)
+    load_vocabulary(con, "omop")
+    stage_registry(con, GxRunner(None), "run-1", workers=1)
+    result = omop_gate.stage_trials(con, GxRunner(), "run-1", chunk=4)
+    assert not result.suite.failures()
+    keyed = con.execute("SELECT count(*) FROM duckdb_constraints() WHERE schema_name = 'stage_omop' "
+                        "AND constraint_type = 'PRIMARY KEY'").fetchone()[0]
+    assert keyed == 0 and primary_keys()["metadata"] == "metadata_id"
+    dup = con.execute("SELECT min(metadata_id) FROM stage_omop.metadata").fetchone()[0]
+    con.execute("INSERT INTO stage_omop.metadata SELECT * FROM stage_omop.metadata WHERE metadata_id = ?", [dup])
+    failed = {r.rule.id: r for r in omop_gate.validate_stage(con, GxRunner(), "run-2").failures()}
+    assert set(failed) == {"isPrimaryKey.metadata.metadata_id"}
+    assert str(dup) in " ".join(str(row) for row in failed["isPrimaryKey.metadata.metadata_id"].unexpected)
