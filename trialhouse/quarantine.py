@@ -18,7 +18,6 @@ HELD_SQL = ("SELECT quarantined_at, suite, rule, record_key, source_file, source
             "FROM quarantine.record WHERE " + HELD_FILTER + " ORDER BY quarantined_at DESC, record_key, rule")
 
 
-
 def _open_for_reading(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, str]:
     """The work database is the newest truth; while a load holds it, the published copy answers."""
     work = work_path(settings.warehouse)
