@@ -91,15 +91,24 @@ def test_a_run_with_nothing_new_keeps_the_published_file_and_export(runs):
     assert (published.stat().st_ino, published.stat().st_mtime_ns, manifest.stat().st_mtime_ns) == before
 
 
+def _land_amendment(settings, index: int, note: str, date: str) -> dict:
+    """A newer version of a real record, its title amended, landed for the next run; returns the record."""
+    record = json.loads(study_files()[index].read_text())
+    record["protocolSection"]["identificationModule"]["briefTitle"] += f" ({note})"
+    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": date, "type": "ACTUAL"}
+    (Path(settings.landing) / "ctgov" / f"amended-{date}.json").write_text(json.dumps(record))
+    return record
+
+
+def _crash(*args, **kwargs):
+    raise OSError("disk full")
+
+
 def test_one_changed_study_rewrites_only_its_export_parts(runs, tmp_path):
     settings, _, _ = runs[0]
     export = Path(settings.export) / "fhir"
     stamps = {p: p.stat().st_mtime_ns for p in export.glob("*/*.ndjson")}
-    record = json.loads(study_files()[0].read_text())
-    ident = record["protocolSection"]["identificationModule"]
-    ident["briefTitle"] += " (amended)"
-    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-28", "type": "ACTUAL"}
-    (Path(settings.landing) / "ctgov" / "amended.json").write_text(json.dumps(record))
+    ident = _land_amendment(settings, 0, "amended", "2026-11-28")["protocolSection"]["identificationModule"]
 
     report = run_pipeline(settings)
 
@@ -122,16 +131,10 @@ def test_one_changed_study_rewrites_only_its_export_parts(runs, tmp_path):
 def test_a_publish_that_dies_before_its_export_is_finished_by_the_next_run(runs, monkeypatch, tmp_path):
     settings, _, _ = runs[1]
     published = Path(settings.warehouse)
-    record = json.loads(study_files()[2].read_text())
-    record["protocolSection"]["identificationModule"]["briefTitle"] += " (amended again)"
-    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-29", "type": "ACTUAL"}
-    (Path(settings.landing) / "ctgov" / "amended-again.json").write_text(json.dumps(record))
+    record = _land_amendment(settings, 2, "amended again", "2026-11-29")
     before = (published.stat().st_ino, published.stat().st_mtime_ns)
 
-    def crash(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(export, "_write_batch", crash)
+    monkeypatch.setattr(export, "_write_batch", _crash)
     assert not run_pipeline(settings).success  # the merge committed; export and snapshot did not happen
     assert (published.stat().st_ino, published.stat().st_mtime_ns) == before
     monkeypatch.undo()
@@ -157,17 +160,10 @@ def test_a_publish_that_dies_before_its_swap_is_swapped_by_the_next_run(runs, mo
     pending), so only the marker beside the file says a swap is still owed."""
     settings, _, _ = runs[1]
     published = Path(settings.warehouse)
-    record = json.loads(study_files()[3].read_text())
-    nct = record["protocolSection"]["identificationModule"]["nctId"]
-    record["protocolSection"]["identificationModule"]["briefTitle"] += " (amended before a crash)"
-    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-30", "type": "ACTUAL"}
-    (Path(settings.landing) / "ctgov" / "amended-crash.json").write_text(json.dumps(record))
+    nct = _land_amendment(settings, 3, "amended before a crash", "2026-11-30")["protocolSection"]["identificationModule"]["nctId"]
     before = (published.stat().st_ino, published.stat().st_mtime_ns)
 
-    def crash(*args, **kwargs):
-        raise OSError("killed")
-
-    monkeypatch.setattr(publish_asset, "publish_snapshot", crash)
+    monkeypatch.setattr(publish_asset, "publish_snapshot", _crash)
     assert not run_pipeline(settings).success  # merged, exported, bookkeeping cleared; no swap
     monkeypatch.undo()
     assert (published.stat().st_ino, published.stat().st_mtime_ns) == before
