@@ -19,7 +19,7 @@ official AS (
                 WHERE ns.nct_id = o.nct_id
                   AND ns.facility_norm = trim(regexp_replace(lower(strip_accents(o.affiliation)), '[^a-z0-9]+', ' ', 'g'))),
                ss.site_key) AS site_key,
-           o.nct_id || lpad(CAST(o.official_idx AS VARCHAR), 6, '0') AS ord
+           o.official_idx AS idx, 0 AS sub
     FROM _trial_official o
     LEFT JOIN single_site ss ON ss.nct_id = o.nct_id
 ),
@@ -28,9 +28,11 @@ contact AS (
            'site|' || trim(regexp_replace(lower(strip_accents(c.name)), '[^a-z0-9]+', ' ', 'g')) || '|' || c.site_key
                AS natural_key,
            c.site_key,
-           c.nct_id || lpad(CAST(c.site_idx AS VARCHAR), 6, '0') || lpad(CAST(c.contact_idx AS VARCHAR), 6, '0') AS ord
+           c.site_idx AS idx, c.contact_idx AS sub
     FROM _trial_site_contact c
 )
+-- Officials' and contacts' keys never meet ('official|' against 'site|'), so a key's mentions are of one kind:
+-- ordered by study, then the official's or the site's position, then the contact's within the site.
 SELECT DISTINCT ON (natural_key) natural_key, name, role, site_key, nct_id AS first_seen
 FROM (SELECT * FROM official UNION ALL SELECT * FROM contact)
-ORDER BY natural_key, ord;
+ORDER BY natural_key, nct_id, idx, sub;
