@@ -191,7 +191,9 @@ class GxRunner:
             keys = [k for k in key_columns if k in frame.columns]
             again = self._validation(g, f"{name}.failures", [e.copy(update={"id": None}, deep=True) for e in failed],
                                      frame, {"result_format": "COMPLETE", "unexpected_index_column_names": keys})
-            unexpected = {rule: list(res.result.get("unexpected_index_list") or []) for rule, res in again.items()}
+            by_id = {r.id: r for r, _ in layer}
+            unexpected = {rule: _unexpected_rows(res.result.get("unexpected_index_list") or [], frame, keys,
+                                                 by_id[rule].column) for rule, res in again.items()}
         return {r.id: RuleResult(r, bool(first[r.id].success), len(frame), unexpected.get(r.id, []))
                 for r, _ in layer}
 
@@ -310,6 +312,17 @@ def chunked(items: list, size: int) -> list[list]:
 def key_range(chunk: list[str]) -> list[str]:
     """BETWEEN bounds selecting a chunk of sorted keys; an empty chunk gets a range that selects nothing."""
     return [chunk[0], chunk[-1]] if chunk else ["1", "0"]
+
+
+def _unexpected_rows(found: list, frame: pd.DataFrame, keys: list[str], column: str) -> list[dict]:
+    """Unexpected rows as dicts: GX gives key columns and the offending value, but in a frame without
+    key columns (OMOP's cdm_source) only the rows' positions, which broke every reason written from
+    them: a cdm_source release date in the future crashed the OMOP stage with an AttributeError
+    instead of failing its gate. Such a row is named by its position, with its value."""
+    if keys:
+        return list(found)
+    cols = [column] if column in frame.columns else []
+    return [{"row": int(i), **{c: frame.at[i, c] for c in cols}} for i in found]
 
 
 # Above this many values, set membership is computed with a hash lookup and GX asserts the result.

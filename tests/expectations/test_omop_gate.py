@@ -174,3 +174,20 @@ def test_a_duplicate_key_in_the_staged_rows_fails_the_gate_with_its_rows():
     failed = {r.rule.id: r for r in omop_gate.validate_stage(con, GxRunner(), "run-2").failures()}
     assert set(failed) == {"isPrimaryKey.metadata.metadata_id"}
     assert str(dup) in " ".join(str(row) for row in failed["isPrimaryKey.metadata.metadata_id"].unexpected)
+
+
+def test_an_implausible_release_date_in_cdm_source_fails_the_gate_naming_the_value():
+    """cdm_source has no key column, so GX named its failing row by position only: writing the
+    reason crashed the OMOP stage (AttributeError) where the gate should block with a reason."""
+    from expectations import omop_gate
+
+    con = raw_connection()
+    ensure_base_schemas(con)
+    load_vocabulary(con, "omop")
+    stage_registry(con, GxRunner(None), "run-1", workers=1)
+    omop_gate.stage_trials(con, GxRunner(), "run-1")
+    con.execute("UPDATE stage_omop.cdm_source SET source_release_date = DATE '2099-01-01'")
+    failed = [r.rule.id for r in omop_gate.validate_stage(con, GxRunner(), "run-2").failures()]
+    assert failed == ["plausibleValue.cdm_source.source_release_date"]
+    examples = con.execute("SELECT examples FROM quarantine.rule_result WHERE run_id = 'run-2' AND failed > 0").fetchone()[0]
+    assert "row=0" in examples and "2099-01-01" in examples

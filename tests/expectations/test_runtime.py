@@ -271,3 +271,15 @@ def test_in_order_keeps_order_and_reads_ahead_at_most_depth():
             assert len(read) <= len(out) + 1 + 3
             out.append(r)
     assert out == [i * i for i in range(12)] and read == list(range(12))
+
+
+def test_a_frame_without_key_columns_names_its_unexpected_rows_by_position_with_their_value():
+    """OMOP's cdm_source has no key column: GX then lists only row positions, and the reasons built
+    from unexpected rows (dicts) crashed the stage instead of failing the gate."""
+    rule = Rule("release_date", "cdm_source", "source_release_date", "cdm_source.source_release_date",
+                lambda g: g.expectations.ExpectColumnValuesToBeInSet(column="source_release_date",
+                                                                    value_set=["2026-01-01"]),
+                level="batch", message="is implausible")
+    df = pd.DataFrame({"cdm_source_name": ["a", "b"], "source_release_date": ["2026-01-01", "2099-01-01"]})
+    result = GxRunner().validate("s", [rule], {"cdm_source": df}, key_columns=["metadata_id"], docs=False)
+    assert result.results[0].unexpected == [{"row": 1, "source_release_date": "2099-01-01"}]
