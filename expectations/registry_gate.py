@@ -6,6 +6,7 @@ field, reason, payload) and the rest go on to stage.ctgov_study for mapping; bat
 """
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import warnings
 from collections.abc import Iterator
@@ -56,6 +57,8 @@ def _reason(rule, row: dict, field: str) -> str:
 
 
 def _plain(value):
+    if isinstance(value, dt.date):
+        return value.isoformat()
     return value.item() if hasattr(value, "item") else value
 
 

@@ -3,9 +3,11 @@ mapped. Enum value sets come from the registry contract (schemas/ctgov), keyed b
 API metadata names for each field, so a field and its allowed values cannot drift apart."""
 from __future__ import annotations
 
+import datetime as dt
+
 from expectations.runtime import Rule
 from schemas.ctgov.contract import enum_type_of, enums, known_sections
-from transforms.ctgov.flatten import REQUIRED_MODULES, STUDY_FIELDS
+from transforms.ctgov.flatten import POSTED_DATES, REQUIRED_MODULES, STUDY_FIELDS
 
 SUITE = "ctgov_registry"
 NCT_ID_FIELD = "protocolSection.identificationModule.nctId"
@@ -36,9 +38,12 @@ def _in_set(frame: str, column: str, field: str, values: list[str], rule_id: str
                 message=f"is not one of the allowed values ({', '.join(values[:8])}{', ...' if len(values) > 8 else ''})")
 
 
-def rules(intervention_refs: frozenset[str] = frozenset()) -> list[Rule]:
-    """`intervention_refs`: every intervention of the batch, as arms name them (see flatten.intervention_ref)."""
+def rules(intervention_refs: frozenset[str] = frozenset(), today: dt.date | None = None) -> list[Rule]:
+    """`intervention_refs`: every intervention of the batch, as arms name them (see flatten.intervention_ref).
+    `today`: the run's date (UTC) posted dates may not lie beyond, by more than a day (as DQD's date
+    plausibility: the registry dates in US Eastern time)."""
     e = enums()
+    latest = (today or dt.datetime.now(dt.timezone.utc).date()) + dt.timedelta(days=1)
     out = [
         Rule("nct_id_pattern", "study", "nct_id", NCT_ID_FIELD,
              lambda g: g.expectations.ExpectColumnValuesToMatchRegex(column="nct_id", regex=r"^NCT\d{8}$"),
@@ -73,6 +78,10 @@ def rules(intervention_refs: frozenset[str] = frozenset()) -> list[Rule]:
         out.append(Rule(f"date_calendar.{column}", "study", column, STUDY_FIELDS[column],
                         lambda g, c=column: g.expectations.ExpectColumnValuesToMatchRegex(column=c, regex=CALENDAR_REGEX),
                         message="is not a real calendar date"))
+    for column in POSTED_DATES:
+        out.append(Rule(f"not_future.{column}", "study", f"{column}_day", STUDY_FIELDS[column],
+                        lambda g, c=f"{column}_day": g.expectations.ExpectColumnValuesToBeBetween(column=c, max_value=latest),
+                        message=f"lies ahead of the run (after {latest.isoformat()}): the registry posts these dates"))
     out += [
         Rule("enrollment_non_negative", "study", "enrollment_count", STUDY_FIELDS["enrollment_count"],
              lambda g: g.expectations.ExpectColumnValuesToBeBetween(column="enrollment_count", min_value=0),

@@ -38,3 +38,23 @@ def test_calendar_rule_agrees_with_dateutil_on_every_date_of_the_registry_format
     assert rejected == expected
     assert {"2023-02-29", "1900-02-29", "2025-04-31", "0000-01-01"} <= rejected
     assert not rejected & {"2024-02-29", "2000-02-29", "2025-05", "2025"}
+
+
+def test_posted_dates_may_not_lie_beyond_the_day_after_the_run():
+    """Only the dates the registry stamps when it posts (first submitted, last update posted): start and
+    completion dates are often anticipated. A partial date counts from its first day; the day after
+    the run is allowed, as the registry dates in US Eastern time."""
+    from transforms.ctgov.flatten import registry_frames
+
+    values = ["2026-11-30", "2026-12-01", "2026-12", "2026-12-02", "2027", "9999-12-31", "2026-02-30", None]
+    rows = [{"version_key": i, "nct_id": f"NCT{i:08d}", "source_file": "f", "source_record": "r",
+             "record": {"protocolSection": {"statusModule": {"lastUpdatePostDateStruct": {"date": v},
+                                                             "startDateStruct": {"date": "2099-01-01"}}}}}
+            for i, v in enumerate(values)]
+    frames = registry_frames(rows)
+    rule = [r for r in rules(today=dt.date(2026, 11, 30)) if r.id.startswith(("not_future.", "date_calendar.start"))]
+    result = GxRunner().validate(SUITE, rule, frames, key_columns=["nct_id"], docs=False)
+    by_id = {r.rule.id: r for r in result.results}
+    held = {values[int(u["nct_id"][3:])] for u in by_id["not_future.last_update_post_date"].unexpected}
+    assert held == {"2026-12-02", "2027", "9999-12-31"}  # 2026-02-30 is the calendar rule's
+    assert by_id["not_future.study_first_submit_date"].success and by_id["date_calendar.start_date"].success

@@ -46,6 +46,13 @@ BAD = {
         "arm_intervention_resolves", "protocolSection.armsInterventionsModule.armGroups[0].interventionNames[1]"),
     "missing_design_module": (lambda r: r[P].pop("designModule"),
                               "required_module.designModule", "protocolSection.designModule"),
+    # Posted dates cannot lie ahead: one such record used to pass here and block every publish at the
+    # DQD gate (cdm_source.source_release_date is the newest lastUpdatePostDate), run after run.
+    "last_update_posted_2099": (set_path([P, "statusModule", "lastUpdatePostDateStruct", "date"], "2099-01-05"),
+                                "not_future.last_update_post_date",
+                                "protocolSection.statusModule.lastUpdatePostDateStruct.date"),
+    "first_submitted_2099": (set_path([P, "statusModule", "studyFirstSubmitDate"], "2099-01"),
+                             "not_future.study_first_submit_date", "protocolSection.statusModule.studyFirstSubmitDate"),
 }
 
 

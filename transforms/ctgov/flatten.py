@@ -6,6 +6,7 @@ failed expectation can name the record and the field.
 """
 from __future__ import annotations
 
+import datetime as dt
 from typing import Iterable
 
 import pandas as pd
@@ -37,6 +38,9 @@ STUDY_FIELDS: dict[str, str] = {
     "last_update_post_date": f"{P}.statusModule.lastUpdatePostDateStruct.date",
 }
 
+# Dates the registry stamps when something is posted, so none can lie ahead of the run (start and
+# completion dates can: they are anticipated).
+POSTED_DATES = ("study_first_submit_date", "last_update_post_date")
 # Modules every registration record carries; field-projected API pages lack some and are held.
 REQUIRED_MODULES = ("identificationModule", "statusModule", "sponsorCollaboratorsModule", "designModule")
 
@@ -59,6 +63,17 @@ def _as_number(value):
         return float("nan")
 
 
+def _first_day(value: str | None) -> dt.date | None:
+    """A registry date (YYYY, YYYY-MM or YYYY-MM-DD) as the first day it can mean; None when it is not
+    one (the date rules name it). Python dates, not pandas': those end in 2262, so a year 9999 passed."""
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value + {4: "-01-01", 7: "-01"}.get(len(value), ""))
+    except ValueError:
+        return None
+
+
 def intervention_ref(nct_id: str, name) -> str:
     """How an arm names an intervention: '<Type>: <name>' (e.g. 'Drug: Ketamine'), compared caseless."""
     return f"{nct_id}|{str(name).strip().casefold()}"
@@ -78,6 +93,8 @@ def registry_frames(rows: Iterable[dict]) -> dict[str, pd.DataFrame]:
         for col, path in STUDY_FIELDS.items():
             value = get_path(rec, path)
             s[col] = _as_number(value) if col == "enrollment_count" else _as_text(value)
+        for col in POSTED_DATES:
+            s[f"{col}_day"] = _first_day(s[col])
         study.append(s)
         for name in rec:
             section.append({**key, "section": name, "field": name})
@@ -108,7 +125,7 @@ def registry_frames(rows: Iterable[dict]) -> dict[str, pd.DataFrame]:
 
 def _columns(name: str) -> list[str]:
     extra = {
-        "study": [f"has_{m}" for m in REQUIRED_MODULES] + list(STUDY_FIELDS),
+        "study": [f"has_{m}" for m in REQUIRED_MODULES] + list(STUDY_FIELDS) + [f"{c}_day" for c in POSTED_DATES],
         "phase": ["phase", "field"],
         "site": ["field", "facility", "status", "latitude", "longitude"],
         "arm": ["field", "label", "type"],
