@@ -1,6 +1,8 @@
 -- The registry batch of one run: for every study, the candidate current versions (greatest
--- lastUpdatePostDate, then versionHolder) the gate has not decided on yet. Two different contents
--- tied for current is an ambiguity the gate quarantines rather than guesses.
+-- lastUpdatePostDate, then versionHolder, among the versions not held in quarantine) the gate has not
+-- decided on yet. Two different contents tied for current is an ambiguity the gate quarantines rather
+-- than guesses. A held version does not rank: one whose lastUpdatePostDate lay in the future (held by
+-- the registry suite) otherwise stayed current, and every later version of its study went unseen.
 CREATE SCHEMA IF NOT EXISTS stage;
 -- Narrow columns only: the payloads stay in raw and are read per chunk by version_key (sorting or
 -- copying the batch's payloads here ran out of memory under a 1 GB cap at 100,000 studies, and the
@@ -15,13 +17,15 @@ WITH pending AS (
     FROM raw.ctgov_study_version v
     WHERE NOT EXISTS (SELECT 1 FROM meta.study_state s WHERE s.nct_id = v.nct_id AND s.content_hash = v.content_hash)
 ), ranked AS (
-    SELECT version_key, nct_id, content_hash,
-           rank() OVER (PARTITION BY nct_id
-                        ORDER BY last_update_post_date DESC NULLS LAST, version_holder DESC NULLS LAST) AS tie_rank,
-           row_number() OVER (PARTITION BY nct_id
-                              ORDER BY last_update_post_date NULLS FIRST, version_holder NULLS FIRST, version_key) AS version_seq
-    FROM raw.ctgov_study_version
-    WHERE nct_id IN (SELECT nct_id FROM pending)
+    SELECT v.version_key, v.nct_id, v.content_hash,
+           rank() OVER (PARTITION BY v.nct_id
+                        ORDER BY h.nct_id IS NOT NULL, v.last_update_post_date DESC NULLS LAST,
+                                 v.version_holder DESC NULLS LAST) AS tie_rank,
+           row_number() OVER (PARTITION BY v.nct_id
+                              ORDER BY v.last_update_post_date NULLS FIRST, v.version_holder NULLS FIRST, v.version_key) AS version_seq
+    FROM raw.ctgov_study_version v
+    LEFT JOIN meta.study_state h ON h.nct_id = v.nct_id AND h.content_hash = v.content_hash AND h.status = 'quarantined'
+    WHERE v.nct_id IN (SELECT nct_id FROM pending)
 ), picked AS (
     SELECT r.version_key, r.version_seq
     FROM ranked r

@@ -13,11 +13,13 @@ from tests.conftest import CTGOV
 
 def every_version(con) -> list[tuple]:
     """The batch's definition, in Python over every stored version: each study's current versions
-    (latest update date, then version holder; a missing one ranks last) that are undecided, with their
-    place in the study's history (earliest first, missing dates first, then version key)."""
+    (latest update date, then version holder; a missing one ranks last; a version held in quarantine
+    only when every version is) that are undecided, with their place in the study's history (earliest
+    first, missing dates first, then version key)."""
     rows = con.execute("SELECT version_key, nct_id, content_hash, last_update_post_date, version_holder "
                        "FROM raw.ctgov_study_version").fetchall()
     decided = set(con.execute("SELECT nct_id, content_hash FROM meta.study_state").fetchall())
+    held = set(con.execute("SELECT nct_id, content_hash FROM meta.study_state WHERE status = 'quarantined'").fetchall())
     studies: dict[str, list] = {}
     for row in rows:
         studies.setdefault(row[1], []).append(row)
@@ -25,7 +27,8 @@ def every_version(con) -> list[tuple]:
     out = []
     for nct, versions in studies.items():
         history = sorted(versions, key=lambda v: (v[3] or low, v[4] or low, v[0]))
-        top = max((v[3] is not None, v[3] or low, v[4] is not None, v[4] or low) for v in versions)
+        ranking = [v for v in versions if (nct, v[2]) not in held] or versions
+        top = max((v[3] is not None, v[3] or low, v[4] is not None, v[4] or low) for v in ranking)
         for seq, v in enumerate(history, 1):
             if (v[3] is not None, v[3] or low, v[4] is not None, v[4] or low) == top and (nct, v[2]) not in decided:
                 out.append((v[0], nct, seq))
@@ -70,6 +73,13 @@ def test_candidates_are_those_of_ranking_every_version():
     _version(con, "NCT00000007", "g1", None)
     _version(con, "NCT00000007", "g2", "2025-01-01")
     _decided(con, "NCT00000007", "g1", "published")
+    # A version held in quarantine (here its update date lay ahead) does not stay current: the next
+    # version of the study is the batch's, though dated earlier.
+    _version(con, "NCT00000008", "h1", "2025-01-01")
+    _version(con, "NCT00000008", "h9", "2099-01-05")
+    _version(con, "NCT00000008", "h2", "2025-06-01")
+    _decided(con, "NCT00000008", "h1", "published")
+    _decided(con, "NCT00000008", "h9", "quarantined")
 
     expected = every_version(con)
     con.execute(_read_sql("registry_candidates.sql"))
@@ -77,4 +87,4 @@ def test_candidates_are_those_of_ranking_every_version():
                       ).fetchall()
     assert got == expected
     assert [(n, s) for _, n, s in got] == [("NCT00000001", 2), ("NCT00000003", 1), ("NCT00000003", 2),
-                                           ("NCT00000006", 1), ("NCT00000007", 2)]
+                                           ("NCT00000006", 1), ("NCT00000007", 2), ("NCT00000008", 2)]

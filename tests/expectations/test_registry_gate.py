@@ -101,6 +101,24 @@ def test_missing_nct_id_is_quarantined_at_ingestion(landing, tmp_path, capsys):
     assert "ctgov/no_id.json" in reason and "protocolSection.identificationModule.nctId" in reason
 
 
+def test_a_version_held_for_a_future_date_does_not_hide_the_next_one(landing, tmp_path, capsys):
+    """The current version is the newest not held: a held 2099 version ranked above every later
+    correction of its study, so none was ever staged (found on a 100,000-study warehouse)."""
+    good_files(landing, n=3)
+    date = [P, "statusModule", "lastUpdatePostDateStruct", "date"]
+    landing.write("ahead.json", json.dumps(variant("NCT99000003", set_path(date, "2099-01-05"))))
+    code, summary = run(landing, tmp_path, capsys)
+    assert code == 0 and summary["quarantined"] == 1 and summary["published"] == 3
+    landing.write("corrected.json", json.dumps(variant("NCT99000003", set_path(date, "2026-11-20"))))
+    code, summary = run(landing, tmp_path, capsys)
+    assert code == 0 and summary["published"] == 1 and summary["quarantined"] == 0, summary
+    state = published(tmp_path, "SELECT status, count(*) FROM meta.study_state WHERE nct_id = 'NCT99000003' GROUP BY ALL")
+    assert sorted(state) == [("published", 1), ("quarantined", 1)]
+    (studies,) = published(tmp_path, "SELECT count(*) FROM fhir.resource WHERE nct_id = 'NCT99000003' "
+                                    "AND resource_type = 'ResearchStudy'")[0]
+    assert studies >= 1
+
+
 def test_duplicate_nct_ids_with_different_content_in_one_batch(landing, tmp_path, capsys):
     good = good_files(landing)
     landing.write("dup_a.json", json.dumps(variant("NCT99000002", set_path([P, "identificationModule", "briefTitle"], "A"))))
