@@ -18,6 +18,7 @@ memory stays flat for the full registry.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from datetime import UTC, datetime
@@ -79,10 +80,37 @@ def _export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], 
     sql_schema = checked_schema(schema)
     target = Path(out_dir) / "fhir"
     counts = {(o["type"], o["url"].split("/", 1)[1].removesuffix(".ndjson")): o["count"] for o in previous["output"]}
-    for rtype, part in sorted(parts):  # a publish touches few parts: one small query each
-        counts.pop((rtype, part), None)
-        counts.update(_write_batch(con, sql_schema, target, rtype, [part]))
+    for rtype, group in _touched_batches(parts, counts):
+        counts.update(_write_batch(con, sql_schema, target, rtype, group))
     return _write_manifest(target, sql_schema, counts, transaction_time)
+
+
+def _touched_batches(parts: set[tuple[str, str]], counts: dict[tuple[str, str], int]):
+    """The touched parts in batches, each written from one query; `counts` (the previous manifest's)
+    loses them.
+
+    A query per part cost 6.5 s for the 892 of 909 parts a day of 1,000 changed studies touched at
+    100,000 studies (a whole export: 4.3 s): each shared bucket's query hashed every shared resource
+    of its type again, so a type's touched buckets go in one batch. Owned parts are batched only in
+    runs with no untouched part between them, since a batch reads its whole NCT id range (batching
+    across gaps took a 10-study day from 0.7 to 1.2 s)."""
+    sizes = {key: counts.pop(key, 0) for key in parts}
+    yield from _batches({k: n for k, n in sizes.items() if is_shared(k[1])})
+    untouched = sorted(k for k in counts if not is_shared(k[1]))
+    run: dict[tuple[str, str], int] = {}
+    for key in sorted(k for k in sizes if not is_shared(k[1])):
+        if run and _gap(untouched, last, key):
+            yield from _batches(run)
+            run = {}
+        run[key], last = sizes[key], key
+    if run:
+        yield from _batches(run)
+
+
+def _gap(untouched: list[tuple[str, str]], a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Whether an untouched part lies between parts a and b (type, part) of the sorted order."""
+    i = bisect.bisect_right(untouched, a)
+    return i < len(untouched) and untouched[i] < b
 
 
 def is_shared(part: str) -> bool:

@@ -102,3 +102,33 @@ def test_a_whole_export_in_small_batches_writes_the_same_files(con, tmp_path, mo
     assert batched == one and len(one["output"]) > 20
     assert files(tmp_path / "batched") == files(tmp_path / "one")
     assert not list((tmp_path / "batched" / "fhir").glob("*/.*.tmp"))
+
+
+class _Logged:
+    """A connection that records the statements it runs."""
+
+    def __init__(self, con):
+        self.con, self.sql = con, []
+
+    def execute(self, sql, params=None):
+        self.sql.append(sql)
+        return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+
+
+def test_touched_parts_are_written_in_batches_not_a_query_each(con, tmp_path):
+    """A day of 1,000 changed studies touched 892 of 909 parts at 100,000 studies, and a query per part
+    took 6.5 s where a whole export takes 4.3: a type's touched shared buckets are one query, and owned
+    parts one per run of touched parts (a batch reads its whole NCT id range, so not across an
+    untouched part)."""
+    inc, full = tmp_path / "inc", tmp_path / "full"
+    export_ndjson(con, "fhir", inc, transaction_time="t0")
+    shared = parts_of(con, "nct_id IS NULL", [])
+    owned = sorted(parts_of(con, "nct_id IS NOT NULL AND resource_type = 'ResearchStudy'", []))
+    assert len({t for t, _ in shared}) >= 2 and len(shared) > 10 and len(owned) >= 6
+    picked = sorted(set(range(0, len(owned), 2)) | {len(owned) - 2, len(owned) - 1})  # gaps, then two adjacent
+    log = _Logged(con)
+    manifest = export_parts(log, "fhir", inc, shared | {owned[i] for i in picked}, transaction_time="t1")
+    assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1") and files(inc) == files(full)
+    writes = [q for q in log.sql if "CAST(resource AS VARCHAR)" in q]
+    runs = 1 + sum(1 for a, b in zip(picked, picked[1:]) if b != a + 1)
+    assert runs < len(picked) and len(writes) == len({t for t, _ in shared}) + runs
