@@ -12,7 +12,8 @@ and a smaller one of M, then in the same run:
                extracting its NCT id): no pipeline can beat this on this machine;
   incremental  one changed study landed on the N-study warehouse, run again; then a second day's
                change to it. Both patch the analysts' file where DuckDB's block checksums differ
-               (trialhouse/snapshot.py); the second's steps fill the table's last column.
+               (trialhouse/snapshot.py); the second's steps fill the table's last column. Then a day's
+               update: N / 100 studies (--day-changes) spread over the corpus, in one zip.
 Per-study figures come from the difference between the two sizes, so fixed costs (startup, the
 vocabulary load, GX's context) do not hide the marginal cost. With `--repeat K` the M and N runs and
 the floor are made K times, alternating, and the table shows each figure's median (peaks: the highest),
@@ -192,6 +193,24 @@ def change_one_study(corpus: Path, landing: Path, day: int = 1) -> str:
     return ps["identificationModule"]["nctId"]
 
 
+def change_studies(corpus: Path, landing: Path, k: int, day: int) -> list[str]:
+    """A day's update of `k` studies spread evenly over the corpus (the registry's daily changes fall
+    anywhere in it), landed as one zip: new titles and a later last-update date."""
+    out = landing / "ctgov" / "updates" / f"day-{day}.zip"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    changed = []
+    with zipfile.ZipFile(corpus) as zf, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zo:
+        names = zf.namelist()
+        for name in names[:: max(1, len(names) // k)][:k]:
+            rec = orjson.loads(zf.read(name))
+            ps = rec["protocolSection"]
+            ps["identificationModule"]["briefTitle"] += f" (amended on day {day})"
+            ps["statusModule"]["lastUpdatePostDateStruct"] = {"date": f"2026-11-{day:02d}", "type": "ACTUAL"}
+            zo.writestr(name, orjson.dumps(rec))
+            changed.append(ps["identificationModule"]["nctId"])
+    return changed
+
+
 def _fmt_bytes(n: float) -> str:
     """Binary units, as the memory target is stated (2 GiB); GiB to two decimals, so a figure near
     the target is not rounded onto it."""
@@ -207,8 +226,10 @@ def _rate(n: int, s: float) -> str:
 
 
 def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: RunFigures, big: RunFigures,
-                floor: dict, incremental: list[RunFigures], spread: dict[int, list[float]] | None = None) -> None:
-    """`spread`: each size's end-to-end wall times when the runs were repeated (the table shows medians)."""
+                floor: dict, incremental: list[RunFigures], spread: dict[int, list[float]] | None = None,
+                day: RunFigures | None = None) -> None:
+    """`spread`: each size's end-to-end wall times when the runs were repeated (the table shows medians).
+    `day`: the run of a day's update of many studies, after the one-study ones."""
     dn = n - m
     w = 38
     print()
@@ -253,6 +274,10 @@ def print_table(n: int, m: int, corpus_info: dict, startup: RunFigures, small: R
               f"published {run.summary.get('published', 0)}, snapshot {run.summary.get('snapshot')} "
               f"({_fmt_bytes(run.summary.get('snapshot_bytes_written', 0))} written"
               f"{', compared ' + run.summary['snapshot_compared'] if run.summary.get('snapshot_compared') else ''})")
+    if day is not None:
+        print(f"a day's update ({day.studies:,} changed studies spread over the N): {day.wall_s:.1f} s wall, "
+              f"steps {sum(day.steps.values()):.1f} s (publish {day.steps.get('publish__warehouse', 0):.1f} s), "
+              f"published {day.summary.get('published', 0):,}, peak RSS {_fmt_bytes(day.peak_rss)}")
     ratio_total = big.wall_s / floor["parse_n"] if floor["parse_n"] else 0
     ratio_per = per_run / per_parse if per_parse else 0
     print()
@@ -267,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, help="keep corpora and warehouses here (default: a temporary folder)")
     ap.add_argument("--no-incremental", action="store_true")
     ap.add_argument("--repeat", type=int, default=1, help="run M, N and the floor K times each and print medians")
+    ap.add_argument("--day-changes", type=int, help="studies changed in the day's update run after the one-study "
+                    "updates (default N / 100, about a registry day's share; 0 skips it)")
     args = ap.parse_args(argv)
     n = args.studies
     m = args.small if args.small is not None else max(1, n // 5)
@@ -309,14 +336,20 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(root / "unzipped")
         floor = {k: statistics.median(v) for k, v in floors.items()}
         incremental: list[RunFigures] = []
+        day_run = None
         if not args.no_incremental:
             root = work / "runs" / str(n)
             for day in (1, 2):
                 change_one_study(corpora[n][0], root / "landing", day)
                 print(f"running the pipeline on one changed study (day {day}) ...", file=sys.stderr)
                 incremental.append(run_pipeline(root, 1))
+            k = max(1, n // 100) if args.day_changes is None else args.day_changes
+            if k:
+                change_studies(corpora[n][0], root / "landing", k, 3)
+                print(f"running the pipeline on a day's update of {k:,} studies ...", file=sys.stderr)
+                day_run = run_pipeline(root, k)
         print_table(n, m, corpora[n][1], startup, median_run(runs["m"]), median_run(runs["n"]), floor, incremental,
-                    {m: [r.wall_s for r in runs["m"]], n: [r.wall_s for r in runs["n"]]})
+                    {m: [r.wall_s for r in runs["m"]], n: [r.wall_s for r in runs["n"]]}, day_run)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

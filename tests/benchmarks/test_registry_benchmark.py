@@ -24,7 +24,8 @@ def test_generator_is_deterministic_and_registry_shaped(tmp_path):
 
 
 def test_benchmark_runs_at_small_n_and_prints_its_table(tmp_path, capsys):
-    assert registry.main(["--studies", "200", "--small", "40", "--workdir", str(tmp_path), "--repeat", "2"]) == 0
+    assert registry.main(["--studies", "200", "--small", "40", "--workdir", str(tmp_path), "--repeat", "2",
+                          "--day-changes", "5"]) == 0
     out = capsys.readouterr().out
     assert "repeats: 2 runs of each size" in out
     for line in ("startup: one-study run", "stage__fhir_resource", "publish__warehouse", "end to end (run wall time)",
@@ -35,6 +36,8 @@ def test_benchmark_runs_at_small_n_and_prints_its_table(tmp_path, capsys):
     updates = [row for row in out.splitlines() if row.startswith("incremental (1 changed study")]
     assert len(updates) == 2 and "first update after the full load" in updates[0], updates
     assert all("snapshot patched" in row and "compared checksums" in row for row in updates), updates
+    # the day's update: its studies spread over the corpus, the first of them changed on both days before
+    assert "a day's update (5 changed studies spread over the N)" in out and "published 5," in out, out
     fhir = next(row for row in out.splitlines() if row.startswith("stage__fhir_resource "))
     assert fhir.endswith("MiB") or fhir.endswith("GiB"), fhir  # the tree's peak while the step ran
 
