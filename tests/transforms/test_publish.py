@@ -1,0 +1,69 @@
+"""The publish transaction's memory: DuckDB pins ~0.3 MiB per row group a delete touches until the
+connection closes, so a batch spread over a big warehouse needs more than the configured limit."""
+import duckdb
+import pytest
+
+from orchestration.quality.publish import merge_fhir
+from schemas import apply_sql, ensure_base_schemas
+from transforms.fhir.store import create_fhir_schema
+from transforms.publish import UNDO_BYTES_PER_ROW_GROUP, memory_headroom, publish_batch, undo_headroom
+from trialhouse.settings import WAREHOUSE_ROW_GROUP
+from trialhouse.workfile import connect_work
+
+STUDIES = 60_000  # 12 resources each: 720,000 rows, 88 row groups of the work file's size
+SPREAD = 600  # studies in the batch, every 100th: one in each ~1.4 row groups
+
+
+def _warehouse(path, limit: str):
+    """A work file whose published fhir.resource is big and whose batch replaces studies spread over it."""
+    con = connect_work(path, {"memory_limit": limit})
+    ensure_base_schemas(con)
+    apply_sql(con, "meta/meta.sql")
+    create_fhir_schema(con, "fhir")
+    create_fhir_schema(con, "stage_fhir")
+    con.execute("INSERT INTO fhir.resource SELECT 'Group', 'g' || i, '1', NULL, 'NCT' || lpad((i // 12)::VARCHAR, 8, '0'), "
+                "'{\"resourceType\": \"Group\"}' FROM range(?) r(i)", [STUDIES * 12])
+    con.execute("CREATE SCHEMA IF NOT EXISTS stage")
+    con.execute("CREATE TABLE stage.ctgov_study AS SELECT 'NCT' || lpad((s * 100)::VARCHAR, 8, '0') AS nct_id, "
+                "'h' AS content_hash FROM range(?) r(s)", [SPREAD])
+    con.execute("CREATE TABLE stage.ctgov_candidate AS SELECT * FROM stage.ctgov_study")
+    con.execute("INSERT INTO stage_fhir.resource SELECT 'Group', 'g' || (s * 1200), '2', NULL, "
+                "'NCT' || lpad((s * 100)::VARCHAR, 8, '0'), '{\"resourceType\": \"Group\"}' FROM range(?) r(s)", [SPREAD])
+    con.execute("CHECKPOINT")
+    return con
+
+
+def test_headroom_counts_the_row_groups_a_batch_can_touch(tmp_path):
+    con = _warehouse(str(tmp_path / "w.duckdb"), "1GB")
+    groups = -(-STUDIES * 12 // WAREHOUSE_ROW_GROUP)
+    # fhir.resource: all its row groups (fewer than the batch's rows); study_state and quarantine are
+    # empty; nothing else has a staged table beside it
+    assert undo_headroom(con) == groups * UNDO_BYTES_PER_ROW_GROUP
+    con.execute("CREATE OR REPLACE TABLE stage_fhir.resource AS FROM stage_fhir.resource WHERE id = 'g0'")
+    assert undo_headroom(con) == 1 * UNDO_BYTES_PER_ROW_GROUP  # one staged row can touch one group
+
+
+def test_without_headroom_the_spread_deletes_run_out_of_memory(tmp_path):
+    """What the publish did before: the deletes pin ~25 MiB here, the limit is 16 MB."""
+    con = _warehouse(str(tmp_path / "w.duckdb"), "16MB")
+    con.execute("BEGIN")
+    with pytest.raises(duckdb.OutOfMemoryException):
+        con.execute("DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
+        con.execute("DELETE FROM fhir.resource WHERE (resource_type, id) IN (SELECT resource_type, id FROM stage_fhir.resource)")
+
+
+def test_a_batch_spread_over_the_warehouse_publishes_under_a_tight_limit(tmp_path):
+    """Found at 600,000 studies: a day's update of 6,000 ran the publish out of its 512 MB."""
+    con = _warehouse(str(tmp_path / "w.duckdb"), "16MB")
+    log = publish_batch(con, "run-1", [], [merge_fhir])
+    assert log["studies_published"] == SPREAD
+    assert con.execute("SELECT count(*) FROM fhir.resource WHERE version_id = '2'").fetchone()[0] == SPREAD
+    assert con.execute("SELECT count(*) FROM fhir.resource").fetchone()[0] == STUDIES * 12 - SPREAD * 11
+
+
+def test_the_limit_is_put_back_when_nothing_stays_pinned():
+    con = duckdb.connect(config={"memory_limit": "64MB"})
+    before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    with memory_headroom(con, 100 * 2**20):
+        raised = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert raised != before and con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
