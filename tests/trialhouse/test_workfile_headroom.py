@@ -1,14 +1,15 @@
-"""The publish transaction's memory: DuckDB pins ~0.3 MiB per row group a delete touches until the
-connection closes, so a batch spread over a big warehouse needs more than the configured limit."""
+"""The publish's memory: DuckDB pins ~0.3 MiB per row group a delete touches until the connection
+closes, so a batch spread over a big warehouse needs more than the configured limit; the work file's
+connections add it (trialhouse.workfile.delete_headroom)."""
 import duckdb
 import pytest
 
 from orchestration.quality.publish import merge_fhir
 from schemas import apply_sql, ensure_base_schemas
 from transforms.fhir.store import create_fhir_schema
-from transforms.publish import UNDO_BYTES_PER_ROW_GROUP, memory_headroom, publish_batch, undo_headroom
+from transforms.publish import publish_batch
 from trialhouse.settings import WAREHOUSE_ROW_GROUP
-from trialhouse.workfile import connect_work
+from trialhouse.workfile import DELETE_BYTES_PER_ROW_GROUP, _limit_bytes, connect_work, delete_headroom
 
 STUDIES = 60_000  # 12 resources each: 720,000 rows, 88 row groups of the work file's size
 SPREAD = 600  # studies in the batch, every 100th: one in each ~1.4 row groups
@@ -29,23 +30,32 @@ def _warehouse(path, limit: str):
     con.execute("CREATE TABLE stage.ctgov_candidate AS SELECT * FROM stage.ctgov_study")
     con.execute("INSERT INTO stage_fhir.resource SELECT 'Group', 'g' || (s * 1200), '2', NULL, "
                 "'NCT' || lpad((s * 100)::VARCHAR, 8, '0'), '{\"resourceType\": \"Group\"}' FROM range(?) r(s)", [SPREAD])
-    con.execute("CHECKPOINT")
-    return con
+    con.close()
+    return connect_work(path, {"memory_limit": limit})  # its limit raised by the published tables' row groups
 
 
-def test_headroom_counts_the_row_groups_a_batch_can_touch(tmp_path):
+def test_headroom_counts_the_row_groups_of_the_tables_a_publish_deletes_from(tmp_path):
     con = _warehouse(str(tmp_path / "w.duckdb"), "1GB")
     groups = -(-STUDIES * 12 // WAREHOUSE_ROW_GROUP)
-    # fhir.resource: all its row groups (fewer than the batch's rows); study_state and quarantine are
-    # empty; nothing else has a staged table beside it
-    assert undo_headroom(con) == groups * UNDO_BYTES_PER_ROW_GROUP
-    con.execute("CREATE OR REPLACE TABLE stage_fhir.resource AS FROM stage_fhir.resource WHERE id = 'g0'")
-    assert undo_headroom(con) == 1 * UNDO_BYTES_PER_ROW_GROUP  # one staged row can touch one group
+    # fhir.resource's row groups; study_state and quarantine are empty, staging tables do not count
+    assert delete_headroom(con) == groups * DELETE_BYTES_PER_ROW_GROUP
+    limit = _limit_bytes(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    assert abs(limit - (10**9 + groups * DELETE_BYTES_PER_ROW_GROUP)) < 2**20, limit  # 1 GB and the headroom
+    con.execute("INSERT INTO meta.study_state SELECT nct_id, content_hash, 'published', 'r', now() FROM stage.ctgov_study")
+    assert delete_headroom(con) == (groups + 1) * DELETE_BYTES_PER_ROW_GROUP
+    empty = connect_work(str(tmp_path / "empty.duckdb"), {"memory_limit": "64MB"})
+    create_fhir_schema(empty, "fhir")
+    assert delete_headroom(empty) == 0  # a full load into empty tables
+    assert empty.execute("SELECT current_setting('memory_limit')").fetchone()[0] == "61.0 MiB"  # 64 MB as given
 
 
 def test_without_headroom_the_spread_deletes_run_out_of_memory(tmp_path):
     """What the publish did before: the deletes pin ~25 MiB here, the limit is 16 MB."""
-    con = _warehouse(str(tmp_path / "w.duckdb"), "16MB")
+    path = str(tmp_path / "w.duckdb")
+    _warehouse(path, "16MB").close()
+    con = duckdb.connect(config={"memory_limit": "16MB"})
+    con.execute(f"ATTACH '{path}' AS w (ROW_GROUP_SIZE {WAREHOUSE_ROW_GROUP})")  # the path is pytest's
+    con.execute("USE w")
     con.execute("BEGIN")
     with pytest.raises(duckdb.OutOfMemoryException):
         con.execute("DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
@@ -59,11 +69,11 @@ def test_a_batch_spread_over_the_warehouse_publishes_under_a_tight_limit(tmp_pat
     assert log["studies_published"] == SPREAD
     assert con.execute("SELECT count(*) FROM fhir.resource WHERE version_id = '2'").fetchone()[0] == SPREAD
     assert con.execute("SELECT count(*) FROM fhir.resource").fetchone()[0] == STUDIES * 12 - SPREAD * 11
-
-
-def test_the_limit_is_put_back_when_nothing_stays_pinned():
-    con = duckdb.connect(config={"memory_limit": "64MB"})
-    before = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    with memory_headroom(con, 100 * 2**20):
-        raised = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
-    assert raised != before and con.execute("SELECT current_setting('memory_limit')").fetchone()[0] == before
+    # checkpointed within the raised limit, before the connection closes: a connection opened at the
+    # tight limit has nothing left to write
+    wal = tmp_path / "w.duckdb.wal"
+    assert not wal.exists() or wal.stat().st_size == 0
+    con.close()
+    again = connect_work(str(tmp_path / "w.duckdb"), {"memory_limit": "16MB"})
+    again.execute("CHECKPOINT")
+    assert again.execute("SELECT count(*) FROM fhir.resource WHERE version_id = '2'").fetchone()[0] == SPREAD
