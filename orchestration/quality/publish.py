@@ -12,6 +12,7 @@ from transforms.omop.publish import merge_stage
 from transforms.publish import publish_batch
 from transforms.sites.fingerprint import publish_fingerprint
 from trialhouse.snapshot import clear_owed, mark_owed, owed_path, publish_snapshot
+from trialhouse.workfile import without_headroom
 
 # Suites whose blocking checks guard this asset (they ran, and passed, or it would not run).
 SUITES = ["ctgov_registry", "fhir_staging", "omop_dqd", "site_protocol"]
@@ -95,7 +96,8 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         # An earlier publish that stopped before its export (parts left pending) or its swap (the marker).
         unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
                                  [context.run.run_id]).fetchone()[0] or owed_path(warehouse.published).exists()
-        parts, manifest = export_pending(con, paths.export_path)
+        with without_headroom(con):  # the export reads much and deletes nothing
+            parts, manifest = export_pending(con, paths.export_path)
         # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
         changed = log["studies_published"] or log["quarantined"] or any(
             v for k, v in log["merged"].items() if k != "omop.cdm_source")
