@@ -183,14 +183,21 @@ def change_one_study(corpus: Path, landing: Path, day: int = 1) -> str:
     """A day's update of one study: a new title and a later last-update date, landed as a single file."""
     with zipfile.ZipFile(corpus) as zf:
         name = zf.namelist()[0]
-        rec = orjson.loads(zf.read(name))
-    ps = rec["protocolSection"]
-    ps["identificationModule"]["briefTitle"] += f" (amended on day {day})"
-    ps["statusModule"]["lastUpdatePostDateStruct"] = {"date": f"2026-11-{day:02d}", "type": "ACTUAL"}
+        rec = _amended(zf.read(name), day)
     out = landing / "ctgov" / "updates" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(orjson.dumps(rec, option=orjson.OPT_INDENT_2))
-    return ps["identificationModule"]["nctId"]
+    return rec["protocolSection"]["identificationModule"]["nctId"]
+
+
+def _amended(data: bytes, day: int) -> dict:
+    """A study's day-`day` version: a new title and that day's last-update date (in the past, or the
+    registry suite would hold it)."""
+    rec = orjson.loads(data)
+    ps = rec["protocolSection"]
+    ps["identificationModule"]["briefTitle"] += f" (amended on day {day})"
+    ps["statusModule"]["lastUpdatePostDateStruct"] = {"date": f"2026-11-{day:02d}", "type": "ACTUAL"}
+    return rec
 
 
 def change_studies(corpus: Path, landing: Path, k: int, day: int) -> list[str]:
@@ -202,12 +209,9 @@ def change_studies(corpus: Path, landing: Path, k: int, day: int) -> list[str]:
     with zipfile.ZipFile(corpus) as zf, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zo:
         names = zf.namelist()
         for name in names[:: max(1, len(names) // k)][:k]:
-            rec = orjson.loads(zf.read(name))
-            ps = rec["protocolSection"]
-            ps["identificationModule"]["briefTitle"] += f" (amended on day {day})"
-            ps["statusModule"]["lastUpdatePostDateStruct"] = {"date": f"2026-11-{day:02d}", "type": "ACTUAL"}
+            rec = _amended(zf.read(name), day)
             zo.writestr(name, orjson.dumps(rec))
-            changed.append(ps["identificationModule"]["nctId"])
+            changed.append(rec["protocolSection"]["identificationModule"]["nctId"])
     return changed
 
 

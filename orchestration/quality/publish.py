@@ -88,9 +88,8 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         create_fhir_schema(con, "fhir")
         create_omop_schema(con, "omop")
         log = publish_batch(con, context.run.run_id, SUITES, MERGES)
-    # A new connection for the export and the swap: what the transaction's deletes pinned in DuckDB
-    # (and the limit raised for it, see publish_batch) goes with the old one. Kept, the export of a
-    # 6,000-study day at 600,000 studies filled the raised limit with cache (peak 1.95 GiB).
+    # A new connection for the export and the swap: what the transaction's deletes pinned in DuckDB goes
+    # with the old one (see trialhouse.workfile.delete_headroom).
     with warehouse.connect() as con:
         path = Path(warehouse.published)
         # An earlier publish that stopped before its export (parts left pending) or its swap (the marker).
