@@ -5,7 +5,7 @@ import dagster as dg
 
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from schemas.omop.ddl import create_omop_schema
-from transforms.fhir.export import PART_SQL, export_pending
+from transforms.fhir.export import PART_SQL, clear_pending, export_pending
 from transforms.fhir.store import create_fhir_schema
 from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.publish import merge_stage
@@ -27,6 +27,8 @@ def merge_fhir(con, run_id: str) -> dict[str, int]:
         " UNION ALL SELECT resource_type, nct_id, id FROM fhir.resource"
         "  WHERE (resource_type, id) IN (SELECT resource_type, id FROM stage_fhir.resource)"
         " UNION ALL SELECT resource_type, nct_id, id FROM stage_fhir.resource)", [run_id])
+    # and the studies whose resources those parts replace, so the export splices their lines in
+    con.execute("INSERT INTO meta.fhir_export_pending_study SELECT DISTINCT nct_id, ? FROM stage.ctgov_study", [run_id])
     con.execute("DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
     # The published table has no PRIMARY KEY (see create_fhir_schema): its keys stay unique because
     # every staged key is deleted before the staged rows go in, and those must be unique themselves.
@@ -106,7 +108,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
             # The export is written: its bookkeeping goes before the swap, so the analysts' file does not
             # list parts as pending; from here until the swap, the marker says a swap is owed.
             mark_owed(warehouse.published)
-            con.execute("DELETE FROM meta.fhir_export_pending")
+            clear_pending(con)
             stats = publish_snapshot(con, warehouse.published)
             clear_owed(warehouse.published)
             path = stats.path
@@ -118,7 +120,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
                              f"{stats.bytes_written:,} of {stats.size_bytes:,} bytes written")
         else:  # nothing new: the analysts' file already holds this state
             context.log.info("nothing changed since the last publish: snapshot kept")
-            con.execute("DELETE FROM meta.fhir_export_pending")  # the export is done
+            clear_pending(con)  # the export is done
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(sum(log["table_counts"].values())),

@@ -31,3 +31,12 @@ CREATE TABLE IF NOT EXISTS meta.fhir_export_pending (
     part          VARCHAR NOT NULL,
     run_id        VARCHAR NOT NULL
 );
+
+-- The studies whose resources those publishes replaced, so the export splices their lines into the
+-- touched NCT id parts instead of rewriting each part from the table. A part a run pended without
+-- recording its studies here (a warehouse written before this table) is rewritten whole. Cleared with
+-- fhir_export_pending.
+CREATE TABLE IF NOT EXISTS meta.fhir_export_pending_study (
+    nct_id VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL
+);

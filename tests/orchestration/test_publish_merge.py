@@ -33,3 +33,14 @@ def test_a_key_staged_twice_is_refused(con):
     con.execute("INSERT INTO stage_fhir.resource SELECT * FROM stage_fhir.resource WHERE resource_type = 'Organization' LIMIT 1")
     with pytest.raises(ValueError, match="stage_fhir.resource holds Organization/.* 2 times: nothing is published"):
         merge_fhir(con, "run-2")
+
+
+def test_the_merge_records_the_studies_whose_export_lines_change(con):
+    """The export splices these studies' lines into the parts the merge pends (transforms/fhir/export.py)."""
+    from transforms.fhir.export import pending_studies
+
+    staged = [r[0] for r in con.execute("SELECT DISTINCT nct_id FROM stage_fhir.resource WHERE nct_id IS NOT NULL").fetchall()]
+    con.execute("INSERT INTO stage.ctgov_study SELECT unnest(?::VARCHAR[])", [staged])
+    merge_fhir(con, "run-2")
+    assert con.execute("SELECT DISTINCT run_id FROM meta.fhir_export_pending_study").fetchall() == [("run-2",)]
+    assert pending_studies(con) == set(staged) and len(staged) > 20
