@@ -97,3 +97,32 @@ def test_site_data_is_regated_only_when_deliveries_change(tmp_path):
     third = run_pipeline(settings)
     assert third.success and third.metadata["stage/site_data"]["skipped"] is False
     assert persons()[0] == 12
+
+
+def test_site_data_is_checked_against_the_published_version_not_a_held_newer_one(tmp_path):
+    """A newer version of the study held in quarantine (here: posted in 2099) is not what the site's
+    participants are checked against: the gate would hold them by a record nobody has published."""
+    landing = tmp_path / "landing"
+    (landing / "ctgov").mkdir(parents=True)
+    record = json.loads((CTGOV / "NCT06668571.json").read_bytes())
+    (landing / "ctgov" / "NCT06668571.json").write_text(json.dumps(record))
+    generate_delivery(landing / "sites", participants=8, sites=1, seed=11, cutoff="2026-06-30")
+    settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
+    first = run_pipeline(settings)
+    assert first.success and first.metadata["stage/site_data"]["skipped"] is False
+
+    def persons():
+        with duckdb.connect(settings.warehouse, read_only=True) as con:
+            return con.execute("SELECT count(*), bit_xor(hash(p)) FROM omop.person AS p").fetchone()
+
+    before = persons()
+    assert before[0] == 8
+    # every participant is an adult: a version admitting children only would hold them all
+    record["protocolSection"]["eligibilityModule"].update(minimumAge="1 Year", maximumAge="12 Years", stdAges=["CHILD"])
+    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2099-01-01", "type": "ACTUAL"}
+    (landing / "ctgov" / "NCT06668571-v2.json").write_text(json.dumps(record))
+    second = run_pipeline(settings)
+    assert second.success and second.value("publish/warehouse", "quarantined") == 1  # the future-dated version
+    assert second.metadata["stage/site_data"]["skipped"] is True  # same deliveries, same published record
+    assert persons() == before
+

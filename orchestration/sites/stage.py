@@ -15,20 +15,11 @@ from transforms.fhir.research_subject import map_participants_fhir, subject_rows
 from transforms.fhir.store import write_resources
 from transforms.fhir.validate import validate_resources
 from transforms.omop.participants import map_participants
-from transforms.sites.fingerprint import ensure_tables, last_published, site_fingerprint, stage_fingerprint
+from transforms.sites.fingerprint import (ensure_tables, last_published, registry_records, site_fingerprint,
+                                         stage_fingerprint)
 from trialhouse.settings import GateLimits, pseudonym_key
 
 STAGE_KEY = dg.AssetKey(["stage", "site_data"])
-
-# The registry records site data is checked against: the gated (published or staged) current version.
-# The delivered NCT ids come in as a list parameter: DuckDB pushes a list below the view's window
-# (a few rows read), while a subquery made it rank every stored version (3.1 s at 100,000 studies).
-REGISTRY_SQL = """
-SELECT c.nct_id, c.content_hash, c.payload FROM raw.ctgov_study_current c
-WHERE c.nct_id = ANY(?::VARCHAR[])
-  AND (c.nct_id IN (SELECT nct_id FROM meta.study_state WHERE status = 'published')
-       OR c.nct_id IN (SELECT nct_id FROM stage.ctgov_study))
-"""
 
 
 @dg.asset(
@@ -59,7 +50,7 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
         stage_fingerprint(con, None)
         delivered = [r[0] for r in con.execute(
             "SELECT DISTINCT nct_id FROM raw.site_delivery_current ORDER BY 1").fetchall()] if _has_sites(con) else []
-        rows = con.execute(REGISTRY_SQL, [delivered]).fetchall() if delivered else []
+        rows = registry_records(con, delivered)
         registry = {n: json.loads(p) for n, _, p in rows}
         fingerprint = site_fingerprint(con, {n: h for n, h, _ in rows}, key) if rows else None
         if not registry or fingerprint == last_published(con):

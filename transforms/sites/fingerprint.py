@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from pathlib import Path
 
 DELIVERY_STATES = "SELECT delivery_key, state_sha256 FROM raw.site_delivery_current ORDER BY delivery_key"
 
@@ -22,6 +23,15 @@ def site_fingerprint(con, registry_hashes: dict[str, str], pseudonym_key: bytes)
     # A keyed digest: a changed key changes every pseudonym, and the key itself is never stored.
     h.update(hmac.new(pseudonym_key, b"trialhouse-site-fingerprint", hashlib.sha256).digest())
     return h.hexdigest()
+
+
+def registry_records(con, nct_ids: list[str]) -> list[tuple[str, str, str]]:
+    """(nct_id, content_hash, payload) of the registry version each study's site data is checked
+    against (sql/registry_record.sql); the version is part of the fingerprint."""
+    if not nct_ids:
+        return []
+    return con.execute((Path(__file__).parent / "sql" / "registry_record.sql").read_text(encoding="utf-8"),
+                       [nct_ids] * 3).fetchall()
 
 
 def ensure_tables(con) -> None:
