@@ -126,3 +126,28 @@ def test_site_data_is_checked_against_the_published_version_not_a_held_newer_one
     assert second.metadata["stage/site_data"]["skipped"] is True  # same deliveries, same published record
     assert persons() == before
 
+
+def test_a_published_registry_change_that_holds_every_participant_blocks_at_the_gate(tmp_path):
+    """The study's new version admits children only, so the site's adults are all held. That is the
+    gate's to decide (it blocks on the share held); the mapping of no participants against an id map
+    that holds earlier ones crashed the stage instead (an empty pseudonym frame typed INTEGER)."""
+    landing = tmp_path / "landing"
+    (landing / "ctgov").mkdir(parents=True)
+    record = json.loads((CTGOV / "NCT06668571.json").read_bytes())
+    (landing / "ctgov" / "NCT06668571.json").write_text(json.dumps(record))
+    generate_delivery(landing / "sites", participants=8, sites=1, seed=11, cutoff="2026-06-30")
+    settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
+    assert run_pipeline(settings).success
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        before = con.execute("SELECT count(*), bit_xor(hash(p)) FROM omop.person AS p").fetchone()
+    record["protocolSection"]["eligibilityModule"].update(minimumAge="1 Year", maximumAge="12 Years", stdAges=["CHILD"])
+    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-20", "type": "ACTUAL"}
+    (landing / "ctgov" / "NCT06668571-v2.json").write_text(json.dumps(record))
+
+    second = run_pipeline(settings)
+
+    assert not second.success
+    assert second.metadata["stage/site_data"]["participants_held"] == 8
+    assert [f for f in second.failures if "site_protocol_gate" in f] and not [f for f in second.failures if "Conversion" in f]
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        assert con.execute("SELECT count(*), bit_xor(hash(p)) FROM omop.person AS p").fetchone() == before

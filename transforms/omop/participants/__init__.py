@@ -101,6 +101,9 @@ def _register_pseudonyms(con: duckdb.DuckDBPyConnection, key: bytes) -> None:
                          columns=["usubjid", "pseudonym"]).astype(str)
     con.register("_pt_pseudonym_in", frame)
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _pt_pseudonym AS SELECT usubjid, pseudonym FROM _pt_pseudonym_in")
+        # Typed by cast: with no participant left (all held by the gate) the empty frame's columns
+        # came through as INTEGER, and joining them to the id map's keys failed to cast.
+        con.execute("CREATE OR REPLACE TEMP TABLE _pt_pseudonym AS SELECT CAST(usubjid AS VARCHAR) AS usubjid, "
+                    "CAST(pseudonym AS VARCHAR) AS pseudonym FROM _pt_pseudonym_in")
     finally:
         con.unregister("_pt_pseudonym_in")
