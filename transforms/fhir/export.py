@@ -8,11 +8,13 @@ The files are parts: `<Type>/<part>.ndjson`, where the part is the owning study'
 (its first 7 characters, about 830 registry studies) or, for resources no study owns (Organization,
 Location), `shared-xx`: one of 256 buckets by the md5 of the resource id. A publish rewrites only
 the parts its studies touched, so a day's update costs a few files, not the 1 GB `ResearchStudy`
-file a whole-type export rewrote every run (8.9 s at 100,000 studies). Studies are stored in NCT
-order, so a part reads a narrow key range; shared resources are scattered through the table (each
-is re-inserted when a study using it is published), so one `shared` file for all of them read
-nearly every stored resource of the type again on every publish (0.9 s at 100,000 studies, and
-the registry has ~10x their locations) where a bucket reads a few. Rows are streamed in batches, so
+file a whole-type export rewrote every run (8.9 s at 100,000 studies); and it splices the changed
+studies' lines into a touched NCT id part rather than reading the whole part from the table again
+(see _splice_parts). Studies are stored in NCT order, so a part reads a narrow key range; shared
+resources are scattered through the table (each is re-inserted when a study using it is published),
+so one `shared` file for all of them read nearly every stored resource of the type again on every
+publish (0.9 s at 100,000 studies, and the registry has ~10x their locations) where a bucket reads
+a few. Rows are streamed in batches, so
 memory stays flat for the full registry.
 """
 
@@ -113,10 +115,11 @@ def _splice_parts(con, sql_schema: str, target: Path, keys: set[tuple[str, str]]
     touched 892 of 909 parts at 100,000 studies, and a day of 6,000 at 600,000 spent 35 s in the
     export. A part's file is sorted by id, and a resource belongs to a study because its id is the
     study's id in lower case, alone or followed by '-' (store.owning_nct_id), so each study's lines are
-    one run the file's order finds by bisection:
-    the splice reads only the touched studies' rows, and copies the rest of the file as bytes.
-    A spliced part must hold exactly as many lines as the table has rows for it; one that does not
-    (a file edited by hand, an id outside the convention) is rewritten from the table instead."""
+    one run the file's order finds by bisection: the splice reads only the touched studies' rows, and
+    copies the rest of the file as bytes. The result depends only on the table and the untouched lines,
+    so splicing a part again (after a run died midway) changes nothing. A spliced part must hold exactly
+    as many lines as the table has rows for it; one that does not (a file edited by hand, an id outside
+    the convention) is rewritten from the table instead."""
     by_part: dict[str, list[str]] = defaultdict(list)
     for nct in sorted(studies):
         by_part[nct[:PREFIX]].append(nct)
