@@ -75,47 +75,42 @@ def test_dqd_fatal_checks_zero_with_participant_data(published):
     assert [r for r in run_dqd(con, "omop", checks=set(FATAL_CHECKS)) if r.failed] == []
 
 
-def test_site_data_is_regated_only_when_deliveries_change(tmp_path):
+def _seed_with_a_site(tmp_path) -> tuple:
+    """The seed study and one synthetic site of 8 participants, run once: (landing, settings, record)."""
     landing = tmp_path / "landing"
     (landing / "ctgov").mkdir(parents=True)
+    record = json.loads((CTGOV / "NCT06668571.json").read_bytes())
     (landing / "ctgov" / "NCT06668571.json").write_bytes((CTGOV / "NCT06668571.json").read_bytes())
     generate_delivery(landing / "sites", participants=8, sites=1, seed=11, cutoff="2026-06-30")
     settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
     first = run_pipeline(settings)
     assert first.success and first.metadata["stage/site_data"]["skipped"] is False
+    return landing, settings, record
 
-    def persons():
-        with duckdb.connect(settings.warehouse, read_only=True) as con:
-            return con.execute("SELECT count(*), bit_xor(hash(p)) FROM omop.person AS p").fetchone()
 
-    before = persons()
+def _persons(settings) -> tuple:
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        return con.execute("SELECT count(*), bit_xor(hash(p)) FROM omop.person AS p").fetchone()
+
+
+def test_site_data_is_regated_only_when_deliveries_change(tmp_path):
+    landing, settings, _ = _seed_with_a_site(tmp_path)
+    before = _persons(settings)
     again = run_pipeline(settings)
     assert again.success and again.metadata["stage/site_data"]["skipped"] is True
-    assert persons() == before
+    assert _persons(settings) == before
     # A newer delivery of the same site (later cut-off, more participants) is gated and mapped again.
     generate_delivery(landing / "sites", participants=12, sites=1, seed=11, cutoff="2026-09-30")
     third = run_pipeline(settings)
     assert third.success and third.metadata["stage/site_data"]["skipped"] is False
-    assert persons()[0] == 12
+    assert _persons(settings)[0] == 12
 
 
 def test_site_data_is_checked_against_the_published_version_not_a_held_newer_one(tmp_path):
     """A newer version of the study held in quarantine (here: posted in 2099) is not what the site's
     participants are checked against: the gate would hold them by a record nobody has published."""
-    landing = tmp_path / "landing"
-    (landing / "ctgov").mkdir(parents=True)
-    record = json.loads((CTGOV / "NCT06668571.json").read_bytes())
-    (landing / "ctgov" / "NCT06668571.json").write_text(json.dumps(record))
-    generate_delivery(landing / "sites", participants=8, sites=1, seed=11, cutoff="2026-06-30")
-    settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
-    first = run_pipeline(settings)
-    assert first.success and first.metadata["stage/site_data"]["skipped"] is False
-
-    def persons():
-        with duckdb.connect(settings.warehouse, read_only=True) as con:
-            return con.execute("SELECT count(*), bit_xor(hash(p)) FROM omop.person AS p").fetchone()
-
-    before = persons()
+    landing, settings, record = _seed_with_a_site(tmp_path)
+    before = _persons(settings)
     assert before[0] == 8
     # every participant is an adult: a version admitting children only would hold them all
     record["protocolSection"]["eligibilityModule"].update(minimumAge="1 Year", maximumAge="12 Years", stdAges=["CHILD"])
@@ -124,22 +119,15 @@ def test_site_data_is_checked_against_the_published_version_not_a_held_newer_one
     second = run_pipeline(settings)
     assert second.success and second.value("publish/warehouse", "quarantined") == 1  # the future-dated version
     assert second.metadata["stage/site_data"]["skipped"] is True  # same deliveries, same published record
-    assert persons() == before
+    assert _persons(settings) == before
 
 
 def test_a_published_registry_change_that_holds_every_participant_blocks_at_the_gate(tmp_path):
     """The study's new version admits children only, so the site's adults are all held. That is the
     gate's to decide (it blocks on the share held); the mapping of no participants against an id map
     that holds earlier ones crashed the stage instead (an empty pseudonym frame typed INTEGER)."""
-    landing = tmp_path / "landing"
-    (landing / "ctgov").mkdir(parents=True)
-    record = json.loads((CTGOV / "NCT06668571.json").read_bytes())
-    (landing / "ctgov" / "NCT06668571.json").write_text(json.dumps(record))
-    generate_delivery(landing / "sites", participants=8, sites=1, seed=11, cutoff="2026-06-30")
-    settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
-    assert run_pipeline(settings).success
-    with duckdb.connect(settings.warehouse, read_only=True) as con:
-        before = con.execute("SELECT count(*), bit_xor(hash(p)) FROM omop.person AS p").fetchone()
+    landing, settings, record = _seed_with_a_site(tmp_path)
+    before = _persons(settings)
     record["protocolSection"]["eligibilityModule"].update(minimumAge="1 Year", maximumAge="12 Years", stdAges=["CHILD"])
     record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-11-20", "type": "ACTUAL"}
     (landing / "ctgov" / "NCT06668571-v2.json").write_text(json.dumps(record))
@@ -149,5 +137,4 @@ def test_a_published_registry_change_that_holds_every_participant_blocks_at_the_
     assert not second.success
     assert second.metadata["stage/site_data"]["participants_held"] == 8
     assert [f for f in second.failures if "site_protocol_gate" in f] and not [f for f in second.failures if "Conversion" in f]
-    with duckdb.connect(settings.warehouse, read_only=True) as con:
-        assert con.execute("SELECT count(*), bit_xor(hash(p)) FROM omop.person AS p").fetchone() == before
+    assert _persons(settings) == before
