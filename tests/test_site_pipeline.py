@@ -138,3 +138,23 @@ def test_a_published_registry_change_that_holds_every_participant_blocks_at_the_
     assert second.metadata["stage/site_data"]["participants_held"] == 8
     assert [f for f in second.failures if "site_protocol_gate" in f] and not [f for f in second.failures if "Conversion" in f]
     assert _persons(settings) == before
+
+
+def test_a_delivery_before_its_study_waits_and_says_so(tmp_path):
+    """Site data of a study with no registry record yet cannot be checked: it waits (not quarantined,
+    not lost), the run names the study, and the run that brings the record maps it."""
+    landing = tmp_path / "landing"
+    (landing / "ctgov").mkdir(parents=True)
+    (landing / "ctgov" / "NCT00184067.json").write_bytes((CTGOV / "NCT00184067.json").read_bytes())
+    generate_delivery(landing / "sites", participants=8, sites=1, seed=11, cutoff="2026-06-30")
+    settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
+
+    first = run_pipeline(settings)
+
+    assert first.success and first.metadata["stage/site_data"]["skipped"] is True
+    assert first.metadata["stage/site_data"]["waiting_for_registry"] == ["NCT06668571"]
+    assert _persons(settings)[0] == 0
+    (landing / "ctgov" / "NCT06668571.json").write_bytes((CTGOV / "NCT06668571.json").read_bytes())
+    second = run_pipeline(settings)
+    assert second.success and second.metadata["stage/site_data"]["waiting_for_registry"] == []
+    assert _persons(settings)[0] == 8
