@@ -122,6 +122,7 @@ def test_one_changed_study_rewrites_only_its_export_parts(runs, tmp_path):
     shared = {(p.parent.name, p.stem) for p in export.glob("*/shared-*.ndjson")}
     assert len(rewritten & shared) < len(shared) / 2  # the study's sites' buckets, not every shared resource
     assert report.metadata["publish/warehouse"]["fhir_parts_rewritten"] == len(rewritten) < len(stamps) / 2
+    assert report.metadata["publish/warehouse"]["fhir_parts_spliced"] == len(own)  # the study's own parts
     # and the export is what a whole export of the published resources writes
     manifest = json.loads((export / "manifest.json").read_text())
     assert manifest["output"] == whole["output"]

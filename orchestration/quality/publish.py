@@ -98,7 +98,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
                                  [context.run.run_id]).fetchone()[0] or owed_path(warehouse.published).exists()
         with without_headroom(con):  # the export reads much and deletes nothing
-            parts, manifest = export_pending(con, paths.export_path)
+            parts, spliced, manifest = export_pending(con, paths.export_path)
         # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
         changed = log["studies_published"] or log["quarantined"] or any(
             v for k, v in log["merged"].items() if k != "omop.cdm_source")
@@ -131,6 +131,8 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
             "fhir_export": dg.MetadataValue.path(str(paths.export_path / "fhir" / "manifest.json")),
             "fhir_exported": dg.MetadataValue.json(_per_type(manifest)),
             "fhir_parts_rewritten": dg.MetadataValue.int(parts),
+            # of those, NCT id parts whose changed studies' lines were spliced into the existing file
+            "fhir_parts_spliced": dg.MetadataValue.int(spliced),
             "path": dg.MetadataValue.path(str(path)),
             "snapshot_replaced": dg.MetadataValue.bool(replaced),
             **snapshot,

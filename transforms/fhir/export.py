@@ -89,7 +89,8 @@ def export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], *
 
 
 def _export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], previous: dict | None,
-                  transaction_time: str | None, studies: set[str] | None = None) -> dict:
+                  transaction_time: str | None, studies: set[str] | None = None, stats: dict | None = None) -> dict:
+    """export_parts on a manifest already read; `stats`, if given, gets how many parts were spliced."""
     if previous is None:
         return export_ndjson(con, schema, out_dir, transaction_time=transaction_time)
     sql_schema = checked_schema(schema)
@@ -99,16 +100,22 @@ def _export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], 
     splice = {k for k in parts if not is_shared(k[1]) and k in counts} if studies is not None else set()
     for rtype, group in _touched_batches(parts - splice, counts):  # spliced parts count as gaps here
         counts.update(_write_batch(con, sql_schema, target, rtype, group))
+    spliced = 0
     if splice:
         for key in splice:
             del counts[key]
-        counts.update(_splice_parts(con, sql_schema, target, splice, studies))
+        written, redone = _splice_parts(con, sql_schema, target, splice, studies)
+        counts.update(written)
+        spliced = len(splice) - redone
+    if stats is not None:
+        stats["spliced"] = spliced
     return _write_manifest(target, sql_schema, counts, transaction_time)
 
 
 def _splice_parts(con, sql_schema: str, target: Path, keys: set[tuple[str, str]], studies: set[str]
-                  ) -> dict[tuple[str, str], int]:
-    """Replace the touched studies' lines in their parts' files with their current rows.
+                  ) -> tuple[dict[tuple[str, str], int], int]:
+    """Replace the touched studies' lines in their parts' files with their current rows; returns the
+    parts' line counts and how many had to be rewritten from the table instead.
 
     Rewriting a touched part from the table reads, decompresses and sorts every resource of its NCT id
     range again, and a day's changes spread over the registry touch nearly every part: 1,000 studies
@@ -145,7 +152,7 @@ def _splice_parts(con, sql_schema: str, target: Path, keys: set[tuple[str, str]]
                 out[key] = n
     for rtype, part in redo:
         out.update(_write_batch(con, sql_schema, target, rtype, [part]))
-    return out
+    return out, len(redo)
 
 
 def _study_chunks(parts: list[str], by_part: dict[str, list[str]]):
@@ -323,16 +330,18 @@ def _write_batch(con, sql_schema: str, target: Path, rtype: str, parts: list[str
     return counts
 
 
-def export_pending(con, out_dir: Path) -> tuple[int, dict]:
+def export_pending(con, out_dir: Path) -> tuple[int, int, dict]:
     """Rewrite the parts of `fhir` publishes left in meta.fhir_export_pending (every part when there is
-    no usable export yet); returns how many parts were written and the manifest. The caller clears
-    the table once its publish is complete, so a crash before that redoes them."""
+    no usable export yet); returns how many parts were written, how many of those were spliced (the
+    rest were written from the table) and the manifest. The caller clears the table once its publish
+    is complete, so a crash before that redoes them."""
     pending = set(con.execute("SELECT DISTINCT resource_type, part FROM meta.fhir_export_pending").fetchall())
     previous = read_manifest(Path(out_dir) / "fhir")
     if previous is not None and not pending:
-        return 0, previous
-    manifest = _export_parts(con, "fhir", out_dir, pending, previous, None, pending_studies(con))
-    return (len(pending) if previous is not None else len(manifest["output"])), manifest
+        return 0, 0, previous
+    stats: dict = {}
+    manifest = _export_parts(con, "fhir", out_dir, pending, previous, None, pending_studies(con), stats)
+    return (len(pending) if previous is not None else len(manifest["output"])), stats.get("spliced", 0), manifest
 
 
 def pending_studies(con) -> set[str] | None:

@@ -172,11 +172,12 @@ def test_splicing_the_touched_studies_gives_the_whole_export(con, tmp_path):
     owned = {k for k in touched if not is_shared(k[1])}
     assert {t for t, _ in owned} >= {"ResearchStudy", "Group", "Practitioner"}
 
-    log = _Logged(con)
-    manifest = export_parts(log, "fhir", inc, touched, studies=studies, transaction_time="t1")
+    log, stats = _Logged(con), {}
+    manifest = export._export_parts(log, "fhir", inc, touched, export.read_manifest(inc / "fhir"), "t1", studies, stats)
 
     assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full) and files(inc) != before
+    assert stats == {"spliced": len(owned)}
     # the owned parts were spliced from the touched studies' rows, not read again from the table
     assert not [q for q in log.sql if "ORDER BY 1, id" in q and "nct_id >= ?" in q]
     assert len([q for q in log.sql if "nct_id = ANY" in q]) == 1
@@ -220,10 +221,12 @@ def test_a_part_that_does_not_add_up_is_rewritten_from_the_table(con, tmp_path, 
         lines[-1] = lines[-1].rstrip(b"\n")
     path.write_bytes(b"".join(lines))
 
-    export_parts(con, "fhir", inc, touched, studies=studies, transaction_time="t1")
+    stats: dict = {}
+    export._export_parts(con, "fhir", inc, touched, export.read_manifest(inc / "fhir"), "t1", studies, stats)
 
     export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full)
+    assert stats["spliced"] == len({k for k in touched if not is_shared(k[1])}) - 1  # the damaged part was not
 
 
 def test_without_the_touched_studies_owned_parts_are_rewritten_from_the_table(con, tmp_path):
