@@ -27,8 +27,10 @@ def merge_fhir(con, run_id: str) -> dict[str, int]:
         " UNION ALL SELECT resource_type, nct_id, id FROM fhir.resource"
         "  WHERE (resource_type, id) IN (SELECT resource_type, id FROM stage_fhir.resource)"
         " UNION ALL SELECT resource_type, nct_id, id FROM stage_fhir.resource)", [run_id])
-    # and the studies whose resources those parts replace, so the export splices their lines in
-    con.execute("INSERT INTO meta.fhir_export_pending_study SELECT DISTINCT nct_id, ? FROM stage.ctgov_study", [run_id])
+    # and the studies whose resources those parts replace, so the export splices their lines in: the
+    # batch's studies and the owner of every staged row (the export trusts this list to be complete)
+    con.execute("INSERT INTO meta.fhir_export_pending_study SELECT nct_id, ? FROM (SELECT nct_id FROM stage.ctgov_study"
+                " UNION SELECT nct_id FROM stage_fhir.resource WHERE nct_id IS NOT NULL)", [run_id])
     con.execute("DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
     # The published table has no PRIMARY KEY (see create_fhir_schema): its keys stay unique because
     # every staged key is deleted before the staged rows go in, and those must be unique themselves.

@@ -40,7 +40,8 @@ def test_the_merge_records_the_studies_whose_export_lines_change(con):
     from transforms.fhir.export import pending_studies
 
     staged = [r[0] for r in con.execute("SELECT DISTINCT nct_id FROM stage_fhir.resource WHERE nct_id IS NOT NULL").fetchall()]
-    con.execute("INSERT INTO stage.ctgov_study SELECT unnest(?::VARCHAR[])", [staged])
+    # the batch's studies, and the owner of every staged row even if the batch did not list it
+    con.execute("INSERT INTO stage.ctgov_study SELECT unnest(?::VARCHAR[])", [staged[: len(staged) // 2]])
     merge_fhir(con, "run-2")
     assert con.execute("SELECT DISTINCT run_id FROM meta.fhir_export_pending_study").fetchall() == [("run-2",)]
     assert pending_studies(con) == set(staged) and len(staged) > 20

@@ -14,8 +14,9 @@ studies' lines into a touched NCT id part rather than reading the whole part fro
 resources are scattered through the table (each is re-inserted when a study using it is published),
 so one `shared` file for all of them read nearly every stored resource of the type again on every
 publish (0.9 s at 100,000 studies, and the registry has ~10x their locations) where a bucket reads
-a few. Rows are streamed in batches, so
-memory stays flat for the full registry.
+a few. Rows are streamed in batches, so memory stays flat for the full registry; a splice holds one
+part's file (~8 MB for a ResearchStudy part of the registry) and the current rows of up to
+SPLICE_STUDIES touched studies.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], *
 
     `studies`, when known, are every study whose resources changed in the touched NCT id parts: those
     parts are then spliced (their lines replaced in the existing file, see _splice_parts) rather than
-    rewritten from the table. Falls back to a whole export when there is no manifest of this layout to
+    rewritten from the table. The list must be complete: a changed study left out keeps its old lines
+    whenever its part's line count still adds up. Falls back to a whole export when there is no manifest of this layout to
     build on (a first publish, a deleted folder, an export written by an earlier version).
     """
     return _export_parts(con, schema, out_dir, parts, read_manifest(Path(out_dir) / "fhir"), transaction_time,

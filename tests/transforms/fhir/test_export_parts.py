@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from transforms.fhir import export
-from transforms.fhir.export import PART_SQL, export_ndjson, export_parts, is_shared
+from transforms.fhir.export import PART_SQL, PREFIX, export_ndjson, export_parts, is_shared
 from transforms.fhir.store import create_fhir_schema, write_resources
 
 
@@ -254,3 +254,48 @@ def test_pending_studies_are_known_only_if_every_run_recorded_them(con):
     export.clear_pending(con)
     assert con.execute("SELECT (SELECT count(*) FROM meta.fhir_export_pending) + "
                        "(SELECT count(*) FROM meta.fhir_export_pending_study)").fetchone()[0] == 0
+
+
+def test_splicing_picks_its_studies_out_of_a_crowded_part(con, tmp_path):
+    """Every record of tests/data is alone in its NCT id range, so twenty copies of the last one's
+    ResearchStudy and Group resources go in beside it under NCT ids of the same range, half of them
+    with `meta` before `id` (their lines are parsed, not read by prefix). Four of them change; the
+    splice has to find each one's run among the others."""
+    base = con.execute("SELECT max(nct_id) FROM fhir.resource").fetchone()[0]
+    rows = con.execute("SELECT resource_type, id, version_id, last_updated, CAST(resource AS VARCHAR) FROM fhir.resource "
+                       "WHERE nct_id = ? AND resource_type IN ('ResearchStudy', 'Group')", [base]).fetchall()
+    twins = [f"{base[:PREFIX]}{n:04d}" for n in range(20, 40)]
+    assert base not in twins and len(rows) > 2
+    for i, twin in enumerate(twins):
+        for rtype, rid, version, updated, text in rows:
+            res = json.loads(text.replace(base.lower(), twin.lower()))
+            if i % 2:  # id after meta
+                res = {"resourceType": res["resourceType"], "meta": res.get("meta"),
+                       **{k: v for k, v in res.items() if k not in ("resourceType", "meta")}}
+            con.execute("INSERT INTO fhir.resource VALUES (?, ?, ?, ?, ?, ?)",
+                        [rtype, res["id"], version, updated, twin, json.dumps(res)])
+    inc, full = tmp_path / "inc", tmp_path / "full"
+    export_ndjson(con, "fhir", inc, transaction_time="t0")
+    part = inc / "fhir" / "ResearchStudy" / f"{base[:PREFIX]}.ndjson"
+    assert sum(1 for line in part.read_bytes().splitlines() if not line.startswith(b'{"resourceType":"ResearchStudy","id":')) >= 10
+    gone, retitled, reordered, grown = twins[3], twins[8], twins[15], twins[12]
+    con.execute("DELETE FROM fhir.resource WHERE nct_id = ?", [gone])
+    for nct in (retitled, reordered):
+        con.execute("UPDATE fhir.resource SET resource = json_merge_patch(resource, '{\"title\": \"amended\"}') "
+                    "WHERE nct_id = ? AND resource_type = 'ResearchStudy'", [nct])
+    rtype, rid, version, updated, nct, text = con.execute(
+        "SELECT resource_type, id, version_id, last_updated, nct_id, CAST(resource AS VARCHAR) FROM fhir.resource "
+        "WHERE nct_id = ? AND resource_type = 'Group' ORDER BY id LIMIT 1", [grown]).fetchone()
+    new = json.loads(text)
+    new["id"] = rid + "0"
+    con.execute("INSERT INTO fhir.resource VALUES (?, ?, ?, ?, ?, ?)", [rtype, new["id"], version, updated, nct, json.dumps(new)])
+    studies = {gone, retitled, reordered, grown}
+    touched = parts_of(con, "nct_id IN (SELECT unnest(?::VARCHAR[]))", [sorted(studies)]) | {
+        ("ResearchStudy", base[:PREFIX]), ("Group", base[:PREFIX])}
+
+    stats: dict = {}
+    export._export_parts(con, "fhir", inc, touched, export.read_manifest(inc / "fhir"), "t1", studies, stats)
+
+    export_ndjson(con, "fhir", full, transaction_time="t1")
+    assert files(inc) == files(full)
+    assert stats == {"spliced": 2}  # both parts spliced, neither fell back to the table
