@@ -77,22 +77,24 @@ def export_ndjson(con, schema: str, out_dir: Path, *, transaction_time: str | No
 
 
 def export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], *,
-                 studies: set[str] | None = None, transaction_time: str | None = None) -> dict:
+                 studies: set[str] | None = None, transaction_time: str | None = None,
+                 stats: dict | None = None) -> dict:
     """Bring the given (resource type, part) files and the manifest up to date; the other parts stand.
 
     `studies`, when known, are every study whose resources changed in the touched NCT id parts: those
     parts are then spliced (their lines replaced in the existing file, see _splice_parts) rather than
     rewritten from the table. The list must be complete: a changed study left out keeps its old lines
-    whenever its part's line count still adds up. Falls back to a whole export when there is no manifest of this layout to
-    build on (a first publish, a deleted folder, an export written by an earlier version).
+    whenever its part's line count still adds up. `stats`, if given, gets how many parts were spliced.
+    Falls back to a whole export when there is no manifest of this layout to build on (a first
+    publish, a deleted folder, an export written by an earlier version).
     """
     return _export_parts(con, schema, out_dir, parts, read_manifest(Path(out_dir) / "fhir"), transaction_time,
-                         studies)
+                         studies=studies, stats=stats)
 
 
 def _export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], previous: dict | None,
-                  transaction_time: str | None, studies: set[str] | None = None, stats: dict | None = None) -> dict:
-    """export_parts on a manifest already read; `stats`, if given, gets how many parts were spliced."""
+                  transaction_time: str | None, *, studies: set[str] | None = None, stats: dict | None = None) -> dict:
+    """export_parts on a manifest already read."""
     if previous is None:
         return export_ndjson(con, schema, out_dir, transaction_time=transaction_time)
     sql_schema = checked_schema(schema)
@@ -342,7 +344,7 @@ def export_pending(con, out_dir: Path) -> tuple[int, int, dict]:
     if previous is not None and not pending:
         return 0, 0, previous
     stats: dict = {}
-    manifest = _export_parts(con, "fhir", out_dir, pending, previous, None, pending_studies(con), stats)
+    manifest = _export_parts(con, "fhir", out_dir, pending, previous, None, studies=pending_studies(con), stats=stats)
     return (len(pending) if previous is not None else len(manifest["output"])), stats.get("spliced", 0), manifest
 
 

@@ -173,7 +173,7 @@ def test_splicing_the_touched_studies_gives_the_whole_export(con, tmp_path):
     assert {t for t, _ in owned} >= {"ResearchStudy", "Group", "Practitioner"}
 
     log, stats = _Logged(con), {}
-    manifest = export._export_parts(log, "fhir", inc, touched, export.read_manifest(inc / "fhir"), "t1", studies, stats)
+    manifest = export_parts(log, "fhir", inc, touched, studies=studies, stats=stats, transaction_time="t1")
 
     assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full) and files(inc) != before
@@ -222,7 +222,7 @@ def test_a_part_that_does_not_add_up_is_rewritten_from_the_table(con, tmp_path, 
     path.write_bytes(b"".join(lines))
 
     stats: dict = {}
-    export._export_parts(con, "fhir", inc, touched, export.read_manifest(inc / "fhir"), "t1", studies, stats)
+    export_parts(con, "fhir", inc, touched, studies=studies, stats=stats, transaction_time="t1")
 
     export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full)
@@ -294,7 +294,7 @@ def test_splicing_picks_its_studies_out_of_a_crowded_part(con, tmp_path):
         ("ResearchStudy", base[:PREFIX]), ("Group", base[:PREFIX])}
 
     stats: dict = {}
-    export._export_parts(con, "fhir", inc, touched, export.read_manifest(inc / "fhir"), "t1", studies, stats)
+    export_parts(con, "fhir", inc, touched, studies=studies, stats=stats, transaction_time="t1")
 
     export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full)
