@@ -119,6 +119,15 @@ def duckdb_storage_config() -> dict[str, str]:
 WAREHOUSE_ROW_GROUP = 8192
 
 
+ENV_DATA_DOCS_KEEP = "TRIALHOUSE_DATA_DOCS_KEEP"
+
+
+def data_docs_keep() -> int:
+    """Runs whose great-expectations Data Docs are kept under <export>/data_docs (the newest, the current
+    run's included; 0 keeps all). Each run's site is ~5 MB, so without a bound they grow run by run."""
+    return max(0, int(os.environ.get(ENV_DATA_DOCS_KEEP) or 30))
+
+
 ENV_WORKERS = "TRIALHOUSE_WORKERS"
 
 
