@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS raw.ctgov_study_version (
 );
 
 -- Every path seen in the landing folder, with the stat that lets a rescan skip re-hashing an
--- unchanged 10 GB zip. Several paths may carry the same content (sha256).
+-- unchanged 10 GB zip. Several paths may carry the same content (sha256). seen_at: when the path was
+-- first seen with this size and mtime (a rescan does not write an unchanged, processed file again).
 CREATE TABLE IF NOT EXISTS raw.landing_path (
     path        VARCHAR PRIMARY KEY,
     size_bytes  BIGINT NOT NULL,

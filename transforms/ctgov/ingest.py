@@ -291,7 +291,25 @@ def ingest_landing(con, landing: Path, run_id: str | None = None,
     read in `workers` processes."""
     ensure_base_schemas(con)
     summary = IngestSummary()
-    for f in (scan_landing(landing) if files is None else files):
+    files = scan_landing(landing) if files is None else list(files)
+    done = _processed_unchanged(con, files)
+    for f in files:
         summary.files_seen += 1
-        ingest_file(con, f, run_id, summary, workers)
+        if (f.rel, f.size, f.mtime_ns) not in done:
+            ingest_file(con, f, run_id, summary, workers)
     return summary
+
+
+_PROCESSED_UNCHANGED = (
+    "SELECT p.path, p.size_bytes, p.mtime_ns FROM raw.landing_path p WHERE p.path = ANY(?::VARCHAR[]) "
+    "AND EXISTS (SELECT 1 FROM raw.landed_file l WHERE l.sha256 = p.sha256)"
+)
+
+
+def _processed_unchanged(con, files: list[LandingFile]) -> set[tuple[str, int, int]]:
+    """(path, size, mtime) of the files whose content was already processed and which have not changed
+    since: one query for the whole scan. Each such file cost three statements (a write among them), ~3 ms,
+    so the daily zips a landing folder keeps added time to every later run: 52 old files, +0.17 s a run."""
+    if not files:
+        return set()
+    return set(con.execute(_PROCESSED_UNCHANGED, [[f.rel for f in files]]).fetchall())
