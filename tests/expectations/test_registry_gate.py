@@ -152,6 +152,10 @@ def test_schema_drift_blocks_the_whole_batch(landing, tmp_path, capsys):
     assert code != 0 and summary["blocked"] and summary["published"] == 0
     assert file_sha(tmp_path / "wh.duckdb") == before_file
     assert table_checksums(tmp_path / "wh.duckdb") == before_tables
+    # The drifted record is not held: the next run stages it again and blocks again (README, "The gate").
+    code, summary = run(landing, tmp_path, capsys)
+    assert code != 0 and summary["blocked"] and summary["published"] == 0
+    assert file_sha(tmp_path / "wh.duckdb") == before_file
 
 
 def test_quarantine_share_above_limit_blocks(landing, tmp_path, capsys, monkeypatch):
@@ -163,6 +167,13 @@ def test_quarantine_share_above_limit_blocks(landing, tmp_path, capsys, monkeypa
     code, summary = run(landing, tmp_path, capsys)
     assert code != 0 and summary["blocked"] and summary["published"] == 0
     assert not (tmp_path / "wh.duckdb").exists()  # nothing was ever published
+    # The share blocks the run that held the records; the holds stand, so the next run's batch is the
+    # three good records, and it publishes them (README, "The gate").
+    code, summary = run(landing, tmp_path, capsys)
+    assert code == 0 and not summary["blocked"] and summary["published"] == 3
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT DISTINCT record_key FROM quarantine.record WHERE released_at IS NULL ORDER BY 1"
+                           ).fetchall() == [("NCT99000010",), ("NCT99000011",)]
 
 
 def test_crash_between_staging_and_publish_leaves_warehouse_unchanged(landing, tmp_path, capsys, monkeypatch):
