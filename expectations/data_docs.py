@@ -40,6 +40,8 @@ def prune_data_docs(root: Path, keep: int, current: str | None = None) -> tuple[
         try:
             shutil.rmtree(old)
             removed.append(old)
+        except FileNotFoundError:  # removed meanwhile by another step's process (multiprocess executor)
+            continue
         except OSError as exc:
             problems.append(f"{old}: {exc.strerror or exc}")
     return removed, problems

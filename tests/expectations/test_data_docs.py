@@ -61,6 +61,16 @@ def test_a_folder_that_cannot_be_removed_is_reported_not_raised(tmp_path, monkey
     assert all(r.exists() for r in runs)
 
 
+def test_a_folder_another_process_removed_meanwhile_is_no_problem(tmp_path, monkeypatch):
+    runs = _runs(tmp_path, 3)
+
+    def gone(path, *a, **k):
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+
+    monkeypatch.setattr("expectations.data_docs.shutil.rmtree", gone)
+    assert prune_data_docs(tmp_path, keep=1) == ([], [])
+
+
 def test_runs_of_the_pipeline_keep_only_the_newest_runs_docs(tmp_path, monkeypatch):
     """Three runs, each with a new version of the seed study to validate, keeping two runs' Data Docs."""
     monkeypatch.setenv(ENV_DATA_DOCS_KEEP, "2")
