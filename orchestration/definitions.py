@@ -12,7 +12,7 @@ from orchestration.resources import build_resources
 from orchestration.sensors import landing_sensor
 from orchestration.sites.assets import site_delivery
 from orchestration.sites.stage import site_protocol_gate, stage_site_data_asset
-from trialhouse.settings import Settings
+from trialhouse.settings import SettingError, Settings, setting_problems
 
 ALL_ASSETS = [ctgov_api_pages, ctgov_study_version, stage_ctgov_study, stage_fhir_resource, omop_vocabulary,
               stage_omop, site_delivery, stage_site_data_asset, published_warehouse]
@@ -35,6 +35,10 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    # A mistyped numeric setting fails the code location's load, naming the variable, not a step mid-run.
+    found = setting_problems()
+    if found:
+        raise SettingError("; ".join(found))
     # In-process executor: one process per run, so great-expectations is imported once per run.
     return dg.Definitions(
         assets=ALL_ASSETS,

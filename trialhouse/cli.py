@@ -236,6 +236,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func in (cmd_run, cmd_demo, cmd_sync_ctgov) or getattr(args, "action", None) == "retry":
+        from trialhouse.settings import setting_problems
+
+        found = setting_problems()
+        for problem in found:
+            print(f"trialhouse {args.command}: {problem}; nothing was done", file=sys.stderr)
+        if found:
+            return 2
     return args.func(args)
 
 

@@ -49,6 +49,23 @@ class Settings:
         return cls(**values)
 
 
+class SettingError(ValueError):
+    """An environment variable whose value the pipeline cannot use; the message names it."""
+
+
+def _number(name: str, default, kind=int):
+    """A numeric setting. `int('abc')` alone names neither the variable nor what it must be, and the
+    step that read it failed mid-run; this names both (see setting_problems())."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise SettingError(f"{name}={raw!r} is not {what} (unset it for the default, {default})") from None
+
+
 ENV_MAX_QUARANTINE_SHARE = "TRIALHOUSE_MAX_QUARANTINE_SHARE"
 ENV_MIN_BATCH_FOR_SHARE = "TRIALHOUSE_MIN_BATCH_FOR_SHARE"
 ENV_MIN_ROW_RATIO = "TRIALHOUSE_MIN_ROW_RATIO"
@@ -73,9 +90,9 @@ class GateLimits:
     def from_env(cls) -> "GateLimits":
         d = cls()
         return cls(
-            max_quarantine_share=float(os.environ.get(ENV_MAX_QUARANTINE_SHARE) or d.max_quarantine_share),
-            min_batch_for_share=int(os.environ.get(ENV_MIN_BATCH_FOR_SHARE) or d.min_batch_for_share),
-            min_row_ratio=float(os.environ.get(ENV_MIN_ROW_RATIO) or d.min_row_ratio),
+            max_quarantine_share=_number(ENV_MAX_QUARANTINE_SHARE, d.max_quarantine_share, float),
+            min_batch_for_share=_number(ENV_MIN_BATCH_FOR_SHARE, d.min_batch_for_share),
+            min_row_ratio=_number(ENV_MIN_ROW_RATIO, d.min_row_ratio, float),
         )
 
 
@@ -84,7 +101,7 @@ ENV_STAGE_CHUNK = "TRIALHOUSE_STAGE_CHUNK"
 
 def stage_chunk() -> int:
     """Studies mapped and validated at a time: memory stays flat in the size of the batch."""
-    return max(1, int(os.environ.get(ENV_STAGE_CHUNK) or 5000))
+    return max(1, _number(ENV_STAGE_CHUNK, 5000))
 
 
 def registry_chunk() -> int:
@@ -125,7 +142,7 @@ ENV_DATA_DOCS_KEEP = "TRIALHOUSE_DATA_DOCS_KEEP"
 def data_docs_keep() -> int:
     """Runs whose great-expectations Data Docs are kept under <export>/data_docs (the newest, the current
     run's included; 0 keeps all). Each run's site is ~5 MB, so without a bound they grow run by run."""
-    return max(0, int(os.environ.get(ENV_DATA_DOCS_KEEP) or 30))
+    return max(0, _number(ENV_DATA_DOCS_KEEP, 30))
 
 
 ENV_WORKERS = "TRIALHOUSE_WORKERS"
@@ -134,7 +151,7 @@ ENV_WORKERS = "TRIALHOUSE_WORKERS"
 def stage_workers() -> int:
     """Processes that read a bulk zip, flatten registry records and map FHIR slices when there are
     several (default: one per core)."""
-    return max(1, int(os.environ.get(ENV_WORKERS) or os.cpu_count() or 1))
+    return max(1, _number(ENV_WORKERS, os.cpu_count() or 1))
 
 
 def ctgov_base_url() -> str:
@@ -143,10 +160,22 @@ def ctgov_base_url() -> str:
 
 def ctgov_min_interval() -> float:
     """Seconds between API requests: one a second unless told otherwise."""
-    return float(os.environ.get(ENV_CTGOV_MIN_INTERVAL) or 1.0)
+    return _number(ENV_CTGOV_MIN_INTERVAL, 1.0, float)
 
 
 def pseudonym_key() -> tuple[bytes, bool]:
     """The HMAC key for participant pseudonyms, and whether it is the public demo key."""
     value = os.environ.get(ENV_PSEUDONYM_KEY)
     return (value or DEMO_PSEUDONYM_KEY).encode("utf-8"), not value
+
+
+def setting_problems() -> list[str]:
+    """Every numeric setting read once, as readable lines: the commands check them before doing anything,
+    so a mistyped value stops a run at its start instead of failing the step that first reads it."""
+    found = []
+    for read in (GateLimits.from_env, stage_chunk, stage_workers, data_docs_keep, ctgov_min_interval):
+        try:
+            read()
+        except SettingError as exc:
+            found.append(str(exc))
+    return found
