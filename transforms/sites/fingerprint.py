@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from pathlib import Path
+
+from transforms.sites import sql_text
 
 DELIVERY_STATES = "SELECT delivery_key, state_sha256 FROM raw.site_delivery_current ORDER BY delivery_key"
 
@@ -30,8 +31,7 @@ def registry_records(con, nct_ids: list[str]) -> list[tuple[str, str, str]]:
     against (sql/registry_record.sql); the version is part of the fingerprint."""
     if not nct_ids:
         return []
-    return con.execute((Path(__file__).parent / "sql" / "registry_record.sql").read_text(encoding="utf-8"),
-                       [nct_ids] * 3).fetchall()
+    return con.execute(sql_text("registry_record.sql"), [nct_ids] * 3).fetchall()
 
 
 def ensure_tables(con) -> None:

@@ -21,18 +21,12 @@ import pandas as pd
 from schemas import apply_sql, ensure_base_schemas
 from schemas.sites import contract
 from transforms.ctgov.ingest import sha256_file
+from transforms.sites import sql_text
 from transforms.sites.check import ParsedFile, Problem, check_csv, check_manifest
 
 SITES_SUBDIR = "sites"
 MANIFEST = "manifest.json"
 QUARANTINE_SUITE = "site_contract"
-SQL_DIR = Path(__file__).resolve().parent / "sql"
-
-
-def _sql(name: str) -> str:
-    return (SQL_DIR / name).read_text(encoding="utf-8")
-
-
 @dataclass
 class SiteIngestSummary:
     deliveries_seen: int = 0      # delivery folders looked at
@@ -139,7 +133,7 @@ def _store_rows(con, key: int, delivery_id: str, parsed: dict[str, ParsedFile]) 
                              columns=["row_number"] + cols, dtype=object)
         con.register("incoming_roster", frame)
         try:
-            con.execute(_sql("insert_roster_rows.sql"), [key, delivery_id])
+            con.execute(sql_text("insert_roster_rows.sql"), [key, delivery_id])
         finally:
             con.unregister("incoming_roster")
     records = [(kind.upper(), n, r.get("USUBJID", ""), json.dumps(r, ensure_ascii=False))
@@ -148,7 +142,7 @@ def _store_rows(con, key: int, delivery_id: str, parsed: dict[str, ParsedFile]) 
         frame = pd.DataFrame(records, columns=["domain", "row_number", "usubjid", "record"])
         con.register("incoming_sdtm", frame)
         try:
-            con.execute(_sql("insert_sdtm_rows.sql"), [key, delivery_id])
+            con.execute(sql_text("insert_sdtm_rows.sql"), [key, delivery_id])
         finally:
             con.unregister("incoming_sdtm")
 
@@ -163,7 +157,7 @@ def _decide(con, folder: Path, seen: _Folder, run_id, now, summary: SiteIngestSu
         content = "participant_data" if any(f["name"] != "sites.csv" for f in m["files"]) else "roster"
     status, reason, newer = "loaded", None, None
     if ok:
-        newer = con.execute(_sql("newer_loaded.sql"),
+        newer = con.execute(sql_text("newer_loaded.sql"),
                             [m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id]).fetchone()
         if newer:
             status = "superseded"
@@ -177,7 +171,7 @@ def _decide(con, folder: Path, seen: _Folder, run_id, now, summary: SiteIngestSu
     counts = {kind: len(pf.rows) for kind, pf in parsed.items()} if ok else None
     con.begin()
     try:
-        key = con.execute(_sql("insert_delivery.sql"), [
+        key = con.execute(sql_text("insert_delivery.sql"), [
             delivery_id, m.get("nct_id"), m.get("site_id"), m.get("cutoff_date"), content, manifest_json, seen.rel,
             seen.manifest_sha, seen.state_sha, json.dumps(seen.files, sort_keys=True), status, reason,
             None if counts is None else json.dumps(counts), now, run_id,
@@ -187,7 +181,7 @@ def _decide(con, folder: Path, seen: _Folder, run_id, now, summary: SiteIngestSu
             for kind, n in counts.items():
                 summary.rows[kind] = summary.rows.get(kind, 0) + n
         if status == "loaded":
-            displaced = con.execute(_sql("supersede_older.sql"), [
+            displaced = con.execute(sql_text("supersede_older.sql"), [
                 m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id, key,
                 f"superseded by delivery {delivery_id} (cut-off {m['cutoff_date']})"]).fetchall()
             summary.superseded += len(displaced)
