@@ -11,6 +11,7 @@ from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.publish import merge_stage
 from transforms.publish import publish_batch
 from transforms.sites.fingerprint import publish_fingerprint
+from trialhouse.settings import stage_workers
 from trialhouse.snapshot import clear_owed, mark_owed, owed_path, publish_snapshot
 from trialhouse.workfile import without_headroom
 
@@ -100,7 +101,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
                                  [context.run.run_id]).fetchone()[0] or owed_path(warehouse.published).exists()
         with without_headroom(con):  # the export reads much and deletes nothing
-            parts, spliced, manifest = export_pending(con, paths.export_path)
+            parts, spliced, manifest = export_pending(con, paths.export_path, threads=stage_workers())
         # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
         changed = log["studies_published"] or log["quarantined"] or any(
             v for k, v in log["merged"].items() if k != "omop.cdm_source")

@@ -184,6 +184,37 @@ def test_splicing_the_touched_studies_gives_the_whole_export(con, tmp_path):
     assert not list((inc / "fhir").glob("*/.*.tmp"))
 
 
+def test_splicing_on_threads_gives_the_same_files(con, tmp_path, monkeypatch):
+    """Files are spliced on threads while the next chunk's rows are read: a study per chunk here, so
+    every chunk overlaps the one before, and a damaged part on a thread still falls back to the table."""
+    import threading
+
+    inc, full = tmp_path / "inc", tmp_path / "full"
+    export_ndjson(con, "fhir", inc, transaction_time="t0")
+    touched, studies = _day(con)
+    owned = sorted(k for k in touched if not is_shared(k[1]))
+    damaged = inc / "fhir" / owned[0][0] / f"{owned[0][1]}.ndjson"
+    damaged.write_bytes(damaged.read_bytes() + b"not json\n")
+    monkeypatch.setattr(export, "SPLICE_STUDIES", 1)
+    on = set()
+    splice = export._splice_file
+
+    def traced(*args):
+        on.add(threading.current_thread().name.split("_")[0])
+        return splice(*args)
+
+    monkeypatch.setattr(export, "_splice_file", traced)
+    log, stats = _Logged(con), {}
+    manifest = export_parts(log, "fhir", inc, touched, studies=studies, stats=stats, transaction_time="t1", threads=2)
+
+    assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1")
+    assert files(inc) == files(full)
+    assert stats == {"spliced": len(owned) - 1}
+    assert on == {"splice"}
+    assert len([q for q in log.sql if "nct_id = ANY" in q]) == len({p for _, p in owned})  # a chunk per part here
+    assert not list((inc / "fhir").glob("*/.*.tmp"))
+
+
 def test_splicing_again_changes_nothing(con, tmp_path):
     """A run that died after some parts were spliced splices them again on the next run: the result
     depends only on the table and the untouched lines."""
