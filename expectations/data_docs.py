@@ -5,15 +5,23 @@ pages and ~4 MB of static assets (images, fonts, styles) whatever the batch, so 
 after day, or by a sensor many times a day, filled its disk by ~5 MB a run without end (25 runs: 131 MB).
 The quarantine tables keep every held record's reason for good; the Data Docs are the browsable view of
 recent runs, so the oldest run folders beyond a count are removed when a run starts validating.
+
+Four of a site's ~5 MB are the same static assets in every run, so the kept runs' copies are then
+hard-linked to one copy under `<data_docs>/.static/` (30 runs kept: ~160 MB -> ~45 MB). Only runs
+before the current one are linked: great-expectations rewrites a run's assets in place on each
+build, and a rewrite through a link would write into every run's copy.
 """
 from __future__ import annotations
 
+import filecmp
+import os
 import re
 import shutil
 from pathlib import Path
 
 # Dagster run ids: only folders named like one are ever removed, so nothing else put beside them is.
 _RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+SHARED_STATIC = ".static"  # beside the run folders: not a run id, so never pruned
 
 
 def _written(folder: Path) -> float:
@@ -29,14 +37,16 @@ def prune_data_docs(root: Path, keep: int, current: str | None = None) -> tuple[
     """Remove the run folders under `root` beyond the `keep` newest, never the `current` run's.
 
     `keep` counts the current run's folder (it is the newest, or about to be); 0 keeps every run's.
+    The kept runs other than the current one then share their static assets (share_static).
     Returns (folders removed, problems): a folder that cannot be removed is reported, not raised, so
     housekeeping never fails a run."""
-    if keep <= 0 or not root.is_dir():
+    if not root.is_dir():
         return [], []
     runs = [p for p in root.iterdir() if p.is_dir() and _RUN_ID.match(p.name) and p.name != current]
     runs.sort(key=lambda p: (_written(p), p.name), reverse=True)
+    kept = runs[:max(0, keep - 1 if current else keep)] if keep > 0 else runs
     removed, problems = [], []
-    for old in runs[max(0, keep - 1 if current else keep):]:
+    for old in runs[len(kept):]:
         try:
             shutil.rmtree(old)
             removed.append(old)
@@ -44,4 +54,34 @@ def prune_data_docs(root: Path, keep: int, current: str | None = None) -> tuple[
             continue
         except OSError as exc:
             problems.append(f"{old}: {exc.strerror or exc}")
-    return removed, problems
+    return removed, problems + share_static(root, kept)
+
+
+def share_static(root: Path, runs: list[Path]) -> list[str]:
+    """Hard-link each finished run's static assets to one copy under `<root>/.static/`; returns problems.
+
+    A file already linked costs a stat; one whose bytes differ from the shared copy (another
+    great-expectations version's) keeps its own. A file system without hard links gets one problem
+    reported and the copies stay as they are: this only saves space, it never fails a run."""
+    shared_root = root / SHARED_STATIC
+    for run in runs:
+        for path in sorted((run / "static").rglob("*")):
+            shared = shared_root / path.relative_to(run)
+            try:
+                if path.name.startswith(".") or path.is_symlink() or not path.is_file():
+                    continue  # hidden: a link of ours left by a run that died, not an asset
+                if not shared.exists():
+                    shared.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(path, shared)
+                    continue
+                if os.path.samefile(path, shared) or not filecmp.cmp(path, shared, shallow=False):
+                    continue
+                tmp = path.with_name(f".{path.name}.link")
+                tmp.unlink(missing_ok=True)
+                os.link(shared, tmp)
+                os.replace(tmp, path)
+            except FileNotFoundError:  # its run removed meanwhile by another step's process
+                continue
+            except OSError as exc:
+                return [f"could not share the static assets of {run.name}: {exc.strerror or exc}"]
+    return []

@@ -16,14 +16,15 @@ def docs_dir(paths: PathsResource, run_id: str) -> Path:
 
 def gx_runner(context, paths: PathsResource) -> GxRunner:
     """The run's runner: GX is imported and its context built once per run, whatever the asset. Older
-    runs' Data Docs beyond TRIALHOUSE_DATA_DOCS_KEEP are removed here, before this run writes its own."""
+    runs' Data Docs beyond TRIALHOUSE_DATA_DOCS_KEEP are removed here, before this run writes its own, and
+    the kept runs' static assets share one copy."""
     run_id = context.run.run_id
     runner = runner_for(run_id, docs_dir(paths, run_id))
     removed, problems = prune_data_docs(paths.export_path / "data_docs", data_docs_keep(), current=run_id)
     if removed:
         context.log.info(f"Removed the Data Docs of {len(removed)} older run(s) ({ENV_DATA_DOCS_KEEP}={data_docs_keep()})")
     for problem in problems:
-        context.log.warning(f"Could not remove old Data Docs: {problem}")
+        context.log.warning(f"Data Docs housekeeping: {problem}")
     return runner
 
 

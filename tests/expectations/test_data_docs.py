@@ -3,7 +3,7 @@ import json
 import os
 import uuid
 
-from expectations.data_docs import prune_data_docs
+from expectations.data_docs import SHARED_STATIC, prune_data_docs, share_static
 from tests.conftest import CTGOV
 from trialhouse.runner import run_pipeline
 from trialhouse.settings import ENV_DATA_DOCS_KEEP, Settings
@@ -31,7 +31,7 @@ def test_the_newest_runs_stay_and_the_current_run_is_never_removed(tmp_path):
     assert problems == []
     assert sorted(removed) == sorted(runs[1:4])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([runs[0].name, runs[4].name, runs[5].name,
-                                                                 "notes", "README.txt"])
+                                                                 "notes", "README.txt", SHARED_STATIC])
     assert prune_data_docs(tmp_path, keep=3, current=runs[0].name) == ([], [])  # idempotent
 
 
@@ -91,4 +91,55 @@ def test_runs_of_the_pipeline_keep_only_the_newest_runs_docs(tmp_path, monkeypat
         assert report.metadata["stage/ctgov_study"]["staged"] == 1  # each run validated something
         run_ids.append(report.run_id)
         assert (docs / report.run_id / "index.html").exists()
-    assert sorted(p.name for p in docs.iterdir()) == sorted(run_ids[1:])
+    assert sorted(p.name for p in docs.iterdir()) == sorted(run_ids[1:] + [SHARED_STATIC])
+    # the older kept run's static assets are the shared copy; the last run's stay its own until the next run
+    older, last = docs / run_ids[1] / "static", docs / run_ids[2] / "static"
+    assets = [p.relative_to(older) for p in older.rglob("*") if p.is_file()]
+    assert len(assets) > 10 and sum((older / a).stat().st_size for a in assets) > 3_000_000
+    assert all(os.path.samefile(older / a, docs / SHARED_STATIC / "static" / a) for a in assets)
+    assert not any(os.path.samefile(last / a, older / a) for a in assets)
+    assert all((last / a).read_bytes() == (older / a).read_bytes() for a in assets)
+
+
+def _with_assets(runs, files: dict[str, bytes]) -> None:
+    for run in runs:
+        for name, data in files.items():
+            (run / "static" / name).parent.mkdir(parents=True, exist_ok=True)
+            (run / "static" / name).write_bytes(data)
+
+
+def test_the_kept_runs_share_one_copy_of_their_static_assets_but_the_current_run_keeps_its_own(tmp_path):
+    runs = _runs(tmp_path, 4)
+    _with_assets(runs, {"style.css": b"body {}", "fonts/a.woff": b"\x00font" * 1000, "images/logo.png": b"png"})
+    (runs[1] / "static" / "images" / "logo.png").write_bytes(b"another version's logo")
+    (runs[2] / "static" / ".logo.png.link").write_bytes(b"left by a run that died")
+    current = runs[3]
+
+    removed, problems = prune_data_docs(tmp_path, keep=3, current=current.name)
+
+    assert problems == [] and removed == [runs[0]]
+    shared = tmp_path / SHARED_STATIC / "static"
+    for run in runs[1:3]:
+        assert os.path.samefile(run / "static" / "style.css", shared / "style.css")
+        assert os.path.samefile(run / "static" / "fonts" / "a.woff", shared / "fonts" / "a.woff")
+        assert (run / "static" / "fonts" / "a.woff").read_bytes() == b"\x00font" * 1000
+    logos = [run / "static" / "images" / "logo.png" for run in runs[1:3]]
+    assert not os.path.samefile(*logos)  # bytes differ: each keeps its own
+    assert {p.read_bytes() for p in logos} == {b"png", b"another version's logo"}
+    assert not (shared / ".logo.png.link").exists()
+    assert not any(os.path.samefile(current / "static" / n, shared / n) for n in ("style.css", "fonts/a.woff"))
+    assert prune_data_docs(tmp_path, keep=3, current=current.name) == ([], [])  # idempotent
+    assert prune_data_docs(tmp_path, keep=0, current=current.name) == ([], [])  # keeping all still shares
+
+
+def test_a_file_system_without_hard_links_keeps_the_copies_and_reports_it(tmp_path, monkeypatch):
+    runs = _runs(tmp_path, 3)
+    _with_assets(runs, {"style.css": b"body {}"})
+
+    def refuse(src, dst, *a, **k):
+        raise OSError(1, "Operation not permitted", str(dst))
+
+    monkeypatch.setattr("expectations.data_docs.os.link", refuse)
+    problems = share_static(tmp_path, runs)
+    assert len(problems) == 1 and "Operation not permitted" in problems[0]
+    assert all((r / "static" / "style.css").read_bytes() == b"body {}" for r in runs)
