@@ -213,14 +213,18 @@ def ingest_site_deliveries(con, landing: Path, run_id: str | None = None,
     landing = Path(landing)
     summary = SiteIngestSummary()
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    for folder in scan_sites(landing, deliveries):
+    observed = [(folder, _observe(landing, folder)) for folder in scan_sites(landing, deliveries)]
+    # States decided in an earlier run, in one query: a statement per folder was half of a scan of
+    # unchanged deliveries (300 folders: 0.22 s), and a landing folder keeps its deliveries.
+    states = sorted(seen.state_sha for _, seen in observed if seen is not None)
+    known = {s for (s,) in con.execute("SELECT DISTINCT state_sha256 FROM raw.site_delivery "
+                                       "WHERE state_sha256 IN (SELECT unnest(?::VARCHAR[]))", [states]).fetchall()}
+    for folder, seen in observed:
         summary.deliveries_seen += 1
-        seen = _observe(landing, folder)
         if seen is None:
             summary.waiting.append(folder.name)
-            continue
-        if con.execute("SELECT 1 FROM raw.site_delivery WHERE state_sha256 = ?", [seen.state_sha]).fetchone():
+        elif seen.state_sha in known:
             summary.unchanged += 1
-            continue
-        _decide(con, folder, seen, run_id, now, summary)
+        else:
+            _decide(con, folder, seen, run_id, now, summary)
     return summary
