@@ -7,9 +7,10 @@ The quarantine tables keep every held record's reason for good; the Data Docs ar
 recent runs, so the oldest run folders beyond a count are removed when a run starts validating.
 
 Four of a site's ~5 MB are the same static assets in every run, so the kept runs' copies are then
-hard-linked to one copy under `<data_docs>/.static/` (30 runs kept: ~160 MB -> ~45 MB). Only runs
-before the current one are linked: great-expectations rewrites a run's assets in place on each
-build, and a rewrite through a link would write into every run's copy.
+hard-linked to one copy under `<data_docs>/.static/` (30 runs kept: ~160 MB -> ~40 MB). Only runs
+other than the current one are linked, and a run gives its assets back their own copies before each
+build (own_static; another run may have linked them between its steps): great-expectations rewrites
+a run's assets in place on each build, and a rewrite through a link would write into every run's copy.
 """
 from __future__ import annotations
 
@@ -61,11 +62,16 @@ def share_static(root: Path, runs: list[Path]) -> list[str]:
     """Hard-link each finished run's static assets to one copy under `<root>/.static/`; returns problems.
 
     A file already linked costs a stat; one whose bytes differ from the shared copy (another
-    great-expectations version's) keeps its own. A file system without hard links gets one problem
-    reported and the copies stay as they are: this only saves space, it never fails a run."""
+    great-expectations version's) keeps its own, or becomes the shared copy once no run links to the
+    old one. A file system without hard links gets one problem reported and the copies stay as they
+    are: this only saves space, it never fails a run."""
     shared_root = root / SHARED_STATIC
     for run in runs:
-        for path in sorted((run / "static").rglob("*")):
+        try:
+            paths = sorted((run / "static").rglob("*"))
+        except FileNotFoundError:  # its run removed meanwhile by another step's process
+            continue
+        for path in paths:
             shared = shared_root / path.relative_to(run)
             try:
                 if path.name.startswith(".") or path.is_symlink() or not path.is_file():
@@ -74,14 +80,38 @@ def share_static(root: Path, runs: list[Path]) -> list[str]:
                     shared.parent.mkdir(parents=True, exist_ok=True)
                     os.link(path, shared)
                     continue
-                if os.path.samefile(path, shared) or not filecmp.cmp(path, shared, shallow=False):
+                if os.path.samefile(path, shared):
                     continue
-                tmp = path.with_name(f".{path.name}.link")
-                tmp.unlink(missing_ok=True)
-                os.link(shared, tmp)
-                os.replace(tmp, path)
+                if filecmp.cmp(path, shared, shallow=False):
+                    _link(shared, path)
+                elif shared.stat().st_nlink == 1:  # an older version's copy no run uses any more
+                    _link(path, shared)
+            except FileExistsError:  # another process made the shared copy meanwhile
+                continue
             except FileNotFoundError:  # its run removed meanwhile by another step's process
                 continue
             except OSError as exc:
                 return [f"could not share the static assets of {run.name}: {exc.strerror or exc}"]
     return []
+
+
+def own_static(run: Path) -> None:
+    """Give a run's static assets back their own copies before great-expectations writes them again.
+
+    It rewrites every asset in place on each build (open for writing, truncating), so a file another
+    run's prune linked to the shared copy between this run's steps would be emptied and rewritten in
+    every run's folder at once, and left broken in all of them by a build that died midway. Builds
+    and prunes only run in the warehouse pool's steps, one at a time, so none can link it meanwhile."""
+    for path in sorted((run / "static").rglob("*")) if (run / "static").is_dir() else []:
+        if not path.name.startswith(".") and path.is_file() and not path.is_symlink() and path.stat().st_nlink > 1:
+            tmp = path.with_name(f".{path.name}.own")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, path)
+
+
+def _link(src: Path, dst: Path) -> None:
+    """Make `dst` another name of `src`'s file, atomically."""
+    tmp = dst.with_name(f".{dst.name}.link")
+    tmp.unlink(missing_ok=True)
+    os.link(src, tmp)
+    os.replace(tmp, dst)

@@ -23,6 +23,8 @@ from typing import Callable
 
 import pandas as pd
 
+from expectations.data_docs import own_static
+
 _gx = None
 
 # Modules GX imports at its import time only for expectations this project never runs:
@@ -232,6 +234,7 @@ class GxRunner:
         keys = [*self.context.expectations_store.list_keys(), *self.context.validation_results_store.list_keys()]
         new = [k for k in keys if k not in self._rendered]
         if new:  # an empty list would mean "everything" to GX
+            own_static(self.docs_dir)  # its assets are rewritten in place: none may be a shared copy's name
             self.context.build_data_docs(site_names=["trialhouse"], resource_identifiers=new)
             self._rendered.update(new)
         index = self.docs_dir / "index.html"

@@ -1,9 +1,10 @@
 """Data Docs are kept for the newest runs only: a warehouse updated run after run must not fill its disk."""
 import json
 import os
+import shutil
 import uuid
 
-from expectations.data_docs import SHARED_STATIC, prune_data_docs, share_static
+from expectations.data_docs import SHARED_STATIC, own_static, prune_data_docs, share_static
 from tests.conftest import CTGOV
 from trialhouse.runner import run_pipeline
 from trialhouse.settings import ENV_DATA_DOCS_KEEP, Settings
@@ -129,7 +130,77 @@ def test_the_kept_runs_share_one_copy_of_their_static_assets_but_the_current_run
     assert not (shared / ".logo.png.link").exists()
     assert not any(os.path.samefile(current / "static" / n, shared / n) for n in ("style.css", "fonts/a.woff"))
     assert prune_data_docs(tmp_path, keep=3, current=current.name) == ([], [])  # idempotent
-    assert prune_data_docs(tmp_path, keep=0, current=current.name) == ([], [])  # keeping all still shares
+
+
+def test_keeping_every_run_still_shares_their_assets(tmp_path):
+    runs = _runs(tmp_path, 3)
+    _with_assets(runs, {"style.css": b"body {}"})
+    assert prune_data_docs(tmp_path, keep=0, current=runs[2].name) == ([], [])
+    shared = tmp_path / SHARED_STATIC / "static" / "style.css"
+    assert os.path.samefile(runs[0] / "static" / "style.css", shared)
+    assert os.path.samefile(runs[1] / "static" / "style.css", shared)
+    assert not os.path.samefile(runs[2] / "static" / "style.css", shared)
+
+
+def test_a_shared_copy_no_run_uses_any_more_gives_way_to_a_newer_version(tmp_path):
+    """After a great-expectations upgrade changed an asset, the old version's copy is replaced once the
+    runs that linked it are gone, so the new version's copies are shared again."""
+    old = _runs(tmp_path, 1)
+    _with_assets(old, {"style.css": b"old"})
+    share_static(tmp_path, old)
+    shutil.rmtree(old[0])
+    new = [tmp_path / str(uuid.UUID(int=100 + i)) for i in range(2)]
+    for run in new:
+        run.mkdir()
+    _with_assets(new, {"style.css": b"new"})
+    assert share_static(tmp_path, new) == []
+    shared = tmp_path / SHARED_STATIC / "static" / "style.css"
+    assert shared.read_bytes() == b"new"
+    assert all(os.path.samefile(run / "static" / "style.css", shared) for run in new)
+
+
+def test_a_run_gets_its_own_copies_back_before_great_expectations_rewrites_them(tmp_path):
+    """With several runs at once, another run's prune can link this run's assets between its steps; the
+    next build rewrites each asset in place (truncating it), which would write every run's copy."""
+    runs = _runs(tmp_path, 3)
+    _with_assets(runs, {"style.css": b"body {}", "fonts/a.woff": b"font"})
+    share_static(tmp_path, runs)  # as a prune by another run does, this run's folder included
+    mine, shared = runs[2] / "static", tmp_path / SHARED_STATIC / "static"
+    assert os.path.samefile(mine / "style.css", shared / "style.css")
+
+    own_static(runs[2])
+
+    for name in ("style.css", "fonts/a.woff"):
+        assert not os.path.samefile(mine / name, shared / name)
+        assert (mine / name).read_bytes() == (shared / name).read_bytes()
+        assert (mine / name).stat().st_nlink == 1
+    (mine / "style.css").write_bytes(b"")  # what a build does first: the shared copy is not touched
+    assert (shared / "style.css").read_bytes() == b"body {}"
+    assert (runs[0] / "static" / "style.css").read_bytes() == b"body {}"
+    assert not [p for p in mine.rglob(".*")]
+
+
+def test_a_build_after_another_runs_prune_leaves_the_shared_copy_alone(tmp_path):
+    """The runner's Data Docs build itself, with great-expectations writing the assets."""
+    import pandas as pd
+
+    from expectations.runtime import GxRunner, Rule
+
+    docs = tmp_path / str(uuid.UUID(int=7))
+    runner = GxRunner(docs)
+    rule = Rule("non_null", "t", "x", "x", lambda g: g.expectations.ExpectColumnValuesToNotBeNull(column="x"))
+    runner.validate("suite_one", [rule], {"t": pd.DataFrame({"k": ["a"], "x": [1]})}, key_columns=["k"])
+    assets = [p for p in (docs / "static").rglob("*") if p.is_file()]
+    assert len(assets) > 10
+    assert share_static(tmp_path, [docs]) == []  # another run's prune, between this run's steps
+    shared = {a: (tmp_path / SHARED_STATIC / a.relative_to(docs)) for a in assets}
+    stamps = {a: shared[a].stat().st_mtime_ns for a in assets}
+
+    runner.validate("suite_two", [rule], {"t": pd.DataFrame({"k": ["b"], "x": [2]})}, key_columns=["k"])
+
+    assert all(shared[a].stat().st_mtime_ns == stamps[a] for a in assets)  # not written through a link
+    assert not any(os.path.samefile(a, shared[a]) for a in assets)
+    assert all(a.read_bytes() == shared[a].read_bytes() for a in assets)
 
 
 def test_a_file_system_without_hard_links_keeps_the_copies_and_reports_it(tmp_path, monkeypatch):

@@ -215,6 +215,29 @@ def test_splicing_on_threads_gives_the_same_files(con, tmp_path, monkeypatch):
     assert not list((inc / "fhir").glob("*/.*.tmp"))
 
 
+def test_a_splice_failing_on_a_thread_fails_the_export_and_leaves_the_manifest(con, tmp_path, monkeypatch):
+    """The publish keeps its parts pending and splices them again on the next run (see export_pending)."""
+    inc = tmp_path / "inc"
+    before = export_ndjson(con, "fhir", inc, transaction_time="t0")
+    touched, studies = _day(con)
+    monkeypatch.setattr(export, "SPLICE_STUDIES", 1)
+    splice, failing = export._splice_file, sorted(k for k in touched if not is_shared(k[1]))[-1]
+
+    def fail_one(path, *args):
+        if path.name == f"{failing[1]}.ndjson" and path.parent.name == failing[0]:
+            raise OSError(28, "No space left on device", str(path))
+        return splice(path, *args)
+
+    monkeypatch.setattr(export, "_splice_file", fail_one)
+    with pytest.raises(OSError, match="No space left"):
+        export_parts(con, "fhir", inc, touched, studies=studies, transaction_time="t1", threads=2)
+    assert json.loads((inc / "fhir" / "manifest.json").read_text()) == before
+    assert not list((inc / "fhir").glob("*/.*.tmp"))
+    monkeypatch.setattr(export, "_splice_file", splice)
+    export_parts(con, "fhir", inc, touched, studies=studies, transaction_time="t1", threads=2)
+    assert files(inc) == files(_whole(con, tmp_path / "full"))
+
+
 def test_splicing_again_changes_nothing(con, tmp_path):
     """A run that died after some parts were spliced splices them again on the next run: the result
     depends only on the table and the untouched lines."""
@@ -330,3 +353,8 @@ def test_splicing_picks_its_studies_out_of_a_crowded_part(con, tmp_path):
     export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full)
     assert stats == {"spliced": 2}  # both parts spliced, neither fell back to the table
+
+
+def _whole(con, root):
+    export_ndjson(con, "fhir", root, transaction_time="t1")
+    return root
