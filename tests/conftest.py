@@ -53,6 +53,21 @@ class Landing:
         return dest
 
 
+class Counting:
+    """A connection that records the statements run through it: a scan's cost in statements must not
+    grow with what earlier runs processed."""
+
+    def __init__(self, con):
+        self.con, self.statements = con, []
+
+    def execute(self, sql, *args):
+        self.statements.append(sql)
+        return self.con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+
 @pytest.fixture
 def landing(tmp_path) -> Landing:
     return Landing(tmp_path / "landing")

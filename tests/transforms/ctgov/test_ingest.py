@@ -4,7 +4,7 @@ import json
 import os
 import zipfile
 
-from tests.conftest import CTGOV, page_files, study_files, version_files
+from tests.conftest import CTGOV, Counting, page_files, study_files, version_files
 from transforms.ctgov.ingest import ingest_landing
 
 
@@ -47,33 +47,19 @@ def test_rerun_over_same_files_adds_nothing(con, landing):
     assert (counts(con), con.execute("SELECT count(*) FROM raw.landed_file").fetchone()) == before
 
 
-class _Counting:
-    """A connection that records the statements run through it."""
-
-    def __init__(self, con):
-        self.con, self.statements = con, []
-
-    def execute(self, sql, *args):
-        self.statements.append(sql)
-        return self.con.execute(sql, *args)
-
-    def __getattr__(self, name):
-        return getattr(self.con, name)
-
-
 def test_a_rescan_costs_the_same_statements_however_many_files_were_processed_before(con, landing):
     """Files already processed and unchanged are recognised in one query: per file, a lookup, a write and
     a check each run made a landing folder that keeps its daily files slower every day."""
     for p in study_files()[:1]:
         landing.drop(p)
     ingest_landing(con, landing.root)
-    one = _Counting(con)
+    one = Counting(con)
     assert ingest_landing(one, landing.root).files_new == 0
     for p in study_files()[1:]:
         landing.drop(p)
     ingest_landing(con, landing.root)
     seen = con.execute("SELECT * FROM raw.landing_path ORDER BY path").fetchall()
-    many = _Counting(con)
+    many = Counting(con)
     again = ingest_landing(many, landing.root)
     assert again.files_seen == len(study_files()) > 30 and again.files_new == 0
     assert len(many.statements) == len(one.statements)

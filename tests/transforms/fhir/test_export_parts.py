@@ -8,6 +8,7 @@ import os
 import duckdb
 import pytest
 
+from tests.conftest import Counting
 from transforms.fhir import export
 from transforms.fhir.export import PART_SQL, PREFIX, export_ndjson, export_parts, is_shared
 from transforms.fhir.store import create_fhir_schema, write_resources
@@ -104,17 +105,6 @@ def test_a_whole_export_in_small_batches_writes_the_same_files(con, tmp_path, mo
     assert not list((tmp_path / "batched" / "fhir").glob("*/.*.tmp"))
 
 
-class _Logged:
-    """A connection that records the statements it runs."""
-
-    def __init__(self, con):
-        self.con, self.sql = con, []
-
-    def execute(self, sql, params=None):
-        self.sql.append(sql)
-        return self.con.execute(sql, params) if params is not None else self.con.execute(sql)
-
-
 def test_touched_parts_are_written_in_batches_not_a_query_each(con, tmp_path):
     """A day of 1,000 changed studies touched 892 of 909 parts at 100,000 studies, and a query per part
     took 6.5 s where a whole export takes 4.3: a type's touched shared buckets are one query, and owned
@@ -126,10 +116,10 @@ def test_touched_parts_are_written_in_batches_not_a_query_each(con, tmp_path):
     owned = sorted(parts_of(con, "nct_id IS NOT NULL AND resource_type = 'ResearchStudy'", []))
     assert len({t for t, _ in shared}) >= 2 and len(shared) > 10 and len(owned) >= 6
     picked = sorted(set(range(0, len(owned), 2)) | {len(owned) - 2, len(owned) - 1})  # gaps, then two adjacent
-    log = _Logged(con)
+    log = Counting(con)
     manifest = export_parts(log, "fhir", inc, shared | {owned[i] for i in picked}, transaction_time="t1")
     assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1") and files(inc) == files(full)
-    writes = [q for q in log.sql if "CAST(resource AS VARCHAR)" in q]
+    writes = [q for q in log.statements if "CAST(resource AS VARCHAR)" in q]
     runs = 1 + sum(1 for a, b in zip(picked, picked[1:]) if b != a + 1)
     assert runs < len(picked) and len(writes) == len({t for t, _ in shared}) + runs
 
@@ -172,15 +162,15 @@ def test_splicing_the_touched_studies_gives_the_whole_export(con, tmp_path):
     owned = {k for k in touched if not is_shared(k[1])}
     assert {t for t, _ in owned} >= {"ResearchStudy", "Group", "Practitioner"}
 
-    log, stats = _Logged(con), {}
+    log, stats = Counting(con), {}
     manifest = export_parts(log, "fhir", inc, touched, studies=studies, stats=stats, transaction_time="t1")
 
     assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full) and files(inc) != before
     assert stats == {"spliced": len(owned)}
     # the owned parts were spliced from the touched studies' rows, not read again from the table
-    assert not [q for q in log.sql if "ORDER BY 1, id" in q and "nct_id >= ?" in q]
-    assert len([q for q in log.sql if "nct_id = ANY" in q]) == 1
+    assert not [q for q in log.statements if "ORDER BY 1, id" in q and "nct_id >= ?" in q]
+    assert len([q for q in log.statements if "nct_id = ANY" in q]) == 1
     assert not list((inc / "fhir").glob("*/.*.tmp"))
 
 
@@ -204,14 +194,14 @@ def test_splicing_on_threads_gives_the_same_files(con, tmp_path, monkeypatch):
         return splice(*args)
 
     monkeypatch.setattr(export, "_splice_file", traced)
-    log, stats = _Logged(con), {}
+    log, stats = Counting(con), {}
     manifest = export_parts(log, "fhir", inc, touched, studies=studies, stats=stats, transaction_time="t1", threads=2)
 
     assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full)
     assert stats == {"spliced": len(owned) - 1}
     assert on == {"splice"}
-    assert len([q for q in log.sql if "nct_id = ANY" in q]) == len({p for _, p in owned})  # a chunk per part here
+    assert len([q for q in log.statements if "nct_id = ANY" in q]) == len({p for _, p in owned})  # a chunk per part here
     assert not list((inc / "fhir").glob("*/.*.tmp"))
 
 
@@ -287,12 +277,12 @@ def test_without_the_touched_studies_owned_parts_are_rewritten_from_the_table(co
     inc, full = tmp_path / "inc", tmp_path / "full"
     export_ndjson(con, "fhir", inc, transaction_time="t0")
     touched, _ = _day(con)
-    log = _Logged(con)
+    log = Counting(con)
     export_parts(log, "fhir", inc, touched, transaction_time="t1")
     export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full)
-    assert [q for q in log.sql if "ORDER BY 1, id" in q and "nct_id >= ?" in q]
-    assert not [q for q in log.sql if "nct_id = ANY" in q]
+    assert [q for q in log.statements if "ORDER BY 1, id" in q and "nct_id >= ?" in q]
+    assert not [q for q in log.statements if "nct_id = ANY" in q]
 
 
 def test_pending_studies_are_known_only_if_every_run_recorded_them(con):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Counting
 from trialhouse.synth_site import generate_delivery, plant, write_manifest
 from transforms.sites.ingest import ingest_site_deliveries
 
@@ -201,30 +202,16 @@ def test_several_sites_in_one_run(con, landing, sites):
     assert len(folders) == 3
 
 
-class _Counting:
-    """A connection that records the statements run through it."""
-
-    def __init__(self, con):
-        self.con, self.statements = con, []
-
-    def execute(self, sql, *args):
-        self.statements.append(sql)
-        return self.con.execute(sql, *args)
-
-    def __getattr__(self, name):
-        return getattr(self.con, name)
-
-
 def test_a_rescan_costs_the_same_statements_however_many_deliveries_were_decided_before(con, landing, sites):
     """Unchanged deliveries are recognised in one query: a statement per folder made a landing folder
     that keeps its deliveries slower with every delivery."""
     generate_delivery(sites, participants=4, sites=1, seed=1, delivery_id="d1")
     ingest_site_deliveries(con, landing.root)
-    one = _Counting(con)
+    one = Counting(con)
     assert ingest_site_deliveries(one, landing.root).unchanged == 1
     generate_delivery(sites, participants=12, sites=6, seed=2, delivery_id="d2")
     ingest_site_deliveries(con, landing.root)
-    many = _Counting(con)
+    many = Counting(con)
     again = ingest_site_deliveries(many, landing.root)
     assert (again.deliveries_seen, again.unchanged, again.loaded, again.held) == (7, 7, 0, 0)
     assert len(many.statements) == len(one.statements)
