@@ -73,11 +73,17 @@ def map_chunk(rows: list[tuple]) -> MappedChunk:
                     "content_hash": chash}
             try:
                 resources = map_study(parse_payload(payload), version_id=str(seq), last_updated=_instant(lupd))
+                problems = [p for ps in validate_resources(resources).values() for p in ps]
             except MappingError as exc:
                 held[nct_id] = {**base, "rule": "mappable", "field": exc.field,
                                 "reason": f"{src} record {nct_id}: {exc.field}: cannot be mapped to FHIR R5: {exc}"}
                 continue
-            problems = [p for ps in validate_resources(resources).values() for p in ps]
+            except Exception as exc:  # noqa: BLE001 - a record the registry suite let through but the mapping
+                # did not foresee: held with what went wrong, never a crash of the batch
+                held[nct_id] = {**base, "rule": "mappable", "field": "$",
+                                "reason": f"{src} record {nct_id}: cannot be mapped to FHIR R5: "
+                                          f"{type(exc).__name__}: {exc}"}
+                continue
             if problems:
                 held[nct_id] = {**base, "rule": "valid_resource", "field": problems[0].split(":", 1)[0],
                                 "reason": f"{src} record {nct_id}: {len(problems)} FHIR validation problem(s): "

@@ -41,7 +41,7 @@ def _field(rule, row: dict) -> str:
     if rule.frame in ("study", "section"):
         return row.get("field") or rule.field if rule.frame == "section" else rule.field
     base = row.get("field") or rule.field
-    if rule.frame in ("phase", "arm_intervention"):
+    if rule.frame in ("phase", "arm_intervention", "shape"):
         return base
     suffix = rule.field if rule.field.startswith("geoPoint") else rule.column
     return f"{base}.{suffix}"

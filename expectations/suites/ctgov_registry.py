@@ -83,6 +83,9 @@ def rules(intervention_refs: frozenset[str] = frozenset(), today: dt.date | None
                         lambda g, c=f"{column}_day": g.expectations.ExpectColumnValuesToBeBetween(column=c, max_value=latest),
                         message=f"lies ahead of the run (after {latest.isoformat()}): the registry posts these dates"))
     out += [
+        Rule("json_shape", "shape", "found", "$",
+             lambda g: g.expectations.ExpectColumnValuesToBeNull(column="found"),
+             message="is not the JSON type the registry's API v2 gives this field, so the record cannot be flattened"),
         Rule("enrollment_non_negative", "study", "enrollment_count", STUDY_FIELDS["enrollment_count"],
              lambda g: g.expectations.ExpectColumnValuesToBeBetween(column="enrollment_count", min_value=0),
              message="is negative or not a number"),

@@ -50,6 +50,8 @@ def ctgov_study_version(
         ).fetchone()
     for err in summary.errors:
         context.log.warning(err)
+    for rel in summary.files_vanished:
+        context.log.warning(f"{rel}: removed between the landing scan and its read; read when it lands again")
     return dg.MaterializeResult(
         metadata={
             **{k: dg.MetadataValue.int(v) for k, v in summary.as_dict().items()},

@@ -182,3 +182,27 @@ def test_a_staged_study_without_its_raw_version_stops_the_stage_by_name():
         assert gone[0] in str(exc)
     else:
         raise AssertionError("the stage went on with a study missing")
+
+
+def test_a_study_the_mapping_did_not_foresee_is_held_not_a_crash_of_the_stage(monkeypatch):
+    """A record the registry suite let through but the mapping fails on in a way it did not foresee (not
+    a MappingError) is quarantined with what went wrong; the batch's other studies are staged."""
+    con = raw_connection()
+    stage_registry(con, GxRunner(), "run-1", chunk=4)
+    ncts = [n for (n,) in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
+    odd = ncts[1]
+    map_study = fhir_gate.map_study
+
+    def mapping(record, **kw):
+        if record["protocolSection"]["identificationModule"]["nctId"] == odd:
+            raise KeyError("leadSponsor")
+        return map_study(record, **kw)
+
+    monkeypatch.setattr(fhir_gate, "map_study", mapping)
+    result = fhir_gate.stage_fhir(con, GxRunner(), "run-1", chunk=4, workers=1)
+
+    assert result.quarantined == 1 and result.studies == len(ncts) - 1
+    rule, field, reason = con.execute("SELECT rule, field, reason FROM quarantine.record WHERE suite = 'fhir_staging'").fetchone()
+    assert (rule, field) == ("mappable", "$") and odd in reason and "KeyError: 'leadSponsor'" in reason
+    staged = {n for (n,) in con.execute("SELECT DISTINCT nct_id FROM stage_fhir.resource WHERE nct_id IS NOT NULL").fetchall()}
+    assert staged == set(ncts) - {odd}

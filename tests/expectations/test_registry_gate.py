@@ -196,3 +196,29 @@ def test_crash_between_staging_and_publish_leaves_warehouse_unchanged(landing, t
     code, summary = run(landing, tmp_path, capsys)
     assert code == 0 and summary["published"] == 3
     assert published(tmp_path, "SELECT count(*) FROM meta.study_state WHERE status = 'published'") == [(6,)]
+
+
+SHAPES = {  # a repeated element of the wrong JSON type: flattening it crashed the registry stage, run after run
+    "NCT99000011": (set_path([P, "contactsLocationsModule", "locations"], ["Mayo Clinic"]),
+                    "protocolSection.contactsLocationsModule.locations[0]"),
+    "NCT99000012": (lambda r: r[P]["contactsLocationsModule"]["locations"][0].__setitem__("geoPoint", "44.0,-92.5"),
+                    "protocolSection.contactsLocationsModule.locations[0].geoPoint"),
+    "NCT99000013": (lambda r: r[P]["armsInterventionsModule"]["armGroups"][0].__setitem__("interventionNames", "Drug: X"),
+                    "protocolSection.armsInterventionsModule.armGroups[0].interventionNames"),
+    "NCT99000014": (set_path([P, "armsInterventionsModule", "interventions"], {"name": "X"}),
+                    "protocolSection.armsInterventionsModule.interventions"),
+}
+
+
+def test_records_of_the_wrong_json_shape_are_held_and_the_rest_published(landing, tmp_path, capsys):
+    good = good_files(landing, n=6)
+    for nct_id, (change, _) in SHAPES.items():
+        landing.write(f"{nct_id}.json", json.dumps(variant(nct_id, change)))
+    code, summary = run(landing, tmp_path, capsys)
+    assert code == 0 and not summary["blocked"], summary["failures"]
+    assert summary["published"] == len(good) and summary["quarantined"] == len(SHAPES)
+    rows = published(tmp_path, "SELECT record_key, field, reason FROM quarantine.record WHERE rule = 'json_shape' ORDER BY 1")
+    assert [(r[0], r[1]) for r in rows] == [(n, f) for n, (_, f) in SHAPES.items()]
+    assert all(f"ctgov/{r[0]}.json" in r[2] and r[1] in r[2] and "not the JSON type" in r[2] for r in rows)
+    state = dict(published(tmp_path, "SELECT nct_id, status FROM meta.study_state"))
+    assert {n: state[n] for n in SHAPES} == {n: "quarantined" for n in SHAPES}

@@ -81,46 +81,96 @@ def intervention_ref(nct_id: str, name) -> str:
 
 def registry_frames(rows: Iterable[dict]) -> dict[str, pd.DataFrame]:
     """`rows`: dicts with version_key, nct_id, source_file, source_record and `record` (the study),
-    read once, so a generator can parse records as they are flattened."""
-    study, phase, site, arm, intervention, section, arm_ref = [], [], [], [], [], [], []
+    read once, so a generator can parse records as they are flattened.
+
+    A repeated element of the wrong JSON type (`locations` a string, a site a string, `geoPoint` a
+    list) goes to the `shape` frame with its path, for the suite to hold the record; nothing of it is
+    flattened. A record whose flattening fails anyway is held the same way, at `$`: one odd record
+    never stops the batch."""
+    study, phase, site, arm, intervention, section, arm_ref, shape = [], [], [], [], [], [], [], []
     for row in rows:
         rec = row["record"]
         key = {k: row[k] for k in KEYS}
-        protocol = rec.get(P) if isinstance(rec.get(P), dict) else {}
-        s = dict(key)
-        for module in REQUIRED_MODULES:
-            s[f"has_{module}"] = isinstance(protocol.get(module), dict)
-        for col, path in STUDY_FIELDS.items():
-            value = get_path(rec, path)
-            s[col] = _as_number(value) if col == "enrollment_count" else _as_text(value)
-        for col in POSTED_DATES:
-            s[f"{col}_day"] = _first_day(s[col])
-        study.append(s)
-        for name in rec:
-            section.append({**key, "section": name, "field": name})
-        for name in protocol:
-            section.append({**key, "section": f"{P}.{name}", "field": f"{P}.{name}"})
-        for i, ph in enumerate(get_path(rec, f"{P}.designModule.phases") or []):
-            phase.append({**key, "phase": _as_text(ph), "field": f"{P}.designModule.phases[{i}]"})
-        for i, loc in enumerate(get_path(rec, f"{P}.contactsLocationsModule.locations") or []):
-            geo = loc.get("geoPoint") or {}
-            site.append({**key, "field": f"{P}.contactsLocationsModule.locations[{i}]",
-                         "facility": _as_text(loc.get("facility")), "status": _as_text(loc.get("status")),
-                         "latitude": _as_number(geo.get("lat")), "longitude": _as_number(geo.get("lon"))})
-        for i, a in enumerate(get_path(rec, f"{P}.armsInterventionsModule.armGroups") or []):
-            arm.append({**key, "field": f"{P}.armsInterventionsModule.armGroups[{i}]", "label": _as_text(a.get("label")),
-                        "type": _as_text(a.get("type"))})
-            for j, name in enumerate(a.get("interventionNames") or []):
-                arm_ref.append({**key, "field": f"{P}.armsInterventionsModule.armGroups[{i}].interventionNames[{j}]",
-                                "name": _as_text(name), "ref": intervention_ref(row["nct_id"], name)})
-        for i, it in enumerate(get_path(rec, f"{P}.armsInterventionsModule.interventions") or []):
-            intervention.append({**key, "field": f"{P}.armsInterventionsModule.interventions[{i}]",
-                                 "name": _as_text(it.get("name")), "type": _as_text(it.get("type")),
-                                 "ref": intervention_ref(row["nct_id"], f"{(it.get('type') or '').replace('_', ' ')}: "
-                                                                        f"{it.get('name') or ''}")})
+        out = ([], [], [], [], [], [], [], [])
+        try:
+            _flatten(rec, row["nct_id"], key, *out)
+        except Exception as exc:  # noqa: BLE001 - held with its reason below, never raised
+            out = ([], [], [], [], [], [], [], [{**key, "field": "$", "found": f"{type(exc).__name__}: {exc}"}])
+        for frame, part in zip((study, phase, site, arm, intervention, section, arm_ref, shape), out):
+            frame += part
     frames = {"study": study, "phase": phase, "site": site, "arm": arm, "intervention": intervention,
-              "section": section, "arm_intervention": arm_ref}
+              "section": section, "arm_intervention": arm_ref, "shape": shape}
     return {name: pd.DataFrame(data, columns=_columns(name)) for name, data in frames.items()}
+
+
+def _items(rec: dict, path: str, shape: list, key: dict, objects: bool = True) -> list[tuple[int, object]]:
+    """(index, element) of the array at `path` (none when absent); a value that is not an array, or
+    (with `objects`) an element that is not an object, is recorded in `shape` instead."""
+    value = get_path(rec, path)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        shape.append({**key, "field": path, "found": f"{_json_type(value)}, not an array"})
+        return []
+    out = []
+    for i, v in enumerate(value):
+        if objects and not isinstance(v, dict):
+            shape.append({**key, "field": f"{path}[{i}]", "found": f"{_json_type(v)}, not an object"})
+        else:
+            out.append((i, v))
+    return out
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", str: "string", int: "number", float: "number", dict: "object", list: "array"}.get(
+        type(value), type(value).__name__)
+
+
+def _flatten(rec: dict, nct_id: str, key: dict, study, phase, site, arm, intervention, section, arm_ref, shape) -> None:
+    protocol = rec.get(P) if isinstance(rec.get(P), dict) else {}
+    s = dict(key)
+    for module in REQUIRED_MODULES:
+        s[f"has_{module}"] = isinstance(protocol.get(module), dict)
+    for col, path in STUDY_FIELDS.items():
+        value = get_path(rec, path)
+        s[col] = _as_number(value) if col == "enrollment_count" else _as_text(value)
+    for col in POSTED_DATES:
+        s[f"{col}_day"] = _first_day(s[col])
+    study.append(s)
+    for name in rec:
+        section.append({**key, "section": name, "field": name})
+    for name in protocol:
+        section.append({**key, "section": f"{P}.{name}", "field": f"{P}.{name}"})
+    for i, ph in _items(rec, f"{P}.designModule.phases", shape, key, objects=False):
+        phase.append({**key, "phase": _as_text(ph), "field": f"{P}.designModule.phases[{i}]"})
+    sites = f"{P}.contactsLocationsModule.locations"
+    for i, loc in _items(rec, sites, shape, key):
+        geo = loc.get("geoPoint")
+        if geo is not None and not isinstance(geo, dict):
+            shape.append({**key, "field": f"{sites}[{i}].geoPoint", "found": f"{_json_type(geo)}, not an object"})
+            continue
+        geo = geo or {}
+        site.append({**key, "field": f"{sites}[{i}]",
+                     "facility": _as_text(loc.get("facility")), "status": _as_text(loc.get("status")),
+                     "latitude": _as_number(geo.get("lat")), "longitude": _as_number(geo.get("lon"))})
+    arms = f"{P}.armsInterventionsModule.armGroups"
+    for i, a in _items(rec, arms, shape, key):
+        arm.append({**key, "field": f"{arms}[{i}]", "label": _as_text(a.get("label")), "type": _as_text(a.get("type"))})
+        names = a.get("interventionNames")
+        if names is not None and not isinstance(names, list):
+            shape.append({**key, "field": f"{arms}[{i}].interventionNames", "found": f"{_json_type(names)}, not an array"})
+            continue
+        for j, name in enumerate(names or []):
+            arm_ref.append({**key, "field": f"{arms}[{i}].interventionNames[{j}]",
+                            "name": _as_text(name), "ref": intervention_ref(nct_id, name)})
+    interventions = f"{P}.armsInterventionsModule.interventions"
+    for i, it in _items(rec, interventions, shape, key):
+        intervention.append({**key, "field": f"{interventions}[{i}]",
+                             "name": _as_text(it.get("name")), "type": _as_text(it.get("type")),
+                             "ref": intervention_ref(nct_id, f"{(it.get('type') or '').replace('_', ' ')}: "
+                                                             f"{it.get('name') or ''}")})
 
 
 def _columns(name: str) -> list[str]:
@@ -132,5 +182,6 @@ def _columns(name: str) -> list[str]:
         "intervention": ["field", "name", "type", "ref"],
         "section": ["section", "field"],
         "arm_intervention": ["field", "name", "ref"],
+        "shape": ["field", "found"],
     }[name]
     return KEYS + extra

@@ -26,8 +26,8 @@ import pandas as pd
 
 from schemas import ensure_base_schemas, sql_text
 from transforms.ctgov.identity import IdentityError, identify
-from transforms.ctgov.records import (KIND_ZIP, FileFormatError, MemberSlice, RawRecord, detect_kind, read_records,
-                                      slice_records, zip_records, zip_slices)
+from transforms.ctgov.records import (KIND_ZIP, MAX_RECORD_BYTES, FileFormatError, MemberSlice, RawRecord, detect_kind,
+                                      read_records, slice_records, zip_records, zip_slices)
 from trialhouse.settings import WAREHOUSE_ROW_GROUP
 from trialhouse.workfile import single_threaded
 
@@ -58,6 +58,7 @@ class IngestSummary:
     records_quarantined: int = 0
     new_versions: int = 0
     studies_touched: set[str] = field(default_factory=set)
+    files_vanished: list[str] = field(default_factory=list)  # removed between the scan and the read
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -70,6 +71,7 @@ class IngestSummary:
             "records_quarantined": self.records_quarantined,
             "new_versions": self.new_versions,
             "studies_seen": len(self.studies_touched),
+            "files_vanished": len(self.files_vanished),
         }
 
 
@@ -90,7 +92,10 @@ def scan_landing(landing: Path, subdir: str = CTGOV_SUBDIR) -> list[LandingFile]
             if not is_candidate(name):
                 continue
             p = Path(dirpath) / name
-            st = p.stat()
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # removed since listed, or a link to nothing: no content to read
+                continue
             found.append(LandingFile(p, p.relative_to(landing).as_posix(), st.st_size, st.st_mtime_ns))
     return found
 
@@ -187,12 +192,58 @@ def prepare(rec: RawRecord) -> tuple:
     (HELD, source_record, record key, field, reason, payload) for a record that cannot be keyed."""
     if rec.record is None:
         return (HELD, rec.source_record, rec.source_record or "$", rec.field, rec.error or "unreadable record", rec.text)
+    key = rec.source_record or "$"
     try:
         ident = identify(rec.record)
+        payload = rec.text if rec.text is not None else _dumps(rec.record)
     except IdentityError as exc:
-        return (HELD, rec.source_record, rec.source_record or "$", exc.field, str(exc), json.dumps(rec.record))
+        return (HELD, rec.source_record, key, exc.field, str(exc), _held_text(rec.record))
+    except UnicodeEncodeError:  # a lone surrogate (\ud800): Python's JSON reads it, no UTF-8 text holds it
+        field = _surrogate_path(rec.record) or "$"
+        return (HELD, rec.source_record, key, field,
+                f"{field} is not valid Unicode text (a lone surrogate, e.g. \\ud800)", _held_text(rec.record))
+    except (RecursionError, ValueError, TypeError) as exc:  # nested too deeply for Python to write it back
+        return (HELD, rec.source_record, key, "$", f"record cannot be stored: {type(exc).__name__}: {exc}", None)
+    if len(payload) > MAX_RECORD_BYTES:
+        return (HELD, rec.source_record, key, "$", f"record is {len(payload) / 2**20:.1f} MB, more than a study "
+                f"record can be ({MAX_RECORD_BYTES // 2**20} MB)", None)
     return (VERSION, ident.nct_id, ident.content_hash, ident.last_update_post_date, ident.version_holder,
-            rec.text if rec.text is not None else _dumps(rec.record), rec.source_record)
+            payload, rec.source_record)
+
+
+def _held_text(record: dict) -> str | None:
+    """A held record as text for quarantine.record.payload (ASCII escapes: it may hold lone surrogates)."""
+    try:
+        return json.dumps(record)
+    except (RecursionError, ValueError, TypeError):
+        return None
+
+
+def _surrogate_path(node, path: str = "$") -> str | None:
+    """The JSON path of the first string holding a lone surrogate (keys included), else None."""
+    if isinstance(node, str):
+        return None if _utf8(node) else path
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if not _utf8(k):
+                return f"{path}.{k.encode('utf-8', 'backslashreplace').decode()}"
+            found = _surrogate_path(v, f"{path}.{k}" if path != "$" else k)
+            if found:
+                return found
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            found = _surrogate_path(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 # Members per task when a zip is read in worker processes, and the fewest members worth a pool
@@ -250,7 +301,11 @@ def _dumps(record: dict) -> str:
 
 def ingest_file(con, f: LandingFile, run_id: str | None, summary: IngestSummary, workers: int = 1) -> None:
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    sha = _known_sha(con, f) or sha256_file(f.path)
+    try:
+        sha = _known_sha(con, f) or sha256_file(f.path)
+    except FileNotFoundError:  # removed since the scan: nothing to read; if it lands again, it is read then
+        summary.files_vanished.append(f.rel)
+        return
     _remember_path(con, f, sha, now)
     if con.execute("SELECT 1 FROM raw.landed_file WHERE sha256 = ?", [sha]).fetchone():
         return  # same content already processed (possibly under another name)

@@ -31,6 +31,13 @@ class FileFormatError(Exception):
     """The file as a whole cannot be read: not JSON, not a zip, not an API v2 shape."""
 
 
+# The registry's largest study is 3.6 MB: a record nine times that is not a study, and a bigger zip
+# member is not inflated at all (a 169 KB zip held a 150 MB member, and inserting it ran DuckDB out of
+# memory). A JSON file (a study or an API page of up to 1,000 studies) is read whole, so it is capped too.
+MAX_RECORD_BYTES = 32 * 1024 * 1024
+MAX_JSON_FILE_BYTES = 256 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class RawRecord:
     """One study record as found in a file, or the reason it is unusable."""
@@ -77,21 +84,49 @@ def parse_payload(text: str | bytes) -> object:
 
 
 def _loads(data: bytes, display: str) -> object:
-    """orjson where it accepts the bytes (~3x faster than the json module, 0.16 ms per study);
-    otherwise the json module decides, so what is accepted and every error message stay its own
-    (a BOM, UTF-16, NaN, integers beyond 64 bits, lone surrogates)."""
+    return _parse(data, display)[0]
+
+
+def _parse(data: bytes, display: str) -> tuple[object, bool]:
+    """The parsed JSON and whether orjson parsed it: orjson where it accepts the bytes (~3x faster
+    than the json module, 0.16 ms per study); otherwise the json module decides, so what is accepted
+    and every error message stay its own (a BOM, NaN, integers beyond 64 bits, lone surrogates).
+    The text is decoded as the json module detects it (UTF-8, or UTF-16 or 32 by their byte patterns),
+    the same decoding `decoded` gives the stored text, and may be nested no deeper than Python parses
+    (orjson stops at 1,024 levels, the json module at the interpreter's recursion limit)."""
     try:
-        return orjson.loads(data)
+        return orjson.loads(data), True
     except orjson.JSONDecodeError:
         pass
     try:
-        return json.loads(data)
+        text = decoded(data)
     except UnicodeDecodeError as exc:
         raise FileFormatError(f"{display}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(text), False
     except json.JSONDecodeError as exc:
         raise FileFormatError(
             f"{display}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise FileFormatError(f"{display}: JSON nested too deeply to be a study record") from None
+
+
+def decoded(data: bytes) -> str:
+    """A record's bytes as text, in the encoding the json module detects (a UTF-8 BOM dropped)."""
+    return data.decode(json.detect_encoding(data))
+
+
+def _page_text(study: object, fast: bool) -> str | None:
+    """A study cut out of a page the json module parsed, serialised by it: orjson would write its NaN
+    as null, silently, where the same study in a file of its own is held for it. None when orjson
+    parsed the page (nothing it could not write) or the json module cannot write it back either."""
+    if fast:
+        return None
+    try:
+        return json.dumps(study, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        return None
 
 
 def _study_record(obj: object, source_record: str, text: str | None) -> RawRecord:
@@ -110,12 +145,16 @@ def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
     if kind == KIND_ZIP:
         slices = zip_slices(path, display, 2_000)  # an unreadable archive is reported here, not when read
         return KIND_ZIP, zip_records(path, display, slices)
+    size = path.stat().st_size
+    if size > MAX_JSON_FILE_BYTES:
+        raise FileFormatError(f"{display}: {size / 2**20:.0f} MB, more than a ClinicalTrials.gov study or API page "
+                              f"can be ({MAX_JSON_FILE_BYTES // 2**20} MB)")
     data = path.read_bytes()
-    obj = _loads(data, display)
+    obj, fast = _parse(data, display)
     kind = _classify_json(obj, display)
     if kind == KIND_STUDY:
-        return kind, iter([RawRecord("", obj, data.decode("utf-8-sig"))])
-    return kind, (_study_record(s, f"studies[{i}]", None) for i, s in enumerate(obj["studies"]))
+        return kind, iter([RawRecord("", obj, decoded(data))])
+    return kind, (_study_record(s, f"studies[{i}]", _page_text(s, fast)) for i, s in enumerate(obj["studies"]))
 
 
 @dataclass(frozen=True)
@@ -246,6 +285,9 @@ def _read_member(fh, name: str, offset: int, method: int, csize: int, size: int,
     """A member's bytes, checked as zipfile checks them (header magic, sizes, CRC-32)."""
     if flags & 0x1:
         raise RuntimeError(f"{name!r} is encrypted")
+    if size > MAX_RECORD_BYTES:
+        raise RuntimeError(f"{size / 2**20:.1f} MB uncompressed, more than a study record can be "
+                           f"({MAX_RECORD_BYTES // 2**20} MB); not inflated")
     fh.seek(offset)
     head = fh.read(_LOCAL_HEADER.size)
     if len(head) != _LOCAL_HEADER.size:
@@ -276,12 +318,12 @@ def _member_records(display: str, members: Iterator[tuple[str, Callable[[], byte
             yield RawRecord(member, None, None, f"unreadable zip member ({exc})", "$")
             continue
         try:
-            obj = _loads(data, f"{display}!{member}")
+            obj, fast = _parse(data, f"{display}!{member}")
         except FileFormatError as exc:
             yield RawRecord(member, None, data.decode("utf-8", "replace")[:100_000], str(exc).split(": ", 1)[1], "$")
             continue
         if isinstance(obj, dict) and isinstance(obj.get("studies"), list):
             for i, s in enumerate(obj["studies"]):
-                yield _study_record(s, f"{member}!studies[{i}]", None)
+                yield _study_record(s, f"{member}!studies[{i}]", _page_text(s, fast))
         else:
-            yield _study_record(obj, member, data.decode("utf-8-sig"))
+            yield _study_record(obj, member, decoded(data))

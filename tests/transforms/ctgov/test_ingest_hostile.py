@@ -1,0 +1,128 @@
+"""Raw ingestion of hostile but plausible files: each bad record is held with its file, record and field,
+and the good records beside it still land. Every case here crashed a whole run, or dropped the rest of its
+file, before (found by an adversarial review)."""
+import json
+import zipfile
+
+import pytest
+
+from tests.conftest import CTGOV
+from transforms.ctgov import ingest, records
+from transforms.ctgov.ingest import ingest_landing, scan_landing
+
+SEED = (CTGOV / "NCT06668571.json").read_text()
+P = "protocolSection"
+
+
+def study(nct_id: str, title: str | None = None) -> dict:
+    rec = json.loads(SEED)
+    rec[P]["identificationModule"]["nctId"] = nct_id
+    if title is not None:
+        rec[P]["identificationModule"]["briefTitle"] = title
+    return rec
+
+
+def text(nct_id: str, title: str | None = None) -> str:
+    return json.dumps(study(nct_id, title))
+
+
+def versions(con) -> set[str]:
+    return {r[0] for r in con.execute("SELECT nct_id FROM raw.ctgov_study_version").fetchall()}
+
+
+def held(con) -> dict[str, tuple]:
+    return {r[0]: r[1:] for r in con.execute(
+        "SELECT source_record, field, reason FROM quarantine.record ORDER BY source_record").fetchall()}
+
+
+def test_bad_zip_members_are_held_one_by_one_and_the_rest_of_the_zip_lands(con, landing, monkeypatch):
+    monkeypatch.setattr(records, "MAX_RECORD_BYTES", 64 * 1024)  # the cap, small: no 32 MB member here
+    deep = '{"protocolSection": {"identificationModule": {"nctId": "NCT99000003"}}, "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    path = landing.root / "ctgov" / "bulk.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("NCT99000001.json", text("NCT99000001"))
+        zf.writestr("NCT99000002.json", text("NCT99000002").encode("utf-16"))  # UTF-16: read as before
+        zf.writestr("NCT99000003.json", deep)  # deeper than Python's parser goes
+        zf.writestr("NCT99000004.json", text("NCT99000004", "\ud800 lone"))  # a lone surrogate, as JSON escapes it
+        zf.writestr("NCT99000005.json", text("NCT99000005", "x" * 70_000))  # over the (patched) size of a record
+        zf.writestr("NCT99000006.json", b"\xff\xfe\x00not json at all")
+        zf.writestr("NCT99000007.json", text("NCT99000007"))
+
+    summary = ingest_landing(con, landing.root, run_id="r1")
+
+    assert summary.files_failed == 0 and summary.files_loaded == 1, summary.errors
+    assert versions(con) == {"NCT99000001", "NCT99000002", "NCT99000007"}
+    bad = held(con)
+    assert set(bad) == {f"NCT9900000{i}.json" for i in (3, 4, 5, 6)}
+    assert "nested too deeply" in bad["NCT99000003.json"][1]
+    assert bad["NCT99000004.json"][0] == "protocolSection.identificationModule.briefTitle"
+    assert "lone surrogate" in bad["NCT99000004.json"][1]
+    assert "more than a study record can be" in bad["NCT99000005.json"][1] and "not inflated" in bad["NCT99000005.json"][1]
+    assert all(reason.startswith("ctgov/bulk.zip record NCT9900000") for _, reason in bad.values())
+    assert con.execute("SELECT status, records_seen FROM raw.landed_file").fetchone() == ("loaded", 7)
+
+
+def test_a_page_study_keeps_what_the_json_module_read_and_a_lone_surrogate_holds_only_its_study(con, landing):
+    """A page with NaN needs Python's parser; orjson wrote its NaN back as null, so the same study was
+    published from a page and held from a file of its own. A study with a lone surrogate failed the
+    whole page, and the studies after it with it."""
+    nan = study("NCT99000011")
+    nan[P]["designModule"]["enrollmentInfo"]["count"] = float("nan")
+    page = {"studies": [study("NCT99000010"), nan, study("NCT99000012", "\ud800"), study("NCT99000013")]}
+    landing.write("page.json", json.dumps(page))
+
+    summary = ingest_landing(con, landing.root, run_id="r1")
+
+    assert summary.files_failed == 0, summary.errors
+    assert versions(con) == {"NCT99000010", "NCT99000011", "NCT99000013"}
+    (payload,) = con.execute("SELECT payload FROM raw.ctgov_study_version WHERE nct_id = 'NCT99000011'").fetchone()
+    assert '"count": NaN' in payload  # as received: the registry gate holds it, as it holds the single file
+    assert held(con) == {"studies[2]": ("protocolSection.identificationModule.briefTitle",
+                                        "ctgov/page.json record studies[2]: protocolSection.identificationModule."
+                                        "briefTitle is not valid Unicode text (a lone surrogate, e.g. \\ud800)")}
+
+
+def test_a_json_file_too_big_to_be_a_study_or_page_fails_alone(con, landing, monkeypatch):
+    monkeypatch.setattr(records, "MAX_JSON_FILE_BYTES", 100_000)
+    landing.write("huge.json", text("NCT99000021", "x" * 200_000))
+    landing.write("fine.json", text("NCT99000022"))
+    summary = ingest_landing(con, landing.root, run_id="r1")
+    assert summary.files_failed == 1 and summary.files_loaded == 1
+    assert "ctgov/huge.json" in summary.errors[0] and "more than a ClinicalTrials.gov study or API page" in summary.errors[0]
+    assert versions(con) == {"NCT99000022"}
+
+
+def test_a_link_to_nothing_and_a_file_removed_before_its_read_do_not_stop_the_run(con, landing):
+    landing.write("a.json", text("NCT99000031"))
+    (landing.root / "ctgov" / "dangling.json").symlink_to(landing.root / "nowhere.json")
+    gone = landing.write("b.json", text("NCT99000032"))
+    landing.write("c.json", text("NCT99000033"))
+    files = scan_landing(landing.root)
+    assert [f.rel for f in files] == ["ctgov/a.json", "ctgov/b.json", "ctgov/c.json"]
+    gone.unlink()  # between the scan and its read
+
+    summary = ingest_landing(con, landing.root, run_id="r1", files=files)
+
+    assert summary.files_vanished == ["ctgov/b.json"] and summary.files_failed == 0
+    assert summary.as_dict()["files_vanished"] == 1
+    assert versions(con) == {"NCT99000031", "NCT99000033"}
+    landing.write("b.json", text("NCT99000032"))  # landed again: read then
+    ingest_landing(con, landing.root, run_id="r2")
+    assert versions(con) == {"NCT99000031", "NCT99000032", "NCT99000033"}
+
+
+@pytest.mark.parametrize("depth", [300, 1100])
+def test_a_deeply_nested_single_file_fails_alone(con, landing, depth):
+    """orjson writes at most 255 levels and reads 1,024; Python's json module reads up to its recursion
+    limit. Within that the study lands; beyond it the file fails with its reason, never the run."""
+    rec = study("NCT99000041")
+    rec["x"] = json.loads("[" * depth + "]" * depth) if depth < 900 else None
+    body = json.dumps(rec) if depth < 900 else text("NCT99000041")[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
+    landing.write("deep.json", body)
+    landing.write("fine.json", text("NCT99000042"))
+    summary = ingest_landing(con, landing.root, run_id="r1")
+    assert "NCT99000042" in versions(con)
+    if depth < 900:
+        assert "NCT99000041" in versions(con) and summary.files_failed == 0
+    else:
+        assert summary.files_failed == 1 and "nested too deeply" in summary.errors[0], summary.errors
