@@ -132,12 +132,25 @@ def _params(since: str | None, page_token: str | None, first: bool) -> dict:
     return p
 
 
-def _page_dates(page: dict) -> list[str]:
+def _page_dates(page: dict, latest: dt.date) -> list[str]:
+    """The page's lastUpdatePostDates the watermark may move to: real dates, none after `latest`.
+
+    One study dated 2099 (the registry gate holds it) moved the watermark there, and every later sync
+    asked only for studies updated since 2099: every real update was skipped, silently. Entries that
+    are not studies (a null in `studies`) are ingestion's to hold, not the sync's to stop on."""
     out = []
     for s in page.get("studies") or []:
-        d = (((s.get("protocolSection") or {}).get("statusModule") or {}).get("lastUpdatePostDateStruct") or {}).get("date")
-        if isinstance(d, str):
-            out.append(d)
+        node = s
+        for key in ("protocolSection", "statusModule", "lastUpdatePostDateStruct", "date"):
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, str) or len(node) != 10:
+            continue
+        try:
+            day = dt.date.fromisoformat(node)
+        except ValueError:
+            continue
+        if day <= latest:
+            out.append(node)
     return out
 
 
@@ -161,21 +174,26 @@ def sync(landing: Path, client: CtgovClient, *, since: str | None = None, max_pa
             page = json.loads(body)
         except json.JSONDecodeError as exc:
             raise SyncError(f"page {state.pages_done + 1} of sync {state.sync_id} is not JSON: {exc}") from None
+        if not isinstance(page, dict):
+            raise SyncError(f"page {state.pages_done + 1} of sync {state.sync_id} is a JSON {type(page).__name__}, "
+                            "not an API page")
         name = out_dir / f"page-{state.pages_done + 1:05d}.json"
         tmp = name.with_name("." + name.name + ".partial")
         tmp.write_bytes(body)
         os.replace(tmp, name)
         report.files.append(name.relative_to(landing).as_posix())
-        dates = _page_dates(page)
+        # Registry dates are US Eastern: up to a day ahead of UTC's
+        dates = _page_dates(page, dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1))
         if dates:
             state.max_last_update = max([state.max_last_update or "", *dates])
         if first and "totalCount" in page:
             state.total_count = page["totalCount"]
         state.pages_done += 1
-        state.studies_seen += len(page.get("studies") or [])
+        studies = page.get("studies") if isinstance(page.get("studies"), list) else []
+        state.studies_seen += len(studies)
         state.page_token = page.get("nextPageToken")
         report.pages += 1
-        report.studies += len(page.get("studies") or [])
+        report.studies += len(studies)
         if not state.page_token:  # done: advance the watermark, clear the in-progress sync
             state.watermark = state.max_last_update or state.since or state.watermark
             state.sync_id, state.page_token = None, None

@@ -91,3 +91,45 @@ def test_pacing_keeps_one_request_per_interval(tmp_path):
         c = CtgovClient(fake.base_url, min_interval=1.0, sleep=slept.append, clock=lambda: 100.0)
         sync(tmp_path / "landing", c)
     assert slept == [1.0]  # the second request waited a full interval
+
+
+def _mock_client(pages: list[dict], seen: list):
+    import httpx
+
+    def handler(request):
+        seen.append(dict(request.url.params))
+        return httpx.Response(200, json=pages[min(len(seen), len(pages)) - 1])
+
+    return CtgovClient("http://fake/api/v2", min_interval=0, transport=httpx.MockTransport(handler))
+
+
+def _study(nct_id: str, date):
+    return {"protocolSection": {"identificationModule": {"nctId": nct_id},
+                                "statusModule": {"lastUpdatePostDateStruct": {"date": date}}}}
+
+
+def test_a_study_dated_ahead_of_the_run_does_not_move_the_watermark_past_every_real_update(tmp_path):
+    """The registry gate holds a study posted in 2099; the sync had moved its watermark there, so each
+    later sync asked only for studies updated since 2099."""
+    landing, seen = tmp_path / "landing", []
+    page = {"studies": [_study("NCT01000001", "2025-01-10"), _study("NCT01000002", "2099-01-01"),
+                        _study("NCT01000003", "2025-13-45"), _study("NCT01000004", 20250111)]}
+    report = sync(landing, _mock_client([page], seen), since="2025-01-01")
+    assert report.completed and report.watermark == "2025-01-10"
+    sync(landing, _mock_client([page], seen))
+    assert seen[-1]["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2025-01-10,MAX]"
+
+
+def test_an_entry_that_is_not_a_study_is_landed_for_ingestion_to_hold_not_a_stalled_sync(tmp_path, con):
+    landing, seen = tmp_path / "landing", []
+    page = {"studies": [None, _study("NCT01000001", "2025-01-10"), "text"]}
+    report = sync(landing, _mock_client([page], seen), since="2025-01-01")
+    assert report.completed and report.studies == 3 and report.watermark == "2025-01-10"
+    summary = ingest_landing(con, landing)
+    assert summary.records_quarantined == 2 and summary.new_versions == 1
+
+
+def test_a_page_that_is_not_an_api_page_stops_the_sync_with_its_reason(tmp_path):
+    landing, seen = tmp_path / "landing", []
+    with pytest.raises(SyncError, match="is a JSON list, not an API page"):
+        sync(landing, _mock_client([[_study("NCT01000001", "2025-01-10")]], seen), since="2025-01-01")
