@@ -135,6 +135,37 @@ def test_a_patch_that_died_midway_is_finished_by_comparing_whole(tmp_path, work,
     assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
 
 
+def test_a_whole_compare_that_died_midway_is_compared_whole_again(tmp_path, work, monkeypatch):
+    """Two publishes killed in a row: the first mid-patch (the header blanked), the second midway
+    through its whole compare. The header must stay blank until every block is written: restored
+    early, the next publish trusted the checksums over a block whose checksum was new and its tail
+    stale, and the analysts' file came out corrupt (found by killing runs)."""
+    published = tmp_path / "wh.duckdb"
+    publish_snapshot(work, published)
+    work.execute("UPDATE t SET v = 'changed' WHERE id < 300000")
+    monkeypatch.setattr(snapshot, "_sync_blocks", lambda *a: (_ for _ in ()).throw(OSError(5, "killed")))
+    with pytest.raises(OSError):
+        publish_snapshot(work, published)
+    monkeypatch.undo()
+    writes, pwrite = [], os.pwrite
+
+    def dies_after_some(fd, data, offset):
+        writes.append(offset)
+        if len(writes) > 3:
+            raise OSError(5, "killed")
+        return pwrite(fd, data, offset)
+
+    monkeypatch.setattr(snapshot.os, "pwrite", dies_after_some)
+    with pytest.raises(OSError):
+        publish_snapshot(work, published)
+    monkeypatch.undo()
+    assert standby_path(published).read_bytes()[8:12] != b"DUCK"  # still says: compare whole
+    stats = publish_snapshot(work, published)
+    assert stats.compared == "whole"
+    assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+    assert _count(published) == 600000
+
+
 def test_a_standby_smaller_or_larger_than_the_work_file_ends_equal(tmp_path, work):
     published = tmp_path / "wh.duckdb"
     publish_snapshot(work, published)
