@@ -12,10 +12,11 @@ from typing import Iterator, Optional
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
 
 from trialhouse.settings import Settings, duckdb_memory_limit, duckdb_storage_config
 from trialhouse.snapshot import work_path
-from trialhouse.workfile import connect_work
+from trialhouse.workfile import RunLock, connect_work
 
 # Every asset and check that writes the warehouse runs in this pool (limit 1): DuckDB allows one
 # writing process per file.
@@ -30,6 +31,20 @@ class WarehouseResource(DuckDBResource):
     """
 
     published: str
+    _run_lock: Optional[RunLock] = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A run holds the work file from its first warehouse step to its end (trialhouse.workfile.RunLock):
+        the in-process executor sets resources up once a run, so this is the run's whole span."""
+        lock = RunLock(self.database)
+        log = getattr(context, "log", None)
+        lock.acquire(waiting=log.warning if log else None)
+        self._run_lock = lock
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._run_lock is not None:
+            self._run_lock.release()
+            self._run_lock = None
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

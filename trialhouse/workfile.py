@@ -132,3 +132,47 @@ def single_threaded(con: duckdb.DuckDBPyConnection, workers: int) -> Iterator[No
         yield
     finally:
         con.execute("RESET threads")
+
+
+class RunLock:
+    """One run at a time per work file, held from a run's first warehouse step to its end.
+
+    Each step opens its own connection, and DuckDB's file lock lasts a connection, not a run: two runs
+    started together took turns step by step, and one run's publish merged the other's staged batch,
+    publishing a record the other run's gate had blocked and deleting two studies for good (found by an
+    adversarial review). An flock on `<work file>.run.lock` makes a second run wait for the first to
+    finish, then take what is left. The kernel releases it when a run's process dies."""
+
+    def __init__(self, work: str | Path):
+        self.path = Path(f"{work}.run.lock")
+        self.fd: int | None = None
+
+    def acquire(self, waiting=None) -> None:
+        """Blocks until the lock is ours; `waiting(message)` is told once if another run holds it."""
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+                if waiting:
+                    waiting(f"another run (process {holder}) is writing {self.path.name.removesuffix('.run.lock')}: "
+                            "waiting for it to finish")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+
+    def release(self) -> None:
+        import os
+
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
