@@ -140,10 +140,10 @@ def test_a_publish_that_dies_before_its_export_is_finished_by_the_next_run(runs,
     assert (published.stat().st_ino, published.stat().st_mtime_ns) == before
     monkeypatch.undo()
 
-    report = run_pipeline(settings)  # nothing new to stage, but the unfinished publish is completed
+    report = run_pipeline(settings)  # nothing new to stage, but the unfinished publish is completed first
 
     assert report.success, report.failures
-    assert report.metadata["publish/warehouse"]["snapshot_replaced"] is True
+    assert report.metadata["raw/ctgov_study_version"]["finished_earlier_publish"] is True
     with duckdb.connect(settings.warehouse, read_only=True) as con:
         title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?",
                             [record["protocolSection"]["identificationModule"]["nctId"]]).fetchone()[0]
@@ -154,6 +154,42 @@ def test_a_publish_that_dies_before_its_export_is_finished_by_the_next_run(runs,
     assert json.loads((fhir / "manifest.json").read_text())["output"] == whole["output"]
     assert all((fhir / o["url"]).read_bytes() == (tmp_path / "fhir" / o["url"]).read_bytes() for o in whole["output"])
     assert run_pipeline(settings).metadata["publish/warehouse"]["snapshot_replaced"] is False  # and then rests
+
+
+def test_a_swap_owed_is_done_even_when_the_next_runs_gate_blocks(tmp_path, monkeypatch):
+    """The owed swap waited for the next publish, and a gate that blocks run after run (schema drift)
+    kept the export ahead of the analysts' file until a correction landed (found by killing a run
+    between its export and its swap): the next run does it first, before any gate."""
+    settings = Settings(str(tmp_path / "wh.duckdb"), str(tmp_path / "landing"), str(tmp_path / "exports"), None)
+    (tmp_path / "landing" / "ctgov").mkdir(parents=True)
+    for p in study_files()[:3]:
+        (tmp_path / "landing" / "ctgov" / p.name).write_bytes(p.read_bytes())
+    assert run_pipeline(settings).success
+    published = Path(settings.warehouse)
+    nct = _land_amendment(settings, 1, "amended before a kill", "2026-11-30")["protocolSection"]["identificationModule"]["nctId"]
+    monkeypatch.setattr(publish_asset, "publish_snapshot", _crash)
+    assert not run_pipeline(settings).success
+    monkeypatch.undo()
+    assert owed_path(published).exists()
+    drift = json.loads(study_files()[2].read_text())
+    drift["protocolSection"]["identificationModule"]["nctId"] = "NCT99000077"
+    drift["protocolSection"]["brandNewModule"] = {"x": 1}  # a module the API v2 metadata does not define
+    (tmp_path / "landing" / "ctgov" / "drift.json").write_text(json.dumps(drift))
+
+    report = run_pipeline(settings)
+
+    assert report.checks["stage/ctgov_study:ctgov_registry_gate"]["passed"] is False
+    assert "publish/warehouse" not in report.metadata  # blocked
+    assert report.metadata["raw/ctgov_study_version"]["finished_earlier_publish"] is True
+    assert not owed_path(published).exists()
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?", [nct]).fetchone()[0]
+        assert title.endswith("(amended before a kill)")
+        whole = export.export_ndjson(con, "fhir", tmp_path / "whole", transaction_time="t")
+    fhir = Path(settings.export) / "fhir"
+    assert json.loads((fhir / "manifest.json").read_text())["output"] == whole["output"]
+    assert all((fhir / o["url"]).read_bytes() == (tmp_path / "whole" / "fhir" / o["url"]).read_bytes()
+               for o in whole["output"])
 
 
 def test_a_publish_that_dies_before_its_swap_is_swapped_by_the_next_run(runs, monkeypatch):
@@ -170,10 +206,10 @@ def test_a_publish_that_dies_before_its_swap_is_swapped_by_the_next_run(runs, mo
     assert (published.stat().st_ino, published.stat().st_mtime_ns) == before
     assert owed_path(published).exists()
 
-    report = run_pipeline(settings)  # nothing new to stage or export, but the swap is owed
+    report = run_pipeline(settings)  # nothing new to stage or export, but the swap is owed: done first
 
     assert report.success, report.failures
-    assert report.metadata["publish/warehouse"]["snapshot_replaced"] is True
+    assert report.metadata["raw/ctgov_study_version"]["finished_earlier_publish"] is True
     assert not owed_path(published).exists()
     with duckdb.connect(settings.warehouse, read_only=True) as con:
         title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?", [nct]).fetchone()[0]

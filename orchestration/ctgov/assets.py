@@ -4,6 +4,7 @@ import dagster as dg
 
 from typing import Optional
 
+from orchestration.quality.publish import finish_unfinished_publish
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from transforms.ctgov.ingest import LandingFile, ingest_landing
 from trialhouse.settings import stage_workers
@@ -41,6 +42,7 @@ def _landing_files(root, rels):
 def ctgov_study_version(
     context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource, paths: PathsResource
 ) -> dg.MaterializeResult:
+    finished = finish_unfinished_publish(context, warehouse, paths)  # before any gate of this run can block
     files = None if config.files is None else _landing_files(paths.landing_path, config.files)
     with warehouse.connect() as con:
         summary = ingest_landing(con, paths.landing_path, run_id=context.run.run_id, files=files,
@@ -57,6 +59,8 @@ def ctgov_study_version(
             **{k: dg.MetadataValue.int(v) for k, v in summary.as_dict().items()},
             "dagster/row_count": dg.MetadataValue.int(versions),
             "studies_total": dg.MetadataValue.int(studies),
+            # the export and swap of a publish whose run died after its transaction, done first
+            "finished_earlier_publish": dg.MetadataValue.bool(finished),
             "failed_files": dg.MetadataValue.md(
                 "\n".join(f"- {e}" for e in summary.errors[:20]) or "none"
             ),

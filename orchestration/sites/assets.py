@@ -3,6 +3,7 @@ from typing import Optional
 
 import dagster as dg
 
+from orchestration.quality.publish import finish_unfinished_publish
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from transforms.sites.ingest import ingest_site_deliveries
 
@@ -32,6 +33,7 @@ class DeliveryConfig(dg.Config):
 )
 def site_delivery(context: dg.AssetExecutionContext, config: DeliveryConfig, warehouse: WarehouseResource,
                   paths: PathsResource) -> dg.MaterializeResult:
+    finished = finish_unfinished_publish(context, warehouse, paths)  # before any gate of this run can block
     with warehouse.connect() as con:
         s = ingest_site_deliveries(con, paths.landing_path, run_id=context.run.run_id, deliveries=config.deliveries)
         current = con.execute("SELECT count(*) FROM raw.site_delivery_current").fetchone()[0]
@@ -42,4 +44,5 @@ def site_delivery(context: dg.AssetExecutionContext, config: DeliveryConfig, war
         "rows_per_file": dg.MetadataValue.json(summary["rows"]),
         "current_deliveries": dg.MetadataValue.int(current),
         "quarantined": dg.MetadataValue.int(summary["held"]),
+        "finished_earlier_publish": dg.MetadataValue.bool(finished),
     })
