@@ -199,7 +199,10 @@ def prepare(rec: RawRecord) -> tuple:
     except IdentityError as exc:
         return (HELD, rec.source_record, key, exc.field, str(exc), _held_text(rec.record))
     except UnicodeEncodeError:  # a lone surrogate (\ud800): Python's JSON reads it, no UTF-8 text holds it
-        field = _surrogate_path(rec.record) or "$"
+        try:
+            field = _surrogate_path(rec.record) or "$"
+        except RecursionError:  # as deep as the parser went: the walk has less stack left
+            field = "$"
         return (HELD, rec.source_record, key, field,
                 f"{field} is not valid Unicode text (a lone surrogate, e.g. \\ud800)", _held_text(rec.record))
     except (RecursionError, ValueError, TypeError) as exc:  # nested too deeply for Python to write it back
@@ -225,9 +228,10 @@ def _surrogate_path(node, path: str = "$") -> str | None:
         return None if _utf8(node) else path
     if isinstance(node, dict):
         for k, v in node.items():
+            child = f"{path}.{k}" if path != "$" else k
             if not _utf8(k):
-                return f"{path}.{k.encode('utf-8', 'backslashreplace').decode()}"
-            found = _surrogate_path(v, f"{path}.{k}" if path != "$" else k)
+                return child.encode("utf-8", "backslashreplace").decode()
+            found = _surrogate_path(v, child)
             if found:
                 return found
     elif isinstance(node, list):
