@@ -166,6 +166,8 @@ class MemberSlice:
 
     names: tuple[str, ...]
     fields: array
+    # Members beside these that are not `.json` files (folders aside): held with that reason, never read.
+    skipped: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.names)
@@ -178,7 +180,8 @@ _UTF8_NAME = 0x800
 
 
 def zip_slices(path: Path, display: str, size: int) -> list[MemberSlice]:
-    """The archive's study members (JSON files, not folders), in archive order, in slices of `size`:
+    """The archive's study members (JSON files, not folders; other files are listed with a slice as
+    skipped, so each is held with its reason), in archive order, in slices of `size`:
     its central directory read as zipfile reads it (archive comments, zip64, bytes before the
     archive), without an object per member."""
     try:
@@ -205,6 +208,7 @@ def zip_slices(path: Path, display: str, size: int) -> list[MemberSlice]:
 def _directory_slices(directory: bytes, concat: int, size: int) -> list[MemberSlice]:
     slices: list[MemberSlice] = []
     names: list[str] = []
+    skipped: list[str] = []
     fields = array("q")
     pos, end = 0, len(directory)
     while pos < end:
@@ -224,17 +228,20 @@ def _directory_slices(directory: bytes, concat: int, size: int) -> list[MemberSl
         pos += extra_len + comment_len
         name = raw_name.decode("utf-8" if flags & _UTF8_NAME else "cp437")
         name = name.split("\x00", 1)[0]  # as ZipInfo cuts a name at a NUL
-        if name.endswith("/") or not name.lower().endswith(".json"):
+        if name.endswith("/"):
+            continue
+        if not name.lower().endswith(".json"):
+            skipped.append(name)
             continue
         if extra:
             fsize, csize, offset = _zip64_sizes(extra, fsize, csize, offset)
         names.append(name)
         fields.extend((offset + concat, method, csize, fsize, crc, flags))
         if len(names) == size:
-            slices.append(MemberSlice(tuple(names), fields))
-            names, fields = [], array("q")
-    if names:
-        slices.append(MemberSlice(tuple(names), fields))
+            slices.append(MemberSlice(tuple(names), fields, tuple(skipped)))
+            names, fields, skipped = [], array("q"), []
+    if names or skipped:
+        slices.append(MemberSlice(tuple(names), fields, tuple(skipped)))
     return slices
 
 
@@ -270,6 +277,8 @@ def slice_records(path: str | Path, display: str, members: MemberSlice) -> Itera
         n = len(_FIELDS)
         yield from _member_records(display, ((name, partial(_read_member, fh, name, *members.fields[k * n:(k + 1) * n]))
                                              for k, name in enumerate(members.names)))
+    for name in members.skipped:
+        yield RawRecord(name, None, None, "not a .json member: not read as a study record", "$")
 
 
 def zip_records(path: str | Path, display: str, slices: list[MemberSlice]) -> Iterator[RawRecord]:

@@ -126,3 +126,18 @@ def test_a_deeply_nested_single_file_fails_alone(con, landing, depth):
         assert "NCT99000041" in versions(con) and summary.files_failed == 0
     else:
         assert summary.files_failed == 1 and "nested too deeply" in summary.errors[0], summary.errors
+
+
+def test_zip_members_that_are_not_json_files_are_held_with_their_reason(con, landing):
+    """They were skipped with nothing said: the zip was `loaded` with 0 records."""
+    path = landing.root / "ctgov" / "mixed.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("README.txt", "not a study")
+        zf.writestr("more/", "")  # a folder: nothing to hold
+        zf.writestr("studies.ndjson", text("NCT99000051") + "\n")
+        zf.writestr("NCT99000052.json", text("NCT99000052"))
+    summary = ingest_landing(con, landing.root, run_id="r1")
+    assert summary.files_loaded == 1 and summary.records_quarantined == 2
+    assert versions(con) == {"NCT99000052"}
+    assert held(con) == {name: ("$", f"ctgov/mixed.zip record {name}: not a .json member: not read as a study record")
+                         for name in ("README.txt", "studies.ndjson")}
