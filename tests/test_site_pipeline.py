@@ -158,3 +158,28 @@ def test_a_delivery_before_its_study_waits_and_says_so(tmp_path):
     second = run_pipeline(settings)
     assert second.success and second.metadata["stage/site_data"]["waiting_for_registry"] == []
     assert _persons(settings)[0] == 8
+
+
+def test_an_implausible_date_holds_its_participant_not_the_run(tmp_path):
+    """A date of the right form before any OMOP event may be (DQD: from 1950) mapped through and failed
+    DQD's batch-level plausibility: the gate blocked every site's data and the registry's batch, and
+    no record said which row (found by an adversarial review). The participant is held, named."""
+    landing = tmp_path / "landing"
+    (landing / "ctgov").mkdir(parents=True)
+    (landing / "ctgov" / "NCT06668571.json").write_bytes((CTGOV / "NCT06668571.json").read_bytes())
+    first, second = generate_delivery(landing / "sites", participants=8, sites=2, seed=11, cutoff="2026-06-30")
+    where = plant(first, "implausible_date")
+    settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
+
+    report = run_pipeline(settings)
+
+    assert report.success, report.failures
+    assert report.metadata["stage/site_data"]["participants_held"] == 1
+    subject = where.split(": ")[0].split()[-1]
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        rows = con.execute("SELECT rule, field, reason FROM quarantine.record WHERE suite = 'site_protocol'").fetchall()
+        assert {r[0] for r in rows} == {"plausibility.date"}  # the participant's rows, each held for it
+        (reason,) = [r[2] for r in rows if r[1] == "ae.AESTDTC"]
+        assert subject in reason and "1900-01-01" in reason
+        assert con.execute("SELECT count(*) FROM omop.person").fetchone()[0] == 7
+        assert con.execute("SELECT count(*) FROM fhir.research_study WHERE nct_id = 'NCT06668571'").fetchone()[0] == 1

@@ -50,7 +50,7 @@ RACES = (("WHITE", 78), ("BLACK OR AFRICAN AMERICAN", 8), ("ASIAN", 6), ("AMERIC
          ("MULTIPLE", 3), ("NOT REPORTED", 3))
 ETHNICITIES = (("NOT HISPANIC OR LATINO", 90), ("HISPANIC OR LATINO", 7), ("NOT REPORTED", 3))
 VIOLATIONS = ("dose_above_rule", "age_70", "bmi_43", "ex_subject_not_in_dm", "arm_not_in_registry",
-              "checksum_mismatch", "missing_file", "missing_column", "bad_date", "unknown_code")
+              "checksum_mismatch", "missing_file", "missing_column", "bad_date", "unknown_code", "implausible_date")
 
 
 def _pick(rng: random.Random, weighted) -> str:
@@ -319,7 +319,8 @@ def plant(delivery_dir: Path, violation: str) -> str:
         (folder / "ae.csv").unlink()
         return "ae.csv: listed in the manifest, removed from the folder"
     file = {"dose_above_rule": "ex", "age_70": "dm", "bmi_43": "vs", "ex_subject_not_in_dm": "ex",
-            "arm_not_in_registry": "dm", "missing_column": "ds", "bad_date": "dm", "unknown_code": "ae"}.get(violation)
+            "arm_not_in_registry": "dm", "missing_column": "ds", "bad_date": "dm", "unknown_code": "ae",
+            "implausible_date": "ae"}.get(violation)
     if file is None:
         raise ValueError(f"unknown violation {violation!r}; expected one of {', '.join(VIOLATIONS)}")
     path = folder / f"{file}.csv"
@@ -354,6 +355,9 @@ def plant(delivery_dir: Path, violation: str) -> str:
     elif violation == "bad_date":
         r["RFICDTC"] = "2025-02-30"
         what = f"dm.csv row 1 {subject}: RFICDTC 2025-02-30"
+    elif violation == "implausible_date":  # a real date, of the right form, before any OMOP event may be
+        r["AESTDTC"] = "1900-01-01"
+        what = f"ae.csv row 1 {subject}: AESTDTC 1900-01-01"
     else:
         r["AESEV"] = "EXTREME"
         what = f"ae.csv row 1 {subject}: AESEV EXTREME"

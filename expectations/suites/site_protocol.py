@@ -32,7 +32,7 @@ SUITE = "site_protocol"
 PROTOCOL_DIR = Path(__file__).resolve().parents[1] / "protocols"
 KEYS = ["delivery_key", "delivery_id", "nct_id", "domain", "row_number", "usubjid"]
 # Frame columns returned with every failure besides KEYS, where a frame has them (for the reasons).
-DETAIL_COLUMNS = ["field", "expected", "weight", "minutes"]
+DETAIL_COLUMNS = ["field", "expected", "weight", "minutes", "value"]
 _UNIT_YEARS = {"year": 1.0, "month": 1 / 12, "week": 7 / 365.25, "day": 1 / 365.25, "hour": 1 / 8766, "minute": 1 / 525960}
 _SEXES = {"ALL": ["M", "F", "U", "UNDIFFERENTIATED"], "FEMALE": ["F"], "MALE": ["M"]}
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -125,12 +125,44 @@ def _key(row: dict) -> dict:
     return {k: row[k] for k in KEYS}
 
 
+# DQD's plausibleValueLow for the OMOP dates SDTM dates become (event dates 1950-01-01; year of birth
+# 1850), and plausibleValueHigh, the day after the run. Checked on the participant here, before
+# mapping: past it, one AE dated 0000 failed DQD's batch-level rules and blocked every site's data and
+# the registry's batch, with no record held (found by an adversarial review).
+_EARLIEST = {"BRTHDTC": dt.date(1850, 1, 1)}
+_EARLIEST_EVENT = dt.date(1950, 1, 1)
+_DTC_DAY = re.compile(r"^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
+
+
+def _implausible_dates(r: dict, rec: dict, domain: str, latest: dt.date) -> list[dict]:
+    """A row per SDTM date of the record outside DQD's plausible range (the contract checks their form)."""
+    out = []
+    for name, value in rec.items():
+        if not name.endswith("DTC") or not isinstance(value, str) or not value:
+            continue
+        m = _DTC_DAY.match(value)
+        if not m:
+            continue
+        year, month, day = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)
+        earliest = _EARLIEST.get(name, _EARLIEST_EVENT)
+        try:
+            first = dt.date(max(year, 1), month, day)
+        except ValueError:
+            continue  # the contract's to name
+        if year < earliest.year or first < earliest or first > latest:
+            out.append({**_key(r), "value": value, "plausible": False, "field": f"{domain.lower()}.{name}",
+                        "expected": f"{earliest.isoformat()} to {latest.isoformat()}"})
+    return out
+
+
 def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.DataFrame]:
     """Frames for `rules()`. `rows`: SDTM rows (KEYS + `record` dict) of studies in `registries`
     (nct_id -> API v2 record)."""
     terms = {n: study_terms(r) for n, r in registries.items()}
     dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
-    out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": []}
+    out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": [],
+                                  "dates": []}
+    latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
     for r in rows:
@@ -143,6 +175,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     for r in rows:
         rec, t, proto = r["record"], terms[r["nct_id"]], load_protocol(r["nct_id"])
         d = r["domain"]
+        out["dates"] += _implausible_dates(r, rec, d, latest)
         if d == "DM":
             codes = proto.get("arm_codes") or {}
             consistent = not codes or all(norm(codes.get(rec.get(c) or "")) == norm(rec.get(a)) and norm(rec.get(a)) in t["arms"]
@@ -234,6 +267,8 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
         _true("arm.armcd_matches_protocol", "dm", "armcd_consistent", "ARMCD", "dm.ARMCD",
               "does not match ARM/ACTARM through the protocol's arm code list"),
         _true("referential.subject_in_dm", "subject_rows", "in_dm", "USUBJID", "USUBJID", "is not in the delivery's dm.csv"),
+        _true("plausibility.date", "dates", "plausible", "value", "--DTC",
+              "lies outside the plausible dates of the OMOP field it maps to (DQD's plausibleValueLow/High)"),
         _pair("protocol.dose_rule", "dose", "tolerance_pct", "deviation_pct", "EXDOSE", "ex.EXDOSE",
               "deviates from the protocol's weight-based dose by more than the tolerance"),
         _true("protocol.dose_weight_recorded", "dose_weight", "weight_found", "EXDOSE", "ex.EXDOSE",
