@@ -7,6 +7,7 @@ it is at the site and has only their files to look at. Checks stop at the first 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,11 @@ class ParsedFile:
     rows: list[tuple[int, dict[str, str]]]  # (data row number, values by column)
 
 
-def _where(delivery: str, file: str, row: int | None = None, column: str | None = None) -> str:
+def _where(delivery: str, file: str, row: int | None = None, column: str | None = None, line: int | None = None) -> str:
+    """`line`: the row's first physical line, when a quoted newline put it past row + 1."""
     out = f"delivery {delivery}: {file}"
     if row is not None:
-        out += f" row {row} (line {row + 1})"
+        out += f" row {row} (line {line or row + 1})"
     if column:
         out += f" column {column}"
     return out
@@ -75,7 +77,8 @@ def check_manifest(data: bytes, folder_name: str) -> tuple[dict | None, list[Pro
     return manifest, problems
 
 
-def _row_problems(kind: str, delivery: str, file: str, n: int, row: dict[str, str], manifest: dict) -> list[Problem]:
+def _row_problems(kind: str, delivery: str, file: str, n: int, row: dict[str, str], manifest: dict,
+                  line: int | None = None) -> list[Problem]:
     present = {k: v for k, v in row.items() if v != ""}
     found: list[tuple[str | None, str]] = []
     for col in contract.required_columns(kind):
@@ -105,7 +108,21 @@ def _row_problems(kind: str, delivery: str, file: str, n: int, row: dict[str, st
     if not found:
         return []
     payload = json.dumps(row, ensure_ascii=False)
-    return [Problem("csv_contract", file, f"{_where(delivery, file, n, col)}: {msg}", n, col, payload) for col, msg in found]
+    return [Problem("csv_contract", file, f"{_where(delivery, file, n, col, line)}: {msg}", n, col, payload) for col, msg in found]
+
+
+def _records(text: str) -> tuple[list[list[str]], list[int], str | None]:
+    """The CSV's records, the physical line each starts on (one more: where reading stopped), and the
+    csv module's error if it stopped at one."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records, lines = [], [1]
+    try:
+        for record in reader:
+            records.append(record)
+            lines.append(reader.line_num + 1)
+    except csv.Error as exc:
+        return records, lines, str(exc)
+    return records, lines, None
 
 
 def check_csv(path: Path, kind: str, manifest: dict) -> tuple[ParsedFile | None, list[Problem]]:
@@ -115,11 +132,25 @@ def check_csv(path: Path, kind: str, manifest: dict) -> tuple[ParsedFile | None,
     def header_problem(msg: str, column: str | None = None) -> Problem:
         return Problem("csv_contract", file, f"{_where(delivery, file)} header: {msg}", column=column)
 
+    # Read whole, then parsed, so an error names its row and line: read through a text stream, a bad
+    # byte anywhere was reported as the header's, by its offset in an 8 KB chunk.
+    data = path.read_bytes()
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            records = list(csv.reader(fh))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        return None, [header_problem(f"file is not readable as UTF-8 CSV ({exc})")]
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        before = _records(data[:data.rfind(b"\n", 0, exc.start) + 1].decode("utf-8-sig", "replace"))[0]
+        what = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        if not before:
+            return None, [header_problem(f"file is {what}")]
+        return None, [Problem("csv_contract", file, f"{_where(delivery, file, len(before), line=line)}: {what}", len(before))]
+    records, lines, error = _records(text)
+    if error is not None:
+        if not records:
+            return None, [header_problem(f"file is not readable as CSV ({error})")]
+        n = len(records)  # the data row being read: before it, the header and n - 1 data rows
+        return None, [Problem("csv_contract", file, f"{_where(delivery, file, n, line=lines[-1])}: not readable as CSV "
+                                                    f"({error})", n)]
     if not records or not any(records[0]):
         return None, [header_problem("missing (the file is empty)")]
     header = records[0]
@@ -152,13 +183,14 @@ def check_csv(path: Path, kind: str, manifest: dict) -> tuple[ParsedFile | None,
             continue  # a blank line (e.g. a trailing one) carries no record
         if len(values) != len(header):
             problems.append(Problem("csv_contract", file,
-                                    f"{_where(delivery, file, n)}: has {len(values)} fields, the header has {len(header)}", n))
+                                    f"{_where(delivery, file, n, line=lines[n])}: has {len(values)} fields, the header has "
+                                    f"{len(header)}", n))
         else:
             row = dict(zip(header, values))
-            problems += _row_problems(kind, delivery, file, n, row, manifest)
+            problems += _row_problems(kind, delivery, file, n, row, manifest, lines[n])
             key = tuple(row.get(c, "") for c in key_cols)
             if key in keys:
-                problems.append(Problem("csv_contract", file, f"{_where(delivery, file, n)}: key "
+                problems.append(Problem("csv_contract", file, f"{_where(delivery, file, n, line=lines[n])}: key "
                                         f"{'/'.join(key_cols)} = {'/'.join(key)} repeats row {keys[key]}", n))
             keys.setdefault(key, n)
             rows.append((n, row))

@@ -77,6 +77,10 @@ def _listed_names(manifest_bytes: bytes) -> list[str]:
     return sorted(n for n in names if n in contract.FILE_NAMES)
 
 
+# A listed file that is a symbolic link, in a folder's state: it is not read, and holds the delivery.
+LINK = "symbolic link"
+
+
 def _observe(landing: Path, folder: Path) -> _Folder | None:
     """The folder's state. Files are hashed on every scan, not cached by mtime: a file corrected in
     place within one mtime tick must not keep its old checksum, and deliveries are small."""
@@ -85,7 +89,7 @@ def _observe(landing: Path, folder: Path) -> _Folder | None:
         return None
     data = mpath.read_bytes()
     msha = hashlib.sha256(data).hexdigest()
-    files = {n: (sha256_file(folder / n) if (folder / n).is_file() else None)
+    files = {n: (LINK if (folder / n).is_symlink() else sha256_file(folder / n) if (folder / n).is_file() else None)
              for n in _listed_names(data)}
     rel = folder.relative_to(landing).as_posix()
     state = hashlib.sha256(json.dumps({"folder": rel, "manifest": msha, "files": files}, sort_keys=True).encode()).hexdigest()
@@ -98,6 +102,10 @@ def _evaluate(folder: Path, seen: _Folder) -> tuple[dict | None, dict[str, Parse
     if problems:
         return manifest, {}, problems
     did = manifest["delivery_id"]
+    linked = [n for n, sha in seen.files.items() if sha == LINK]
+    if linked:
+        return manifest, {}, [Problem("manifest_complete", n, f"delivery {did}: {n} is a symbolic link; a delivery's "
+                                      "files must be in its folder (a link may point anywhere)") for n in linked]
     missing = [n for n, sha in seen.files.items() if sha is None]
     if missing:
         return manifest, {}, [Problem("manifest_complete", n, f"delivery {did}: {n} is listed in manifest.json but not "

@@ -215,3 +215,17 @@ def test_a_rescan_costs_the_same_statements_however_many_deliveries_were_decided
     again = ingest_site_deliveries(many, landing.root)
     assert (again.deliveries_seen, again.unchanged, again.loaded, again.held) == (7, 7, 0, 0)
     assert len(many.statements) == len(one.statements)
+
+
+def test_a_listed_file_that_is_a_symbolic_link_holds_the_delivery_and_is_not_read(con, landing, sites, tmp_path):
+    """It was followed out of the landing folder and loaded whatever it pointed at (adversarial review)."""
+    folder = deliver(sites)
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_bytes((folder / "dm.csv").read_bytes())
+    (folder / "dm.csv").unlink()
+    (folder / "dm.csv").symlink_to(outside)
+    s = ingest_site_deliveries(con, landing.root, run_id="r1")
+    assert (s.loaded, s.held) == (0, 1)
+    (reason,) = con.execute("SELECT reason FROM quarantine.record").fetchone()
+    assert "dm.csv is a symbolic link" in reason
+    assert con.execute("SELECT count(*) FROM raw.sdtm_row").fetchone()[0] == 0
