@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from transforms.ctgov.identity import LAST_UPDATE_FIELD, get_path
+
 DEFAULT_BASE_URL = "https://clinicaltrials.gov/api/v2"
 PAGE_SIZE = 1000
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -140,9 +142,7 @@ def _page_dates(page: dict, latest: dt.date) -> list[str]:
     are not studies (a null in `studies`) are ingestion's to hold, not the sync's to stop on."""
     out = []
     for s in page.get("studies") or []:
-        node = s
-        for key in ("protocolSection", "statusModule", "lastUpdatePostDateStruct", "date"):
-            node = node.get(key) if isinstance(node, dict) else None
+        node = get_path(s, LAST_UPDATE_FIELD)
         if not isinstance(node, str) or len(node) != 10:
             continue
         try:

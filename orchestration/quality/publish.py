@@ -62,48 +62,47 @@ def merge_site_state(con, run_id: str) -> dict[str, int]:
 MERGES: list = [merge_fhir, merge_omop, merge_site_state]
 
 
-def export_and_swap(context, warehouse: WarehouseResource, paths: PathsResource, changed: bool):
-    """Bring the FHIR export up to the work file and swap the analysts' file in: the end of a publish,
-    and, when a run died between its publish's transaction and its swap, the start of the next run
-    (finish_unfinished_publish). Returns (parts written, parts spliced, manifest, replaced, stats)."""
-    with warehouse.connect() as con:
-        path = Path(warehouse.published)
-        # An earlier publish that stopped before its export (parts left pending) or its swap (the marker).
-        unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
-                                 [context.run.run_id]).fetchone()[0] or owed_path(warehouse.published).exists()
-        with without_headroom(con):  # the export reads much and deletes nothing
-            parts, spliced, manifest = export_pending(con, paths.export_path, threads=stage_workers())
-        replaced = bool(changed or unfinished or not path.exists())
-        stats = None
-        if replaced:
-            # The export is written: its bookkeeping goes before the swap, so the analysts' file does not
-            # list parts as pending; from here until the swap, the marker says a swap is owed.
-            mark_owed(warehouse.published)
-            clear_pending(con)
-            stats = publish_snapshot(con, warehouse.published)
-            clear_owed(warehouse.published)
-            context.log.info(f"snapshot {stats.mode}{f' (compared {stats.compared})' if stats.compared else ''}: "
-                             f"{stats.bytes_written:,} of {stats.size_bytes:,} bytes written")
-        else:  # nothing new: the analysts' file already holds this state
-            context.log.info("nothing changed since the last publish: snapshot kept")
-            clear_pending(con)  # the export is done
+def export_and_swap(context, con, warehouse: WarehouseResource, paths: PathsResource, changed: bool):
+    """Bring the FHIR export up to the work file behind `con` and swap the analysts' file in: the end of
+    a publish, and, when a run died between its publish's transaction and its swap, the start of the
+    next run (finish_unfinished_publish). Returns (parts written, parts spliced, manifest, replaced, stats)."""
+    path = Path(warehouse.published)
+    # An earlier publish that stopped before its export (parts left pending) or its swap (the marker).
+    unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
+                             [context.run.run_id]).fetchone()[0] or owed_path(warehouse.published).exists()
+    with without_headroom(con):  # the export reads much and deletes nothing
+        parts, spliced, manifest = export_pending(con, paths.export_path, threads=stage_workers())
+    replaced = bool(changed or unfinished or not path.exists())
+    stats = None
+    if replaced:
+        # The export is written: its bookkeeping goes before the swap, so the analysts' file does not
+        # list parts as pending; from here until the swap, the marker says a swap is owed.
+        mark_owed(warehouse.published)
+        clear_pending(con)
+        stats = publish_snapshot(con, warehouse.published)
+        clear_owed(warehouse.published)
+        context.log.info(f"snapshot {stats.mode}{f' (compared {stats.compared})' if stats.compared else ''}: "
+                         f"{stats.bytes_written:,} of {stats.size_bytes:,} bytes written")
+    else:  # nothing new: the analysts' file already holds this state
+        context.log.info("nothing changed since the last publish: snapshot kept")
+        clear_pending(con)  # the export is done
     return parts, spliced, manifest, replaced, stats
 
 
-def finish_unfinished_publish(context, warehouse: WarehouseResource, paths: PathsResource) -> bool:
-    """At a run's start: finish the export and swap of a publish whose run died after its transaction.
+def finish_unfinished_publish(context, con, warehouse: WarehouseResource, paths: PathsResource) -> bool:
+    """At a run's start, on its first step's connection: finish the export and swap of a publish whose
+    run died after its transaction.
 
     Left for that run's next publish, they waited on every gate in between: a gate that blocks run
     after run (schema drift) kept the export ahead of the analysts' file until a correction landed
     (found by killing a run between its export and its swap). Returns whether there was one."""
-    with warehouse.connect() as con:
-        pending = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
-                              "AND table_name = 'fhir_export_pending'").fetchone()[0] and con.execute(
-            "SELECT count(*) FROM meta.fhir_export_pending").fetchone()[0]
+    pending = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
+                          "AND table_name = 'fhir_export_pending'").fetchone()[0] and con.execute(
+        "SELECT count(*) FROM meta.fhir_export_pending").fetchone()[0]
     if not (pending or owed_path(warehouse.published).exists()):
         return False
     context.log.warning("finishing the export and swap of a publish whose run stopped before them")
-    export_and_swap(context, warehouse, paths, changed=True)
+    export_and_swap(context, con, warehouse, paths, changed=True)
     return True
 
 
@@ -143,7 +142,8 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
     # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
     changed = bool(log["studies_published"] or log["quarantined"] or any(
         v for k, v in log["merged"].items() if k != "omop.cdm_source"))
-    parts, spliced, manifest, replaced, stats = export_and_swap(context, warehouse, paths, changed)
+    with warehouse.connect() as con:
+        parts, spliced, manifest, replaced, stats = export_and_swap(context, con, warehouse, paths, changed)
     path = stats.path if stats else Path(warehouse.published)
     snapshot = {}
     if stats:
