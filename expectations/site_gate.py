@@ -30,7 +30,7 @@ import pandas as pd
 from expectations.quarantine import write_quarantine, write_rule_results
 from expectations.runtime import GxRunner, SuiteResult, now_utc
 from expectations.suites.site_protocol import DETAIL_COLUMNS, KEYS, PARTICIPANT, SUITE, build_frames, rules, scope, screening_limits
-from schemas import apply_sql, ensure_base_schemas
+from schemas import ensure_base_schemas, ensure_site_schemas
 
 EXCLUDED = "stage.site_row_excluded"
 _ROWS_SQL = """
@@ -78,7 +78,7 @@ def _reason(rule, row: dict, fld: str) -> str:
 
 def stage_site_data(con, runner: GxRunner, run_id: str, registry: dict) -> SiteStageResult:
     ensure_base_schemas(con)
-    apply_sql(con, "sites/raw_sites.sql")
+    ensure_site_schemas(con)
     registries = _registries(registry)
     rows = []
     for r in con.execute(_ROWS_SQL).fetchall():

@@ -27,8 +27,17 @@ def _unindex_study_versions(con) -> None:
     drop_keys(con, "raw", "ctgov_study_version", lambda: apply_sql(con, "raw/raw.sql"))
 
 
-def drop_keys(con, schema: str, table: str, create) -> None:
-    """Rebuild `schema.table` once without the PRIMARY KEY/UNIQUE an earlier version declared.
+def ensure_site_schemas(con) -> None:
+    """The site deliveries' raw tables. raw.site_delivery keeps every evaluated state of a folder in
+    order, so a state seen before (a folder restored) is a row again: earlier warehouses declared
+    state_sha256 UNIQUE, which made a restored folder look unchanged (see sites/raw_sites.sql)."""
+    apply_sql(con, "sites/raw_sites.sql")
+    drop_keys(con, "raw", "site_delivery", lambda: apply_sql(con, "sites/raw_sites.sql"), columns=["state_sha256"])
+
+
+def drop_keys(con, schema: str, table: str, create, columns: list[str] | None = None) -> None:
+    """Rebuild `schema.table` once without the PRIMARY KEY/UNIQUE an earlier version declared (with
+    `columns`: only the one on exactly those columns; the table's other keys stay as `create()` makes them).
 
     DuckDB cannot drop a constraint, so the rows are copied into the current definition (made by
     `create()`, same columns in the same order) in one transaction; a table created by this version
@@ -37,9 +46,13 @@ def drop_keys(con, schema: str, table: str, create) -> None:
     from transforms.omop._db import transaction  # imported here: that module imports schemas.omop
 
     schema, table = check_identifier(schema), check_identifier(table)
-    keyed = con.execute(
-        "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = ? AND table_name = ?"
-        " AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')", [schema, table]).fetchone()[0]
+    sql = ("SELECT count(*) FROM duckdb_constraints() WHERE schema_name = ? AND table_name = ?"
+           " AND constraint_type IN ('PRIMARY KEY', 'UNIQUE')")
+    params: list = [schema, table]
+    if columns:
+        sql += " AND constraint_column_names = ?::VARCHAR[]"
+        params.append(list(columns))
+    keyed = con.execute(sql, params).fetchone()[0]
     if not keyed:
         return
     with transaction(con):

@@ -1,6 +1,7 @@
--- Site deliveries (schemas/sites/CONTRACT.md) in the raw layer: append-only, one row per distinct
--- state of a delivery folder (manifest sha + the sha of every listed file as found), so a folder
--- that was held while still being copied is evaluated again once it changes.
+-- Site deliveries (schemas/sites/CONTRACT.md) in the raw layer: append-only, one row per evaluated
+-- state of a delivery folder (manifest sha + the sha of every listed file as found). A folder is
+-- evaluated again whenever its state differs from its latest row: one held while still being copied
+-- once it changes, one restored to an earlier state (a row for that state again, the latest).
 -- The only in-place update: a loaded delivery's status becomes 'superseded' when a newer one of the
 -- same study, site and content arrives.
 CREATE SCHEMA IF NOT EXISTS raw;
@@ -17,7 +18,7 @@ CREATE TABLE IF NOT EXISTS raw.site_delivery (
     manifest         JSON,               -- manifest.json as received (NULL when it is not JSON)
     folder           VARCHAR NOT NULL,   -- landing-relative, e.g. sites/NCT06668571-001-20260630
     manifest_sha256  VARCHAR NOT NULL,
-    state_sha256     VARCHAR NOT NULL UNIQUE,  -- folder + manifest sha + listed files' actual shas
+    state_sha256     VARCHAR NOT NULL,   -- folder + manifest sha + listed files' actual shas
     files            JSON NOT NULL,      -- {name: sha256 found, or null when missing}
     status           VARCHAR NOT NULL CHECK (status IN ('loaded', 'held', 'superseded')),
     reason           VARCHAR,            -- readable: names the delivery, file, row and column

@@ -7,6 +7,7 @@ it is at the site and has only their files to look at. Checks stop at the first 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ from pathlib import Path
 
 from schemas.sites import contract
 
+# A cut-off outside these is a typo, not a delivery: the newest cut-off wins (CONTRACT.md), so one in
+# 2062 for 2026 would shadow every later delivery of its site for good. The earliest is DQD's
+# plausibleValueLow for the event dates a delivery holds; the latest, the day after today (UTC).
+EARLIEST_CUTOFF = dt.date(1950, 1, 1)
 MAX_PROBLEMS = 50  # per delivery: enough to fix a file, not a flood
 FORMAT_TEXT = {"sdtm-dtc": "valid ISO 8601 date or date-time (YYYY, YYYY-MM, YYYY-MM-DD, YYYY-MM-DDThh:mm[:ss]) of a real day",
                "date": "valid date YYYY-MM-DD", "latitude": "latitude in decimal degrees (-90..90)",
@@ -65,6 +70,9 @@ def check_manifest(data: bytes, folder_name: str) -> tuple[dict | None, list[Pro
         problems.append(problem(err.message, path or None))
     if problems:
         return manifest, problems
+    cutoff = _plausible_cutoff(manifest["cutoff_date"])
+    if cutoff:
+        problems.append(problem(cutoff, "cutoff_date"))
     if manifest["delivery_id"] != folder_name:
         problems.append(problem(f"delivery_id {manifest['delivery_id']!r} is not the folder name {folder_name!r}",
                                 "delivery_id"))
@@ -75,6 +83,18 @@ def check_manifest(data: bytes, folder_name: str) -> tuple[dict | None, list[Pro
     if any(n != "sites.csv" for n in names) and "dm.csv" not in names:
         problems.append(problem("participant data without dm.csv (DM is required with any SDTM file)", "files"))
     return manifest, problems
+
+
+def _plausible_cutoff(text: str) -> str | None:
+    """What is wrong with a cut-off date the schema let through (its format allows year 0000), or None."""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return f"{text!r} is not a valid date YYYY-MM-DD"
+    latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+    if not EARLIEST_CUTOFF <= day <= latest:
+        return f"{text!r} is not a plausible cut-off date ({EARLIEST_CUTOFF} to {latest}, the day after today)"
+    return None
 
 
 def _row_problems(kind: str, delivery: str, file: str, n: int, row: dict[str, str], manifest: dict,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from schemas import apply_sql, ensure_base_schemas
+from schemas import ensure_base_schemas, ensure_site_schemas
 from schemas.sites import contract
 from transforms.ctgov.ingest import sha256_file
 from transforms.sites import sql_text
@@ -217,21 +217,22 @@ def ingest_site_deliveries(con, landing: Path, run_id: str | None = None,
                            deliveries: list[str] | None = None) -> SiteIngestSummary:
     """Evaluate every delivery folder under `<landing>/sites/` (or only the named ones) whose state is new."""
     ensure_base_schemas(con)
-    apply_sql(con, "sites/raw_sites.sql")
+    ensure_site_schemas(con)
     landing = Path(landing)
     summary = SiteIngestSummary()
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     observed = [(folder, _observe(landing, folder)) for folder in scan_sites(landing, deliveries)]
     # States decided in an earlier run, in one query: a statement per folder was half of a scan of
     # unchanged deliveries (300 folders: 0.22 s), and a landing folder keeps its deliveries.
-    states = sorted(seen.state_sha for _, seen in observed if seen is not None)
-    known = {s for (s,) in con.execute("SELECT DISTINCT state_sha256 FROM raw.site_delivery "
-                                       "WHERE state_sha256 IN (SELECT unnest(?::VARCHAR[]))", [states]).fetchall()}
+    # A folder is unchanged when its state is its latest row's, not any earlier row's: a folder
+    # restored to a state it had before must be decided again, or the warehouse keeps the later one.
+    rels = sorted(seen.rel for _, seen in observed if seen is not None)
+    latest = dict(con.execute(sql_text("latest_states.sql"), [rels]).fetchall())
     for folder, seen in observed:
         summary.deliveries_seen += 1
         if seen is None:
             summary.waiting.append(folder.name)
-        elif seen.state_sha in known:
+        elif latest.get(seen.rel) == seen.state_sha:
             summary.unchanged += 1
         else:
             _decide(con, folder, seen, run_id, now, summary)

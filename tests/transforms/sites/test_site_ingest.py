@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import Counting
 from trialhouse.synth_site import generate_delivery, plant, write_manifest
+from transforms.sites import ingest
 from transforms.sites.ingest import ingest_site_deliveries
 
 
@@ -229,3 +230,77 @@ def test_a_listed_file_that_is_a_symbolic_link_holds_the_delivery_and_is_not_rea
     (reason,) = con.execute("SELECT reason FROM quarantine.record").fetchone()
     assert "dm.csv is a symbolic link" in reason
     assert con.execute("SELECT count(*) FROM raw.sdtm_row").fetchone()[0] == 0
+
+
+def test_a_folder_restored_to_an_earlier_state_is_decided_again(con, landing, sites, tmp_path):
+    """Only states never seen before were decided: a folder put back as it was (a re-sent delivery
+    withdrawn) looked unchanged, and the warehouse kept the withdrawn version (adversarial review)."""
+    folder = deliver(sites, participants=8)
+    shutil.copytree(folder, tmp_path / "as_first_sent")
+    ingest_site_deliveries(con, landing.root, run_id="r1")
+    shutil.rmtree(folder)
+    assert deliver(sites, participants=10) == folder  # re-sent in place, same delivery id
+    s = ingest_site_deliveries(con, landing.root, run_id="r2")
+    assert (s.loaded, s.superseded) == (1, 1)
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "as_first_sent", folder)  # withdrawn: back as first sent
+    s = ingest_site_deliveries(con, landing.root, run_id="r3")
+    assert (s.unchanged, s.loaded, s.superseded) == (0, 1, 1)
+    rows = con.execute("SELECT status, run_id FROM raw.site_delivery ORDER BY delivery_key").fetchall()
+    assert rows == [("superseded", "r1"), ("superseded", "r2"), ("loaded", "r3")]
+    assert con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'DM'").fetchone()[0] == 8
+    assert ingest_site_deliveries(con, landing.root).unchanged == 1  # and now it is unchanged
+
+
+def test_a_held_state_restored_after_a_fix_releases_its_quarantine(con, landing, sites, tmp_path):
+    folder = deliver(sites)
+    shutil.copytree(folder, tmp_path / "good")
+    ingest_site_deliveries(con, landing.root)
+    plant(folder, "bad_date")
+    assert ingest_site_deliveries(con, landing.root).held == 1
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "good", folder)
+    assert ingest_site_deliveries(con, landing.root).loaded == 1
+    assert con.execute("SELECT count(*) FROM quarantine.record WHERE released_at IS NULL").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM raw.site_delivery_current").fetchone()[0] == 1
+
+
+def test_a_warehouse_that_declared_states_unique_is_rebuilt_with_its_rows(con, landing, sites, monkeypatch):
+    """Earlier warehouses declared state_sha256 UNIQUE; DuckDB cannot drop a constraint, so the table is
+    copied once into the current definition, keys and sequence kept."""
+    old = (Path(__file__).parents[3] / "schemas/sites/raw_sites.sql").read_text().replace(
+        "state_sha256     VARCHAR NOT NULL,", "state_sha256     VARCHAR NOT NULL UNIQUE,")
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(old)
+    assert con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'site_delivery'"
+                       " AND constraint_type = 'UNIQUE'").fetchone()[0] == 1
+    deliver(sites, delivery_id="d1")
+    from schemas import apply_sql
+    monkeypatch.setattr(ingest, "ensure_site_schemas", lambda c: apply_sql(c, "sites/raw_sites.sql"))
+    ingest_site_deliveries(con, landing.root)  # as the earlier version did: into the keyed table
+    monkeypatch.undo()
+    deliver(sites, delivery_id="d2", seed=5)
+    ingest_site_deliveries(con, landing.root)
+    kinds = con.execute("SELECT constraint_type, constraint_column_names FROM duckdb_constraints()"
+                        " WHERE table_name = 'site_delivery' AND constraint_type IN ('UNIQUE', 'PRIMARY KEY')").fetchall()
+    assert kinds == [("PRIMARY KEY", ["delivery_key"])]
+    assert con.execute("SELECT list(delivery_key ORDER BY delivery_key) FROM raw.site_delivery").fetchone()[0] == [1, 2]
+    assert status(con) == {"d1": "superseded", "d2": "loaded"}
+    assert con.execute("SELECT count(DISTINCT delivery_key) FROM raw.sdtm_row").fetchone()[0] == 2
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'site_delivery_keyed'").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("cutoff, needle", [
+    ("0000-01-01", "'0000-01-01' is not a valid date"),  # RFC 3339's full-date allows year 0000
+    ("1900-06-30", "'1900-06-30' is not a plausible cut-off date"),
+    ("2162-06-30", "'2162-06-30' is not a plausible cut-off date"),  # would win over every later delivery
+])
+def test_an_implausible_cutoff_date_holds_the_delivery(con, landing, sites, cutoff, needle):
+    folder = deliver(sites)
+    meta = json.loads((folder / "manifest.json").read_text())
+    write_manifest(folder, meta | {"cutoff_date": cutoff}, [f["name"] for f in meta["files"]])
+    s = ingest_site_deliveries(con, landing.root)
+    assert (s.loaded, s.held) == (0, 1)
+    (q,) = quarantined(con)
+    assert q[1] == "manifest_contract" and q[5] == "manifest.cutoff_date"
+    assert q[6].startswith(f"delivery {folder.name}: manifest.json column cutoff_date: ") and needle in q[6]
