@@ -80,17 +80,35 @@ def is_candidate(name: str) -> bool:
     return not name.startswith(".") and not name.endswith((".partial", ".tmp"))
 
 
+def walk_landing(root: Path) -> Iterator[tuple[str, list[str]]]:
+    """(folder, candidate file names) under `root`, any depth, in a stable order.
+
+    A folder that is a symbolic link is walked like any other, each real folder once (a link back
+    up does not loop): os.walk's default passed over it without a word, so a download linked into
+    the landing folder never landed, as a linked file does."""
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:  # removed while walked
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        yield dirpath, sorted(n for n in filenames if is_candidate(n))
+
+
 def scan_landing(landing: Path, subdir: str = CTGOV_SUBDIR) -> list[LandingFile]:
     """Every candidate file under `<landing>/<subdir>/`, any depth, in a stable order."""
     root = landing / subdir
     found: list[LandingFile] = []
     if not root.is_dir():
         return found
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not is_candidate(name):
-                continue
+    for dirpath, filenames in walk_landing(root):
+        for name in filenames:
             p = Path(dirpath) / name
             try:
                 st = p.stat()

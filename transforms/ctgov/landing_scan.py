@@ -9,12 +9,11 @@ timestamp was seen in the same evaluation, so nothing is skipped at the boundary
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from transforms.ctgov.ingest import is_candidate
+from transforms.ctgov.ingest import walk_landing
 
 SETTLE_NS = 2_000_000_000
 MAX_FILES_PER_RUN = 500
@@ -38,11 +37,8 @@ def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = 
     newest = cursor_ns
     if not root.is_dir():
         return found, cursor_ns
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    for dirpath, filenames in walk_landing(root):
         for name in filenames:
-            if not is_candidate(name):
-                continue
             p = Path(dirpath) / name
             try:
                 st = p.stat()

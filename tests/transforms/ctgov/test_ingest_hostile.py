@@ -7,7 +7,7 @@ import zipfile
 import pytest
 
 from tests.conftest import CTGOV
-from transforms.ctgov import ingest, records
+from transforms.ctgov import ingest, landing_scan, records
 from transforms.ctgov.ingest import ingest_landing, scan_landing
 
 SEED = (CTGOV / "NCT06668571.json").read_text()
@@ -141,3 +141,22 @@ def test_zip_members_that_are_not_json_files_are_held_with_their_reason(con, lan
     assert versions(con) == {"NCT99000052"}
     assert held(con) == {name: ("$", f"ctgov/mixed.zip record {name}: not a .json member: not read as a study record")
                          for name in ("README.txt", "studies.ndjson")}
+
+
+def test_a_linked_folder_is_walked_once_and_a_link_back_up_does_not_loop(con, landing, tmp_path):
+    """os.walk passed over a linked folder without a word: a download linked into the landing folder
+    never landed, though a linked file did."""
+    downloads = tmp_path / "downloads"
+    (downloads / "2026-11").mkdir(parents=True)
+    (downloads / "2026-11" / "a.json").write_text(text("NCT99000051"))
+    (downloads / "up").symlink_to(landing.root / "ctgov", target_is_directory=True)  # a loop through the landing
+    landing.write("b.json", text("NCT99000052"))
+    (landing.root / "ctgov" / "downloads").symlink_to(downloads, target_is_directory=True)
+    (landing.root / "ctgov" / "again").symlink_to(downloads, target_is_directory=True)  # the same folder twice
+
+    files = scan_landing(landing.root)
+    assert [f.rel for f in files] == ["ctgov/b.json", "ctgov/again/2026-11/a.json"]
+    since, _ = landing_scan.scan_since(landing.root, "ctgov", 0, settle_ns=0)
+    assert sorted(s.rel for s in since) == ["ctgov/again/2026-11/a.json", "ctgov/b.json"]
+    ingest_landing(con, landing.root, run_id="r1")
+    assert versions(con) == {"NCT99000051", "NCT99000052"}
