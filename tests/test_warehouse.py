@@ -118,6 +118,17 @@ def test_rerun_changes_nothing(warehouse):
         {k: v for k, v in before.items() if not k.startswith(("meta.", "quarantine."))}
 
 
+def test_a_rerun_writes_an_export_part_edited_by_hand_again(warehouse):
+    """The export is the warehouse's, not a copy to edit: a part changed since it was written stood until
+    its studies changed, and a splice then carried the edit on."""
+    _, tmp, _, settings = warehouse
+    part = sorted((tmp / "exports" / "fhir" / "ResearchStudy").glob("*.ndjson"))[0]
+    before = part.read_bytes()
+    part.write_bytes(before.replace(b'"status":"', b'"status":"edited-', 1))
+    report = run_pipeline(settings)
+    assert report.success and part.read_bytes() == before
+
+
 def _checksums(con):
     tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2").fetchall()
     return {f"{s}.{t}": con.execute(f'SELECT count(*), bit_xor(hash(x)) FROM "{s}"."{t}" AS x').fetchone()

@@ -71,7 +71,11 @@ def export_and_swap(context, con, warehouse: WarehouseResource, paths: PathsReso
     unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
                              [context.run.run_id]).fetchone()[0] or owed_path(warehouse.published).exists()
     with without_headroom(con):  # the export reads much and deletes nothing
-        parts, spliced, manifest = export_pending(con, paths.export_path, threads=stage_workers())
+        found: dict = {}
+        parts, spliced, manifest = export_pending(con, paths.export_path, threads=stage_workers(), stats=found)
+    if found.get("edited"):
+        context.log.warning(f"{found['edited']} FHIR export part(s) had changed since the export wrote them "
+                            f"(edited by hand?): written again from the warehouse")
     replaced = bool(changed or unfinished or not path.exists())
     stats = None
     if replaced:

@@ -22,6 +22,7 @@ twice SPLICE_STUDIES touched studies.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import os
 from collections import defaultdict
@@ -99,15 +100,20 @@ def export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], *
 
 def _export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], previous: dict | None,
                   transaction_time: str | None, *, studies: set[str] | None = None, stats: dict | None = None,
-                  threads: int = 1) -> dict:
-    """export_parts on a manifest already read."""
+                  threads: int = 1, edited: set[tuple[str, str]] | None = None) -> dict:
+    """export_parts on a manifest already read (and its edited parts, when already found)."""
     if previous is None:
         return export_ndjson(con, schema, out_dir, transaction_time=transaction_time)
     sql_schema = checked_schema(schema)
     target = Path(out_dir) / "fhir"
     counts = {(o["type"], o["url"].split("/", 1)[1].removesuffix(".ndjson")): o["count"] for o in previous["output"]}
+    # A part changed since the export wrote it is written from the table, touched or not: splicing it
+    # would keep whatever was edited in its other lines.
+    edited = edited_parts(target, previous) if edited is None else edited
+    parts = set(parts) | edited
     # Only a part the previous export holds can be spliced; a new NCT id range is written from the table.
-    splice = {k for k in parts if not is_shared(k[1]) and k in counts} if studies is not None else set()
+    splice = ({k for k in parts if not is_shared(k[1]) and k in counts and k not in edited}
+              if studies is not None else set())
     for rtype, group in _touched_batches(parts - splice, counts):  # spliced parts count as gaps here
         counts.update(_write_batch(con, sql_schema, target, rtype, group))
     spliced = 0
@@ -119,6 +125,7 @@ def _export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], 
         spliced = len(splice) - redone
     if stats is not None:
         stats["spliced"] = spliced
+        stats["edited"] = len(edited)
     return _write_manifest(target, sql_schema, counts, transaction_time)
 
 
@@ -386,19 +393,24 @@ def _write_batch(con, sql_schema: str, target: Path, rtype: str, parts: list[str
     return counts
 
 
-def export_pending(con, out_dir: Path, threads: int = 1) -> tuple[int, int, dict]:
+def export_pending(con, out_dir: Path, threads: int = 1, stats: dict | None = None) -> tuple[int, int, dict]:
     """Rewrite the parts of `fhir` publishes left in meta.fhir_export_pending (every part when there is
     no usable export yet); returns how many parts were written, how many of those were spliced (the
-    rest were written from the table) and the manifest. The caller clears the table once its publish
+    rest were written from the table) and the manifest; `stats` gets how many parts had changed since
+    the export wrote them (`edited`), each written again. The caller clears the table once its publish
     is complete, so a crash before that redoes them."""
     pending = set(con.execute("SELECT DISTINCT resource_type, part FROM meta.fhir_export_pending").fetchall())
     previous = read_manifest(Path(out_dir) / "fhir")
-    if previous is not None and not pending:
+    edited = edited_parts(Path(out_dir) / "fhir", previous) if previous is not None else set()
+    if stats is not None:
+        stats["edited"] = len(edited)
+    if previous is not None and not pending and not edited:
         return 0, 0, previous
-    stats: dict = {}
-    manifest = _export_parts(con, "fhir", out_dir, pending, previous, None, studies=pending_studies(con), stats=stats,
-                             threads=threads)
-    return (len(pending) if previous is not None else len(manifest["output"])), stats.get("spliced", 0), manifest
+    done: dict = {}
+    manifest = _export_parts(con, "fhir", out_dir, pending, previous, None, studies=pending_studies(con), stats=done,
+                             threads=threads, edited=edited)
+    written = len(pending | edited) if previous is not None else len(manifest["output"])
+    return written, done.get("spliced", 0), manifest
 
 
 def pending_studies(con) -> set[str] | None:
@@ -418,15 +430,26 @@ def clear_pending(con) -> None:
     con.execute("DELETE FROM meta.fhir_export_pending_study")
 
 
+# Beside the manifest: its sha256 and each part's size and modification time as the export left them,
+# so an export builds only on files it wrote itself (see read_manifest, edited_parts).
+STAMPS = ".parts.json"
+
+
 def read_manifest(target: Path) -> dict | None:
-    """The manifest in <target> if it is of this layout and every file it lists is there, else None.
+    """The manifest in <target> if it is of this layout, is the one the export last wrote (STAMPS) and
+    every file it lists is there, else None: the next export is then written whole.
 
     An earlier layout (one file per type, or one `shared` file) is not built on: its files would
-    hold resources the new parts hold too."""
+    hold resources the new parts hold too. Nor is a manifest edited by hand, or one written before
+    the stamps were (once): its counts would be carried into every later manifest."""
     try:
-        manifest = json.loads((target / "manifest.json").read_text(encoding="utf-8"))
+        data = (target / "manifest.json").read_bytes()
+        manifest = json.loads(data)
         outputs = manifest["output"]
+        stamps = _read_stamps(target)
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if stamps is None or stamps.get("manifest_sha256") != hashlib.sha256(data).hexdigest():
         return None
     ok = all(isinstance(o, dict) and isinstance(o.get("url"), str) and o["url"].count("/") == 1
              and o["url"].endswith(".ndjson") and _valid_part(o["url"].split("/")[1].removesuffix(".ndjson"))
@@ -443,7 +466,44 @@ def _write_manifest(target: Path, sql_schema: str, counts: dict[tuple[str, str],
         "output": [{"type": t, "url": part_url(t, p), "count": n} for (t, p), n in sorted(counts.items())],
         "error": [],
     }
+    text = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    _write_stamps(target, text, counts)  # first: a run that dies between the two leaves stamps that do not match
     tmp = target / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    tmp.write_bytes(text)
     os.replace(tmp, target / "manifest.json")
     return manifest
+
+
+def edited_parts(target: Path, manifest: dict) -> set[tuple[str, str]]:
+    """The listed parts whose size or modification time is not what the export left (a file edited,
+    replaced or touched since): each is written from the table by the next export."""
+    stamps = (_read_stamps(target) or {}).get("parts", {})
+    out = set()
+    for o in manifest["output"]:
+        try:
+            st = os.stat(target / o["url"])
+            same = stamps.get(o["url"]) == [st.st_size, st.st_mtime_ns]
+        except OSError:
+            same = False
+        if not same:
+            rtype, part = o["url"].split("/", 1)
+            out.add((rtype, part.removesuffix(".ndjson")))
+    return out
+
+
+def _read_stamps(target: Path) -> dict | None:
+    try:
+        stamps = json.loads((target / STAMPS).read_bytes())
+    except (OSError, ValueError):
+        return None
+    return stamps if isinstance(stamps, dict) and isinstance(stamps.get("parts"), dict) else None
+
+
+def _write_stamps(target: Path, manifest_text: bytes, counts: dict[tuple[str, str], int]) -> None:
+    parts = {}
+    for key in sorted(counts):
+        st = os.stat(target / part_url(*key))
+        parts[part_url(*key)] = [st.st_size, st.st_mtime_ns]
+    tmp = target / f".{STAMPS}.tmp"
+    tmp.write_bytes(orjson.dumps({"manifest_sha256": hashlib.sha256(manifest_text).hexdigest(), "parts": parts}))
+    os.replace(tmp, target / STAMPS)

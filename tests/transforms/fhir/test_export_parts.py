@@ -32,6 +32,17 @@ def parts_of(con, where: str, params: list) -> set[tuple[str, str]]:
     return set(con.execute(f"SELECT DISTINCT resource_type, {PART_SQL} FROM fhir.resource WHERE {where}", params).fetchall())
 
 
+def unseen(path, data: bytes) -> None:
+    """Write a part as an edit the export's stamps cannot tell (STAMPS updated to the new size and time):
+    what is left to catch it is the splice's own check."""
+    path.write_bytes(data)
+    stamps_file = path.parents[1] / export.STAMPS
+    stamps = json.loads(stamps_file.read_text())
+    st = path.stat()
+    stamps["parts"][path.relative_to(path.parents[1]).as_posix()] = [st.st_size, st.st_mtime_ns]
+    stamps_file.write_text(json.dumps(stamps))
+
+
 def test_rewriting_touched_parts_gives_the_whole_export(con, tmp_path):
     inc, full = tmp_path / "inc", tmp_path / "full"
     export_ndjson(con, "fhir", inc, transaction_time="t0")
@@ -73,7 +84,8 @@ def test_a_part_left_empty_is_removed_from_disk_and_manifest(con, tmp_path):
         assert f"{rtype}/{part}.ndjson" not in urls and not (tmp_path / "fhir" / rtype / f"{part}.ndjson").exists()
 
 
-@pytest.mark.parametrize("damage", ["no manifest", "earlier layout", "one shared file", "a listed file missing"])
+@pytest.mark.parametrize("damage", ["no manifest", "earlier layout", "one shared file", "a listed file missing",
+                                    "a count edited", "no stamps"])
 def test_without_a_usable_manifest_everything_is_written(con, tmp_path, damage):
     export_ndjson(con, "fhir", tmp_path / "ref", transaction_time="t")
     target = tmp_path / "out" / "fhir"
@@ -88,8 +100,15 @@ def test_without_a_usable_manifest_everything_is_written(con, tmp_path, damage):
         manifest["output"].append({"type": "Organization", "url": "Organization/shared.ndjson", "count": 1})
         (target / "manifest.json").write_text(json.dumps(manifest))
         (target / "Organization" / "shared.ndjson").write_text("{}\n")
+    elif damage == "a count edited":  # carried into every later manifest if built on
+        manifest = json.loads((target / "manifest.json").read_text())
+        manifest["output"][0]["count"] += 1
+        (target / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    elif damage == "no stamps":  # written before the export kept them, or deleted
+        (target / export.STAMPS).unlink()
     else:
         next((target / "ResearchStudy").glob("*.ndjson")).unlink()
+    assert export.read_manifest(target) is None
     manifest = export_parts(con, "fhir", tmp_path / "out", set(), transaction_time="t")
     assert manifest == json.loads((tmp_path / "ref" / "fhir" / "manifest.json").read_text())
     assert files(tmp_path / "out") == files(tmp_path / "ref")
@@ -167,7 +186,7 @@ def test_splicing_the_touched_studies_gives_the_whole_export(con, tmp_path):
 
     assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full) and files(inc) != before
-    assert stats == {"spliced": len(owned)}
+    assert stats == {"spliced": len(owned), "edited": 0}
     # the owned parts were spliced from the touched studies' rows, not read again from the table
     assert not [q for q in log.statements if "ORDER BY 1, id" in q and "nct_id >= ?" in q]
     assert len([q for q in log.statements if "nct_id = ANY" in q]) == 1
@@ -184,7 +203,7 @@ def test_splicing_on_threads_gives_the_same_files(con, tmp_path, monkeypatch):
     touched, studies = _day(con)
     owned = sorted(k for k in touched if not is_shared(k[1]))
     damaged = inc / "fhir" / owned[0][0] / f"{owned[0][1]}.ndjson"
-    damaged.write_bytes(damaged.read_bytes() + b"not json\n")
+    unseen(damaged, damaged.read_bytes() + b"not json\n")
     monkeypatch.setattr(export, "SPLICE_STUDIES", 1)
     on = set()
     splice = export._splice_file
@@ -199,7 +218,7 @@ def test_splicing_on_threads_gives_the_same_files(con, tmp_path, monkeypatch):
 
     assert manifest == export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full)
-    assert stats == {"spliced": len(owned) - 1}
+    assert stats == {"spliced": len(owned) - 1, "edited": 0}
     assert on == {"splice"}
     assert len([q for q in log.statements if "nct_id = ANY" in q]) == len({p for _, p in owned})  # a chunk per part here
     assert not list((inc / "fhir").glob("*/.*.tmp"))
@@ -263,7 +282,7 @@ def test_a_part_that_does_not_add_up_is_rewritten_from_the_table(con, tmp_path, 
         lines[len(lines) // 2] = b"not json\n"
     else:
         lines[-1] = lines[-1].rstrip(b"\n")
-    path.write_bytes(b"".join(lines))
+    unseen(path, b"".join(lines))
 
     stats: dict = {}
     export_parts(con, "fhir", inc, touched, studies=studies, stats=stats, transaction_time="t1")
@@ -342,9 +361,53 @@ def test_splicing_picks_its_studies_out_of_a_crowded_part(con, tmp_path):
 
     export_ndjson(con, "fhir", full, transaction_time="t1")
     assert files(inc) == files(full)
-    assert stats == {"spliced": 2}  # both parts spliced, neither fell back to the table
+    assert stats == {"spliced": 2, "edited": 0}  # both parts spliced, neither fell back to the table
 
 
 def _whole(con, root):
     export_ndjson(con, "fhir", root, transaction_time="t1")
     return root
+
+
+def _edit_a_line(path) -> None:
+    """A value changed by hand in one line: the line count still adds up."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    res = json.loads(lines[0])
+    res["meta"] = {**res.get("meta", {}), "source": "edited by hand"}
+    lines[0] = json.dumps(res, separators=(",", ":")).encode() + b"\n"
+    path.write_bytes(b"".join(lines))
+
+
+def test_a_part_edited_by_hand_is_written_from_the_table_by_the_next_export_touched_or_not(con, tmp_path):
+    """Edits survived: an untouched part stood as edited, and a touched one was spliced around the
+    edited line (its count still added up) and carried it on."""
+    inc, full = tmp_path / "inc", tmp_path / "full"
+    export_ndjson(con, "fhir", inc, transaction_time="t0")
+    touched, studies = _day(con)
+    owned = sorted(k for k in touched if not is_shared(k[1]))
+    untouched = sorted({(o["type"], o["url"].split("/")[1][:-7]) for o in
+                        json.loads((inc / "fhir" / "manifest.json").read_text())["output"]} - touched)
+    for rtype, part in (owned[0], untouched[0]):
+        _edit_a_line(inc / "fhir" / export.part_url(rtype, part))
+    assert export.edited_parts(inc / "fhir", export.read_manifest(inc / "fhir")) == {owned[0], untouched[0]}
+
+    stats: dict = {}
+    export_parts(con, "fhir", inc, touched, studies=studies, stats=stats, transaction_time="t1")
+
+    export_ndjson(con, "fhir", full, transaction_time="t1")
+    assert files(inc) == files(full)
+    assert stats == {"spliced": len(owned) - 1, "edited": 2}
+    assert export.edited_parts(inc / "fhir", export.read_manifest(inc / "fhir")) == set()
+
+
+def test_an_edited_part_is_restored_by_a_publish_with_nothing_pending(con, tmp_path):
+    from schemas import apply_sql
+
+    apply_sql(con, "meta/meta.sql")
+    export_ndjson(con, "fhir", tmp_path / "full", transaction_time="t0")
+    assert export.export_pending(con, tmp_path / "full")[:2] == (0, 0)  # nothing pending, nothing edited: no work
+    path = next((tmp_path / "full" / "fhir" / "ResearchStudy").glob("*.ndjson"))
+    before = path.read_bytes()
+    _edit_a_line(path)
+    written, spliced, _ = export.export_pending(con, tmp_path / "full")
+    assert (written, spliced) == (1, 0) and path.read_bytes() == before
