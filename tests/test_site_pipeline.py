@@ -70,6 +70,16 @@ def test_fhir_subjects_published(published):
     assert counts["Patient"] == persons and counts["ResearchSubject"] == persons
 
 
+def test_cdm_source_release_date_is_on_or_after_every_published_event(published):
+    """The CDM: "the latest event date in the source is on the source_release_date". It was the
+    registry's newest update (2026-04-09 in the demo) while participants' events ran to June."""
+    con, *_ = published
+    release, events = con.execute("SELECT source_release_date, (SELECT max(observation_period_end_date) FROM "
+                                  "omop.observation_period) FROM omop.cdm_source").fetchone()
+    registry = con.execute("SELECT max(last_update_post_date) FROM raw.ctgov_study_version").fetchone()[0]
+    assert events > registry and release == events
+
+
 def test_dqd_fatal_checks_zero_with_participant_data(published):
     con, *_ = published
     assert [r for r in run_dqd(con, "omop", checks=set(FATAL_CHECKS)) if r.failed] == []

@@ -8,7 +8,7 @@ from schemas.omop.ddl import create_omop_schema
 from transforms.fhir.export import PART_SQL, clear_pending, export_pending
 from transforms.fhir.store import create_fhir_schema
 from transforms.omop.participants.publish import clear_published_sites
-from transforms.omop.publish import merge_stage
+from transforms.omop.publish import cover_events, merge_stage
 from transforms.publish import publish_batch
 from transforms.sites.fingerprint import publish_fingerprint
 from trialhouse.settings import stage_workers
@@ -50,7 +50,9 @@ def merge_omop(con, run_id: str) -> dict[str, int]:
     # Participant rows are owned per site: a delivery replaces its site's published rows whole.
     if con.execute("SELECT count(*) FROM stage_omop.person").fetchone()[0]:
         clear_published_sites(con, "stage_omop", "omop", "meta", "raw.sdtm_row_current")
-    return merge_stage(con, "stage_omop", "omop", "stage.ctgov_study")
+    merged = merge_stage(con, "stage_omop", "omop", "stage.ctgov_study")
+    cover_events(con, "omop")
+    return merged
 
 
 def merge_site_state(con, run_id: str) -> dict[str, int]:

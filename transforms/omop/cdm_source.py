@@ -2,7 +2,8 @@
 
 Rewritten only when something in it changes, so that ``cdm_release_date`` (today, when it is
 rewritten) does not turn a no-op reload into a change. ``source_release_date`` is the latest
-``lastUpdatePostDate`` mapped so far; ``vocabulary_version`` comes from the vocabulary table's
+``lastUpdatePostDate`` mapped so far (the publish raises it to the newest participant event,
+``transforms.omop.publish.cover_events``); ``vocabulary_version`` comes from the vocabulary table's
 ``None`` row. ``cdm_version_concept_id`` is 0: the CDM v5.4 concept id is not in the verified list.
 """
 
@@ -22,7 +23,9 @@ DESCRIPTION = {
     "source_description": (
         "Trial registry records (ClinicalTrials.gov API v2) mapped following the OHDSI Clinical Trials "
         "working group conventions: sites in location/care_site, investigators in provider, arms in "
-        "cohort_definition, trial facts in metadata."
+        "cohort_definition, trial facts in metadata; and trial sites' participant data (SDTM deliveries) "
+        "in person, observation_period, visit_occurrence, drug_exposure, condition_occurrence, "
+        "measurement, observation and cohort."
     ),
     "source_documentation_reference": "https://clinicaltrials.gov/data-api/api",
     "cdm_etl_reference": "trialhouse transforms/omop",

@@ -5,7 +5,7 @@ Shared rows (locations, care sites, providers, and from site data persons and th
 replaced by primary key; study-owned rows (arms, trial facts) of the batch's studies are replaced
 whole, found through `meta.omop_id_map.owner`, so an arm a new registry version dropped goes too;
 concept decisions are replaced by source code; `cdm_source` describes the warehouse and is replaced,
-keeping the later source release date.
+keeping the later source release date, which `cover_events` then brings up to the newest event.
 """
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ REPLACED_WHOLE = ("cdm_source",)
 _KEEP_LATEST_RELEASE = (
     "UPDATE {s}.cdm_source SET source_release_date = "
     "greatest(source_release_date, (SELECT max(source_release_date) FROM {p}.cdm_source))"
+)
+# ... nor end before the newest event published: the CDM's "the latest event date in the source is on
+# the source_release_date". Participants' events (every one inside its observation period) come from
+# site deliveries cut off after the registry dates a batch knows of.
+_COVER_EVENTS = (
+    "UPDATE {p}.cdm_source SET source_release_date = "
+    "greatest(source_release_date, (SELECT max(observation_period_end_date) FROM {p}.observation_period))"
 )
 _STCM_KEEP_LEAST = (
     "DELETE FROM {p}.source_to_concept_map AS o USING {s}.source_to_concept_map AS n "
@@ -81,3 +88,8 @@ def merge_stage(con, stage: str, target: str, batch: str, id_map_schema: str = "
         merged[f"omop.{name}"] = con.execute(f"INSERT INTO {p}.{t} SELECT * FROM {s}.{t}{only_new}").fetchone()[0]
     return merged
 
+
+
+def cover_events(con, target: str) -> None:
+    """After a publish's merges: `source_release_date` no earlier than the newest published event."""
+    con.execute(_COVER_EVENTS.format(p=quote(target)))

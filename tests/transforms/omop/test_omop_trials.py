@@ -52,6 +52,28 @@ def test_seed_site_lands_in_location(mapped_con):
     assert country_concept == 0  # the demo vocabulary has no Geography concepts
 
 
+def test_zip_plus_4_keeps_its_nine_digits_and_a_longer_postal_code_is_not_cut(raw_helpers):
+    """location.zip is varchar(9): "57117-5134" was cut to "57117-513", another place's code."""
+    rec = json.loads((CTGOV / f"{SHARES_MAYO}.json").read_text())
+    sites = rec["protocolSection"]["contactsLocationsModule"]["locations"]
+    assert any(s.get("zip") == "57117-5134" for s in sites)
+    far = copy.deepcopy(next(s for s in sites if s.get("zip") == "57117-5134"))
+    far.update(facility="A clinic with a long postal code", city="Tehran", state=None, country="Iran",
+               zip="1983963113")
+    sites.append(far)
+    con = raw_helpers.connection([])
+    raw_helpers.insert(con, rec, f"{SHARES_MAYO}.json")
+    load_vocabulary(con, "omop")
+    map_trials(con)
+    zips = con.execute("SELECT city, zip FROM omop.location WHERE location_source_value LIKE '%57117-5134%'"
+                       " OR city = 'Tehran' ORDER BY city").fetchall()
+    assert zips == [("Sioux Falls", "571175134"), ("Tehran", None)]
+    assert con.execute("SELECT location_source_value FROM omop.location WHERE city = 'Tehran'").fetchone()[0] == \
+        "Tehran, 1983963113, Iran"
+    assert con.execute("SELECT count(*) FROM omop.location WHERE zip LIKE '%-%' AND country_source_value = "
+                       "'United States'").fetchone()[0] == 0
+
+
 def test_shared_facility_is_one_care_site_across_studies_and_runs(raw_helpers):
     """Mapped one study at a time, the shared Mayo site keeps one care_site and one id."""
     con = raw_helpers.connection([CTGOV / f"{SEED}.json"])

@@ -23,7 +23,13 @@ SELECT m.id                                              AS location_id,
        CASE WHEN s.country = 'United States'
             THEN coalesce(us.state_code, CASE WHEN length(s.state) = 2 THEN upper(s.state) END)
        END                                               AS state,
-       s.zip,
+       -- zip is varchar(9): a US ZIP+4 as its 9 digits (the CDM's form; cut to 9 characters,
+       -- "57117-5134" became "57117-513"); a postal code still longer is left out, not cut (it stays
+       -- whole in the registry record, and in location_source_value as far as 50 characters go).
+       CASE WHEN s.country = 'United States' AND regexp_full_match(s.zip, '[0-9]{{5}}-[0-9]{{4}}')
+            THEN replace(s.zip, '-', '')
+            WHEN length(s.zip) <= 9 THEN s.zip
+       END                                               AS zip,
        CAST(NULL AS VARCHAR)                             AS county,
        concat_ws(', ', s.city, s.state, s.zip, s.country) AS location_source_value,
        coalesce(cc.concept_id, 0)                        AS country_concept_id,

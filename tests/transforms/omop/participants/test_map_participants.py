@@ -104,6 +104,8 @@ def test_pseudonyms_only_no_subject_ids_and_sites_shared_with_the_registry(mappe
     sites = dict(con.execute("SELECT cs.care_site_name, count(*) FROM stage_omop.person p JOIN stage_omop.care_site cs "
                              "USING (care_site_id) GROUP BY 1").fetchall())
     assert sites == {"Mayo Clinic in Rochester": 20, "Synthetic Site 2": 20}
+    # the site's address is the care site's; person.location_id is the person's own, which no delivery holds
+    assert con.execute("SELECT count(*) FROM stage_omop.person WHERE location_id IS NOT NULL").fetchone()[0] == 0
     pis = con.execute("SELECT provider_name, care_site_id FROM stage_omop.provider WHERE provider_name LIKE 'Synthetic%' "
                       "ORDER BY 1").fetchall()
     assert pis[0] == ("Synthetic Investigator 1", mayo[0][0])

@@ -15,7 +15,9 @@ SELECT m.id                                               AS person_id,
        CASE WHEN length(p.brthdtc) >= 10 THEN TRY_CAST(substr(p.brthdtc, 9, 2) AS INTEGER) END AS day_of_birth,
        coalesce(r.concept_id, 0)                          AS race_concept_id,
        coalesce(e.concept_id, 0)                          AS ethnicity_concept_id,
-       l.id                                               AS location_id,
+       -- The person's own address, which a delivery does not hold: the site's is the care site's
+       -- (person.location_id is "the physical address of the person"; OHDSI's trial ETL leaves it empty).
+       CAST(NULL AS BIGINT)                               AS location_id,
        c.id                                               AS care_site_id,
        p.pseudonym                                        AS person_source_value,
        p.sex                                              AS gender_source_value,
@@ -30,7 +32,6 @@ LEFT JOIN _pt_map g ON g.map = 'sex' AND g.source_code = p.sex
 LEFT JOIN _pt_map r ON r.map = 'race' AND r.source_code = p.race
 LEFT JOIN _pt_map e ON e.map = 'ethnic' AND e.source_code = p.ethnic
 LEFT JOIN _trial_site ts ON ts.nct_id = p.nct_id AND ts.site_id = p.site_id
-LEFT JOIN {meta}.omop_id_map l ON l.table_name = 'location' AND l.natural_key = ts.site_key
 LEFT JOIN {meta}.omop_id_map c ON c.table_name = 'care_site' AND c.natural_key = ts.site_key;
 
 -- One observation period per participant: consent (or first data) to the last data date.
