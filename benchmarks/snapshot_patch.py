@@ -43,6 +43,8 @@ def run(folder: Path, mb: int) -> dict:
     published = folder / "wh.duckdb"
     con = connect_work(work, duckdb_storage_config())
     try:
+        # a warehouse's own table: a publish replaces only files the pipeline published (snapshot.foreign_target)
+        con.execute("CREATE SCHEMA meta; CREATE TABLE meta.load_log (run_id VARCHAR)")
         con.execute("CREATE TABLE t AS SELECT i AS id, md5(i::VARCHAR) || md5(random()::VARCHAR) || "
                     "repeat(md5((i * 7)::VARCHAR), 6) AS v FROM range(?) r(i)", [mb * ROWS_PER_MB])
         block_size = con.execute("SELECT block_size FROM pragma_database_size() WHERE database_name = "

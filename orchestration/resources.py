@@ -15,7 +15,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
 from trialhouse.settings import Settings, duckdb_memory_limit, duckdb_storage_config
-from trialhouse.snapshot import work_path
+from trialhouse.snapshot import ForeignTarget, foreign_target, work_path
 from trialhouse.workfile import RunLock, connect_work
 
 # Every asset and check that writes the warehouse runs in this pool (limit 1): DuckDB allows one
@@ -36,6 +36,10 @@ class WarehouseResource(DuckDBResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """A run holds the work file from its first warehouse step to its end (trialhouse.workfile.RunLock):
         the in-process executor sets resources up once a run, so this is the run's whole span."""
+        problem = foreign_target(self.published)
+        if problem:  # checked before any step, not at the publish after all of them
+            raise ForeignTarget(f"the warehouse {problem}: nothing was done; point TRIALHOUSE_WAREHOUSE "
+                                "(--warehouse) at a new path or at a warehouse this pipeline published")
         lock = RunLock(self.database)
         log = getattr(context, "log", None)
         lock.acquire(waiting=log.warning if log else None)
@@ -74,6 +78,14 @@ class PathsResource(dg.ConfigurableResource):
     @property
     def landing_path(self) -> Path:
         return Path(self.landing)
+
+    def existing_landing(self) -> Path:
+        """The landing folder, or a failure naming it: a mistyped TRIALHOUSE_LANDING ran an empty pass and
+        succeeded with an empty warehouse (the command line and the sensor already refuse one)."""
+        if not self.landing_path.is_dir():
+            raise dg.Failure(description=f"landing folder {self.landing} is not a folder (TRIALHOUSE_LANDING); "
+                                         "nothing was read")
+        return self.landing_path
 
     @property
     def export_path(self) -> Path:

@@ -66,3 +66,78 @@ def test_run_on_a_landing_folder_that_is_not_there_says_so_and_touches_nothing(t
     assert code == 2
     assert f"landing folder {missing} is not a folder" in err and "TRIALHOUSE_LANDING" in err
     assert not wh.exists() and not (tmp_path / "w.work.duckdb").exists() and not (tmp_path / "x").exists()
+
+
+def _own_database(path: Path) -> None:
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE precious AS SELECT 42 AS answer")
+
+
+def test_a_warehouse_path_naming_a_file_of_ones_own_is_refused_and_the_file_kept(tmp_path, landing, capsys):
+    """It was replaced by the warehouse with exit 0, and the next publish overwrote the standby the old
+    bytes had become (newcomer's review)."""
+    landing.drop(CTGOV / "NCT06668571.json")
+    mine, notes = tmp_path / "mine.duckdb", tmp_path / "notes.txt"
+    _own_database(mine)
+    notes.write_text("hello\n")
+    for path in (mine, notes, tmp_path):
+        before = path.read_bytes() if path.is_file() else None
+        code = main(["run", "--landing", str(landing.root), "--warehouse", str(path), "--export", str(tmp_path / "x")])
+        err = capsys.readouterr().err
+        assert code == 2 and str(path) in err and "nothing was done" in err, err
+        assert before is None or path.read_bytes() == before
+    assert not (tmp_path / "x").exists()
+    with duckdb.connect(str(mine), read_only=True) as con:
+        assert con.execute("SELECT answer FROM precious").fetchone() == (42,)
+
+
+def test_a_run_refused_before_its_steps_says_why(tmp_path, landing):
+    """The Dagster path (no CLI check first): the run fails at its resources, and the report carries the
+    reason instead of a bare FAILED."""
+    from trialhouse.runner import run_pipeline
+    from trialhouse.settings import Settings
+
+    landing.drop(CTGOV / "NCT06668571.json")
+    mine = tmp_path / "mine.duckdb"
+    _own_database(mine)
+    report = run_pipeline(Settings(str(mine), str(landing.root), str(tmp_path / "x"), None), log_level="CRITICAL")
+    assert not report.success
+    assert report.failures and report.failures[0].startswith("resources: ")
+    assert "did not publish (it has no meta.load_log)" in report.failures[0]
+    with duckdb.connect(str(mine), read_only=True) as con:
+        assert con.execute("SELECT answer FROM precious").fetchone() == (42,)
+
+
+def test_demo_into_a_path_that_is_a_file_says_so(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["demo", "--dir", str(tmp_path / "afile")]) == 2
+    assert "cannot make the demo folder" in capsys.readouterr().err
+
+
+def test_a_blocked_run_prints_the_rules_that_blocked_it(capsys):
+    from trialhouse.cli import _listed, _print_human
+
+    summary = {"run_id": "r", "success": True, "files_seen": 5, "files_failed": 0, "studies_seen": 5, "new_versions": 5,
+               "site_deliveries_loaded": 0, "site_deliveries_held": 0, "published": 0, "quarantined": 2,
+               "blocked": True, "failures": [],
+               "blocked_by": {"stage/ctgov_study:ctgov_registry_gate": {
+                   "batch_rule_failures": _listed("- quarantine_share: 2 of 5 records (40%) quarantined"),
+                   "data_docs": "/x/data_docs/r/index.html"}}}
+    _print_human(summary)
+    out = capsys.readouterr().out
+    assert "blocked by stage/ctgov_study:ctgov_registry_gate:\n    - quarantine_share: 2 of 5 records" in out
+    assert "Data Docs: /x/data_docs/r/index.html" in out
+    assert _listed("none") == [] and _listed(None) == []
+
+
+def test_a_dagster_run_on_a_landing_folder_that_is_not_there_fails_naming_it(tmp_path):
+    """The command line refuses it up front; a run launched from Dagster succeeded with an empty warehouse."""
+    from trialhouse.runner import run_pipeline
+    from trialhouse.settings import Settings
+
+    missing = tmp_path / "landing_typo"
+    report = run_pipeline(Settings(str(tmp_path / "w.duckdb"), str(missing), str(tmp_path / "x"), None),
+                          log_level="CRITICAL")
+    assert not report.success
+    assert any(f"landing folder {missing} is not a folder (TRIALHOUSE_LANDING)" in f for f in report.failures)
+    assert not (tmp_path / "w.duckdb").exists()

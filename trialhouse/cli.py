@@ -33,10 +33,22 @@ def _summary(report, settings: Settings) -> dict:
         # For a patch: 'checksums' (DuckDB's, 8 bytes a block) or 'whole' (both files read).
         "snapshot_compared": report.value("publish/warehouse", "snapshot_compared", None),
         "blocked": any(not c["passed"] and c["severity"] == "ERROR" for c in report.checks.values()),
+        # Why: each blocking check that failed, with its batch rules and Data Docs (the CLI's instance is
+        # ephemeral, so the check's metadata is not to be found anywhere after the run).
+        "blocked_by": {name: {"batch_rule_failures": _listed(c["metadata"].get("batch_rule_failures")),
+                              "data_docs": c["metadata"].get("data_docs") or None}
+                       for name, c in report.checks.items() if not c["passed"] and c["severity"] == "ERROR"},
         "failures": report.failures,
         "step_seconds": report.step_seconds,
         "step_windows": report.step_windows,
     }
+
+
+def _listed(markdown) -> list[str]:
+    """The items of a check's markdown list ("- a\n- b"; "none" when empty)."""
+    text = str(markdown or "")
+    return [] if text.strip() in ("", "none") else [line[2:] if line.startswith("- ") else line
+                                                   for line in text.splitlines() if line.strip()]
 
 
 def _print_human(summary: dict) -> None:
@@ -44,6 +56,12 @@ def _print_human(summary: dict) -> None:
     for key in ("files_seen", "files_failed", "studies_seen", "new_versions", "site_deliveries_loaded",
                 "site_deliveries_held", "published", "quarantined", "blocked"):
         print(f"  {key:<22} {summary[key]}")
+    for name, why in summary.get("blocked_by", {}).items():
+        print(f"  blocked by {name}:")
+        for failure in why["batch_rule_failures"] or ["(no batch rule: see the Data Docs)"]:
+            print(f"    - {failure}")
+        if why["data_docs"]:
+            print(f"    Data Docs: {why['data_docs']}")
     for f in summary["failures"]:
         print(f"  failure: {f}")
 
@@ -68,12 +86,23 @@ def cmd_run(args) -> int:
 
 def _landing_exists(settings: Settings, command: str) -> bool:
     """A mistyped landing path ran an empty pass, created a warehouse and exited 0 as if all were well."""
-    if Path(settings.landing).is_dir():
-        return True
-    print(f"trialhouse {command}: landing folder {settings.landing} is not a folder (set --landing or "
-          f"TRIALHOUSE_LANDING; `trialhouse demo` makes one with the bundled sample); nothing was done",
-          file=sys.stderr)
-    return False
+    if not Path(settings.landing).is_dir():
+        print(f"trialhouse {command}: landing folder {settings.landing} is not a folder (set --landing or "
+              f"TRIALHOUSE_LANDING; `trialhouse demo` makes one with the bundled sample); nothing was done",
+              file=sys.stderr)
+        return False
+    return _warehouse_ours(settings, command)
+
+
+def _warehouse_ours(settings: Settings, command: str) -> bool:
+    """A warehouse path naming a file of one's own got it replaced (see trialhouse.snapshot.foreign_target)."""
+    from trialhouse.snapshot import foreign_target
+
+    problem = foreign_target(settings.warehouse)
+    if problem:
+        print(f"trialhouse {command}: {problem}; it is not replaced (set --warehouse or TRIALHOUSE_WAREHOUSE "
+              f"to a new path); nothing was done", file=sys.stderr)
+    return problem is None
 
 
 def cmd_demo(args) -> int:
@@ -81,14 +110,21 @@ def cmd_demo(args) -> int:
 
     base = Path(args.dir)
     landing = base / "landing"
+    settings = Settings(warehouse=str(base / "warehouse.duckdb"), landing=str(landing),
+                        export=str(base / "exports"), vocab=None)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"trialhouse demo: cannot make the demo folder {base} ({exc.strerror}); nothing was done", file=sys.stderr)
+        return 2
+    if not _warehouse_ours(settings, "demo"):
+        return 2
     # The demo landing set is a copy: add your own files to it and rerun `trialhouse run`.
     shutil.copytree(SAMPLE_LANDING, landing, dirs_exist_ok=True)
     # A synthetic site delivery for the seed study (generated, never real participant data).
     from trialhouse.synth_site import generate_delivery
 
     generate_delivery(landing / "sites", study="NCT06668571", participants=30, sites=1, seed=20251014)
-    settings = Settings(warehouse=str(base / "warehouse.duckdb"), landing=str(landing),
-                        export=str(base / "exports"), vocab=None)
     report = run_pipeline(settings)
     summary = _summary(report, settings)
     _print_human(summary)
@@ -160,11 +196,22 @@ def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
 
 
 def cmd_sync_ctgov(args) -> int:
-    from trialhouse.ctgov_sync import CtgovClient, SyncError, sync
+    from trialhouse.ctgov_sync import CtgovClient, SyncError, since_date, sync
     from trialhouse.settings import ctgov_base_url, ctgov_min_interval
 
     settings = Settings.from_env(landing=args.landing)
-    client = CtgovClient(args.base_url or ctgov_base_url(),
+    base_url = args.base_url or ctgov_base_url()
+    problems = [] if base_url.startswith(("http://", "https://")) else [
+        f"base URL {base_url!r} is not an http(s) URL (--base-url, TRIALHOUSE_CTGOV_BASE_URL)"]
+    if args.since is not None:
+        try:
+            since_date(args.since)
+        except ValueError as exc:
+            problems.append(str(exc))
+    if problems:
+        print(f"sync-ctgov: {'; '.join(problems)}; nothing was done", file=sys.stderr)
+        return 2
+    client = CtgovClient(base_url,
                          min_interval=ctgov_min_interval() if args.min_interval is None else args.min_interval)
     try:
         report = sync(Path(settings.landing), client, since=args.since, max_pages=args.max_pages)
@@ -186,8 +233,10 @@ def cmd_quarantine(args) -> int:
     if not _landing_exists(settings, "quarantine retry"):  # before anything is released
         return 2
     released = quarantine.release(settings, args.nct or None, args.rule)
+    # With --json, stdout is the run's JSON alone: this line goes to stderr.
     print(f"released {released['records_released']} record(s) "
-          f"({released['study_versions_retried']} study version(s), {released['files_reread']} file(s) to re-read); running")
+          f"({released['study_versions_retried']} study version(s), {released['files_reread']} file(s) to re-read); running",
+          file=sys.stderr if args.json else sys.stdout)
     return cmd_run(args)
 
 

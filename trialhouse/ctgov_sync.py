@@ -134,6 +134,16 @@ def _params(since: str | None, page_token: str | None, first: bool) -> dict:
     return p
 
 
+def _is_date(text: str | None) -> bool:
+    if text is None:
+        return True  # no watermark yet: the whole registry
+    try:
+        since_date(text)
+        return True
+    except ValueError:
+        return False
+
+
 def _page_dates(page: dict, latest: dt.date) -> list[str]:
     """The page's lastUpdatePostDates the watermark may move to: real dates, none after `latest`.
 
@@ -154,10 +164,29 @@ def _page_dates(page: dict, latest: dt.date) -> list[str]:
     return out
 
 
+def since_date(text: str) -> str:
+    """`since` as the API's date (YYYY-MM-DD), or ValueError naming what is wrong with it."""
+    try:
+        if len(text) == 10:
+            return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    raise ValueError(f"--since {text!r} is not a date YYYY-MM-DD")
+
+
 def sync(landing: Path, client: CtgovClient, *, since: str | None = None, max_pages: int | None = None) -> SyncReport:
-    """Fetch pages since the watermark (or `since`), resuming an interrupted sync first."""
+    """Fetch pages since the watermark (or `since`), resuming an interrupted sync first.
+
+    A `since` other than the interrupted sync's starts a new sync instead (the pages already landed
+    stay): a mistyped date the API refused was checkpointed with the sync, and every later sync, with
+    or without `since`, resent it and failed the same way until the state file was deleted by hand.
+    An interrupted sync whose own date is not one (checkpointed so by an earlier version) starts over."""
+    if since is not None:
+        since = since_date(since)
     state_path = landing / ".ctgov_sync" / "state.json"
     state = SyncState.load(state_path)
+    if state.sync_id is not None and ((since is not None and since != state.since) or not _is_date(state.since)):
+        state.sync_id = None
     if state.sync_id is None:  # start a new sync
         state.sync_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
         state.since = since or state.watermark

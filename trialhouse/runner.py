@@ -39,6 +39,10 @@ def _root_message(err) -> str:
     return err.message.strip()
 
 
+# Errors of a run as a whole, by where they arose.
+_RUN_ERRORS = {dg.DagsterEventType.RESOURCE_INIT_FAILURE: "resources", dg.DagsterEventType.RUN_FAILURE: "run"}
+
+
 def _plain(value):
     return getattr(value, "value", value)
 
@@ -58,6 +62,7 @@ def run_pipeline(settings: Settings, selection: str | None = None, log_level: st
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
         report = RunReport(run_id=result.run_id, success=result.success)
+        run_errors: list[str] = []
         for event in result.all_events:
             if event.is_step_materialization:
                 mat = event.step_materialization_data.materialization
@@ -73,6 +78,12 @@ def run_pipeline(settings: Settings, selection: str | None = None, log_level: st
                 }
             elif event.is_step_failure:
                 report.failures.append(f"{event.step_key}: {_root_message(event.step_failure_data.error)}")
+            elif event.event_type in _RUN_ERRORS and getattr(event.event_specific_data, "error", None) is not None:
+                run_errors.append(f"{_RUN_ERRORS[event.event_type]}: {_root_message(event.event_specific_data.error)}")
+        # A run that failed before any step (its resources: the run lock, the warehouse's path) said
+        # only FAILED: the reason was in Dagster's stack trace on stderr. The first such error is the cause.
+        if not result.success and not report.failures and run_errors:
+            report.failures.append(run_errors[0])
         report.step_windows = _step_windows(instance, result.run_id)
         report.step_seconds = {k: round(end - start, 3) for k, (start, end) in report.step_windows.items()}
     return report

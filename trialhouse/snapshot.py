@@ -100,9 +100,43 @@ def clear_owed(published: str | Path) -> None:
     owed_path(published).unlink(missing_ok=True)
 
 
+class ForeignTarget(RuntimeError):
+    """The analysts' file path holds something this pipeline did not publish."""
+
+
+def foreign_target(published: str | Path) -> str | None:
+    """Why the file at `published` must not be replaced by a publish, or None.
+
+    A publish swaps the work file's copy in over whatever the path holds. Pointed by mistake at a
+    database of one's own (or any file), it replaced it with exit 0, and the next publish overwrote the
+    standby the old bytes had become. Only a DuckDB file with this pipeline's `meta.load_log` (which
+    the first publish writes) is replaced."""
+    import duckdb
+
+    target = Path(published)
+    if not os.path.lexists(target):
+        return None
+    if target.is_dir():
+        return f"{target} is a folder, not a warehouse file"
+    if not target.is_file():
+        return f"{target} is not a regular file"
+    try:
+        with duckdb.connect(str(target), read_only=True) as con:
+            ours = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
+                               "AND table_name = 'load_log'").fetchone()[0]
+    except duckdb.Error as exc:
+        return f"{target} exists and is not a DuckDB database this pipeline can read ({str(exc).splitlines()[0]})"
+    if not ours:
+        return f"{target} is a DuckDB database this pipeline did not publish (it has no meta.load_log)"
+    return None
+
+
 def publish_snapshot(con, published: str | Path) -> SnapshotStats:
     """Checkpoint the work database behind `con` and swap a file with its exact bytes in as `published`."""
     target = Path(published)
+    problem = foreign_target(target)
+    if problem:
+        raise ForeignTarget(f"{problem}: not replaced; point TRIALHOUSE_WAREHOUSE (--warehouse) at a new path")
     source, block_size = con.execute(
         "SELECT d.path, s.block_size FROM duckdb_databases() AS d JOIN pragma_database_size() AS s "
         "ON s.database_name = d.database_name WHERE d.database_name = current_database()").fetchone()

@@ -246,7 +246,10 @@ def generate_delivery(out_dir: Path, *, study: str = SEED_STUDY, participants: i
     """
     if participants < 1 or sites < 1:
         raise ValueError("participants and sites must be at least 1")
-    cut = dt.date.fromisoformat(cutoff or DEFAULT_CUTOFF)
+    try:
+        cut = dt.date.fromisoformat(cutoff or DEFAULT_CUTOFF)
+    except ValueError:
+        raise ValueError(f"cutoff {cutoff!r} is not a date YYYY-MM-DD") from None
     span = (cut - dt.timedelta(days=20) - STUDY_START).days
     if span < 10:
         raise ValueError(f"cutoff {cut} must be at least 30 days after the study start {STUDY_START}")
@@ -368,8 +371,12 @@ def plant(delivery_dir: Path, violation: str) -> str:
 
 # ------------------------------------------------------------------ command line
 def _run(args) -> int:
-    folders = generate_delivery(Path(args.out), study=args.study, participants=args.participants, sites=args.sites,
-                                seed=args.seed, delivery_id=args.delivery_id, cutoff=args.cutoff)
+    try:
+        folders = generate_delivery(Path(args.out), study=args.study, participants=args.participants, sites=args.sites,
+                                    seed=args.seed, delivery_id=args.delivery_id, cutoff=args.cutoff)
+    except ValueError as exc:  # arguments the generator cannot follow: said as such, not a traceback
+        print(f"synth-site: {exc}; nothing was written", file=sys.stderr)
+        return 2
     planted = [plant(folders[0], v) for v in args.plant or []]
     print(json.dumps({"deliveries": [str(f) for f in folders], "planted": planted}))
     return 0
@@ -378,7 +385,10 @@ def _run(args) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `synth-site` on the `trialhouse` command's subparsers."""
     p = subparsers.add_parser("synth-site", help="write seeded synthetic site deliveries (no real participant data)")
-    p.add_argument("--study", default=SEED_STUDY, help=f"NCT id (default {SEED_STUDY}, whose protocol is followed)")
+    # Only the seed study: its protocol (arms, doses, visits, questionnaires) is what the generator follows,
+    # and another study's deliveries would carry that protocol's arms.
+    p.add_argument("--study", default=SEED_STUDY, choices=[SEED_STUDY],
+                   help=f"NCT id: {SEED_STUDY}, whose protocol the generator follows")
     p.add_argument("--participants", type=int, required=True, help="randomised participants, all sites together")
     p.add_argument("--sites", type=int, default=1, help="sites, one delivery folder each (site 001 is the registry's)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same arguments, same bytes")

@@ -42,7 +42,8 @@ def _landing_files(root, rels):
 def ctgov_study_version(
     context: dg.AssetExecutionContext, config: IngestConfig, warehouse: WarehouseResource, paths: PathsResource
 ) -> dg.MaterializeResult:
-    files = None if config.files is None else _landing_files(paths.landing_path, config.files)
+    landing = paths.existing_landing()
+    files = None if config.files is None else _landing_files(landing, config.files)
     with warehouse.connect() as con:
         finished = finish_unfinished_publish(context, con, warehouse, paths)  # before any gate of this run
         summary = ingest_landing(con, paths.landing_path, run_id=context.run.run_id, files=files,

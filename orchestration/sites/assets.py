@@ -33,9 +33,10 @@ class DeliveryConfig(dg.Config):
 )
 def site_delivery(context: dg.AssetExecutionContext, config: DeliveryConfig, warehouse: WarehouseResource,
                   paths: PathsResource) -> dg.MaterializeResult:
+    landing = paths.existing_landing()
     with warehouse.connect() as con:
         finished = finish_unfinished_publish(context, con, warehouse, paths)  # before any gate of this run
-        s = ingest_site_deliveries(con, paths.landing_path, run_id=context.run.run_id, deliveries=config.deliveries)
+        s = ingest_site_deliveries(con, landing, run_id=context.run.run_id, deliveries=config.deliveries)
         current = con.execute("SELECT count(*) FROM raw.site_delivery_current").fetchone()[0]
     summary = s.as_dict()
     return dg.MaterializeResult(metadata={

@@ -2,6 +2,7 @@
 one way at a time."""
 import hashlib
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -150,6 +151,8 @@ def test_schema_drift_blocks_the_whole_batch(landing, tmp_path, capsys):
     landing.write("drift.json", json.dumps(drifted))
     code, summary = run(landing, tmp_path, capsys)
     assert code != 0 and summary["blocked"] and summary["published"] == 0
+    assert [f.split(":")[0] for why in summary["blocked_by"].values() for f in why["batch_rule_failures"]] == \
+        ["no_unknown_sections"]
     assert file_sha(tmp_path / "wh.duckdb") == before_file
     assert table_checksums(tmp_path / "wh.duckdb") == before_tables
     # The drifted record is not held: the next run stages it again and blocks again (README, "The gate").
@@ -167,6 +170,11 @@ def test_quarantine_share_above_limit_blocks(landing, tmp_path, capsys, monkeypa
     code, summary = run(landing, tmp_path, capsys)
     assert code != 0 and summary["blocked"] and summary["published"] == 0
     assert not (tmp_path / "wh.duckdb").exists()  # nothing was ever published
+    # and the summary says why: the check's metadata was lost with the CLI's ephemeral instance
+    (why,) = summary["blocked_by"].values()
+    assert why["batch_rule_failures"] == ["quarantine_share: 2 of 5 records (40%) quarantined, above the limit "
+                                          "of 25% (TRIALHOUSE_MAX_QUARANTINE_SHARE)"]
+    assert why["data_docs"] and (tmp_path / "exports" / "data_docs") in Path(why["data_docs"]).parents
     # The share blocks the run that held the records; the holds stand, so the next run's batch is the
     # three good records, and it publishes them (README, "The gate").
     code, summary = run(landing, tmp_path, capsys)

@@ -133,3 +133,40 @@ def test_a_page_that_is_not_an_api_page_stops_the_sync_with_its_reason(tmp_path)
     landing, seen = tmp_path / "landing", []
     with pytest.raises(SyncError, match="is a JSON list, not an API page"):
         sync(landing, _mock_client([[_study("NCT01000001", "2025-01-10")]], seen), since="2025-01-01")
+
+
+def test_a_different_since_starts_a_new_sync_instead_of_resending_the_stuck_one(tmp_path):
+    """A date the API refused was checkpointed with its sync, and every later sync, given another
+    --since or none, resent it and failed the same way (newcomer's review)."""
+    landing = tmp_path / "landing"
+    with FakeCtgov(faults={1: "500", 2: "500"}) as fake:
+        with pytest.raises(SyncError):
+            sync(landing, client(fake, max_attempts=2), since="2024-01-01")
+        stuck = SyncState.load(landing / ".ctgov_sync" / "state.json").sync_id
+        report = sync(landing, client(fake), since="2024-06-01")
+    assert report.completed and report.sync_id != stuck
+    assert fake.requests[-report.pages]["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2024-06-01,MAX]"
+
+
+def test_a_sync_checkpointed_with_a_date_that_is_not_one_starts_over(tmp_path):
+    landing = tmp_path / "landing"
+    SyncState(watermark="2024-02-01", sync_id="old", since="2024-13-45", pages_done=1,
+              page_token="t").save(landing / ".ctgov_sync" / "state.json")
+    with FakeCtgov() as fake:
+        report = sync(landing, client(fake))
+    assert report.completed and report.sync_id != "old"
+    assert fake.requests[0]["filter.advanced"] == "AREA[LastUpdatePostDate]RANGE[2024-02-01,MAX]"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--since", "2024-13-45"], "--since '2024-13-45' is not a date YYYY-MM-DD"),
+    (["--since", "yesterday"], "--since 'yesterday' is not a date YYYY-MM-DD"),
+    (["--base-url", "notaurl"], "base URL 'notaurl' is not an http(s) URL"),
+])
+def test_sync_arguments_that_cannot_work_are_refused_before_any_request(tmp_path, capsys, args, needle):
+    from trialhouse.cli import main
+
+    landing = tmp_path / "landing"
+    assert main(["sync-ctgov", "--landing", str(landing), *args]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (landing / ".ctgov_sync").exists()

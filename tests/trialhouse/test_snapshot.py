@@ -13,11 +13,18 @@ from trialhouse.snapshot import publish_snapshot, standby_path
 @pytest.fixture()
 def work(tmp_path):
     con = duckdb.connect(str(tmp_path / "wh.work.duckdb"))
+    _as_the_pipelines(con)
     # ~20 MB in five row groups: DuckDB rewrites a changed row group's segments, not the file.
     con.execute("CREATE TABLE t AS SELECT i AS id, md5(i::VARCHAR) || md5((i * 7)::VARCHAR) AS v "
                 "FROM range(600000) r(i)")
     yield con
     con.close()
+
+
+def _as_the_pipelines(con) -> None:
+    """What makes a published file one a publish may replace (see snapshot.foreign_target)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute("CREATE TABLE IF NOT EXISTS meta.load_log (run_id VARCHAR)")
 
 
 def _bytes(path):
@@ -80,6 +87,7 @@ def test_many_changes_in_a_row_keep_the_published_file_the_work_files_bytes(tmp_
 
     published = tmp_path / "wh.duckdb"
     con = connect_work(tmp_path / "wh.work.duckdb")
+    _as_the_pipelines(con)
     con.execute("CREATE TABLE t AS SELECT i AS id, md5(i::VARCHAR) AS v FROM range(300000) r(i)")
     rnd = random.Random(7)
     try:
@@ -314,3 +322,17 @@ def test_a_first_publish_without_room_for_a_standby_still_publishes(tmp_path, wo
     assert publish_snapshot(work, published).mode == "copied"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wh.duckdb", "wh.work.duckdb"]
     assert _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
+
+
+@pytest.mark.parametrize("found", ["another database", "a text file"])
+def test_a_file_the_pipeline_did_not_publish_is_never_replaced(tmp_path, work, found):
+    published = tmp_path / "wh.duckdb"
+    if found == "another database":
+        with duckdb.connect(str(published)) as con:
+            con.execute("CREATE TABLE precious AS SELECT 42 AS answer")
+    else:
+        published.write_text("notes\n")
+    before = published.read_bytes()
+    with pytest.raises(snapshot.ForeignTarget, match="not replaced"):
+        publish_snapshot(work, published)
+    assert published.read_bytes() == before and not standby_path(published).exists()

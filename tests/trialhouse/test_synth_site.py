@@ -203,3 +203,23 @@ def test_command_line(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert len(out["deliveries"]) == 2 and out["planted"][0].startswith("dm.csv")
     assert all(Path(d, "manifest.json").is_file() for d in out["deliveries"])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--participants", "-5"], "participants and sites must be at least 1"),
+    (["--participants", "4", "--sites", "0"], "participants and sites must be at least 1"),
+    (["--participants", "4", "--cutoff", "notadate"], "cutoff 'notadate' is not a date YYYY-MM-DD"),
+])
+def test_arguments_the_generator_cannot_follow_are_said_not_a_traceback(tmp_path, capsys, args, needle):
+    from trialhouse.cli import main
+
+    assert main(["synth-site", "--out", str(tmp_path / "sites"), *args]) == 2
+    assert needle in capsys.readouterr().err and not (tmp_path / "sites").exists()
+
+
+def test_another_study_is_refused_its_deliveries_would_carry_the_seeds_arms(tmp_path, capsys):
+    from trialhouse.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["synth-site", "--out", str(tmp_path), "--participants", "4", "--study", "NCT00184067"])
+    assert exit_.value.code == 2 and "invalid choice: 'NCT00184067'" in capsys.readouterr().err
