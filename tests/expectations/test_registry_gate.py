@@ -175,10 +175,16 @@ def test_quarantine_share_above_limit_blocks(landing, tmp_path, capsys, monkeypa
     assert why["batch_rule_failures"] == ["quarantine_share: 2 of 5 records (40%) quarantined, above the limit "
                                           "of 25% (TRIALHOUSE_MAX_QUARANTINE_SHARE)"]
     assert why["data_docs"] and (tmp_path / "exports" / "data_docs") in Path(why["data_docs"]).parents
+    with duckdb.connect(str(tmp_path / "wh.work.duckdb"), read_only=True) as con:  # and the run's record holds it
+        share = con.execute("SELECT level, evaluated, failed, examples FROM quarantine.rule_result "
+                            "WHERE suite = 'ctgov_registry' AND rule = 'quarantine_share'").fetchall()
+    assert [(lv, n, f, json.loads(e)) for lv, n, f, e in share] == [("batch", 5, 2, why["batch_rule_failures"])]
     # The share blocks the run that held the records; the holds stand, so the next run's batch is the
     # three good records, and it publishes them (README, "The gate").
     code, summary = run(landing, tmp_path, capsys)
     assert code == 0 and not summary["blocked"] and summary["published"] == 3
+    assert published(tmp_path, "SELECT evaluated, failed FROM quarantine.rule_result WHERE run_id = ? AND suite = 'ctgov_registry' AND "
+                     "rule = 'quarantine_share'", [summary["run_id"]]) == [(3, 0)]
     with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
         assert con.execute("SELECT DISTINCT record_key FROM quarantine.record WHERE released_at IS NULL ORDER BY 1"
                            ).fetchall() == [("NCT99000010",), ("NCT99000011",)]
