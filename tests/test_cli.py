@@ -118,7 +118,8 @@ def test_a_blocked_run_prints_the_rules_that_blocked_it(capsys):
     from trialhouse.cli import _listed, _print_human
 
     summary = {"run_id": "r", "success": True, "files_seen": 5, "files_failed": 0, "studies_seen": 5, "new_versions": 5,
-               "site_deliveries_loaded": 0, "site_deliveries_held": 0, "published": 0, "quarantined": 2,
+               "site_deliveries_loaded": 0, "site_deliveries_held": 0, "site_deliveries_waiting": 0, "published": 0,
+               "quarantined": 2,
                "blocked": True, "failures": [],
                "blocked_by": {"stage/ctgov_study:ctgov_registry_gate": {
                    "batch_rule_failures": _listed("- quarantine_share: 2 of 5 records (40%) quarantined"),
@@ -141,3 +142,15 @@ def test_a_dagster_run_on_a_landing_folder_that_is_not_there_fails_naming_it(tmp
     assert not report.success
     assert any(f"landing folder {missing} is not a folder (TRIALHOUSE_LANDING)" in f for f in report.failures)
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_site_folder_without_its_manifest_is_counted_as_waiting(tmp_path, landing, capsys):
+    """It waited with nothing in the output: a delivery copied without its manifest looked ignored."""
+    landing.drop(CTGOV / "NCT06668571.json")
+    copying = landing.root / "sites" / "D-2026-06-001"
+    copying.mkdir(parents=True)
+    (copying / "dm.csv").write_text("STUDYID\n")
+    code = main(["run", "--landing", str(landing.root), "--warehouse", str(tmp_path / "w.duckdb"),
+                 "--export", str(tmp_path / "x")])
+    out = capsys.readouterr().out
+    assert code == 0 and "site_deliveries_waiting  1" in out

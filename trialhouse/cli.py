@@ -27,6 +27,8 @@ def _summary(report, settings: Settings) -> dict:
         + sum(m.get("quarantined", 0) for k, m in report.metadata.items() if k != "publish/warehouse"),
         "site_deliveries_loaded": report.value("raw/site_delivery", "loaded", 0),
         "site_deliveries_held": report.value("raw/site_delivery", "held", 0),
+        # folders under sites/ without their manifest.json yet: not decided, not an error
+        "site_deliveries_waiting": report.value("raw/site_delivery", "waiting", 0),
         # How the analysts' file was replaced: 'patched', 'copied', or null when nothing changed.
         "snapshot": report.value("publish/warehouse", "snapshot_mode", None),
         "snapshot_bytes_written": report.value("publish/warehouse", "snapshot_bytes_written", 0),
@@ -54,8 +56,8 @@ def _listed(markdown) -> list[str]:
 def _print_human(summary: dict) -> None:
     print(f"run {summary['run_id']}: {'completed' if summary['success'] else 'FAILED'}")
     for key in ("files_seen", "files_failed", "studies_seen", "new_versions", "site_deliveries_loaded",
-                "site_deliveries_held", "published", "quarantined", "blocked"):
-        print(f"  {key:<22} {summary[key]}")
+                "site_deliveries_held", "site_deliveries_waiting", "published", "quarantined", "blocked"):
+        print(f"  {key:<24} {summary[key]}")
     for name, why in summary.get("blocked_by", {}).items():
         print(f"  blocked by {name}:")
         for failure in why["batch_rule_failures"] or ["(no batch rule: see the Data Docs)"]:

@@ -39,11 +39,14 @@ def site_delivery(context: dg.AssetExecutionContext, config: DeliveryConfig, war
         s = ingest_site_deliveries(con, landing, run_id=context.run.run_id, deliveries=config.deliveries)
         current = con.execute("SELECT count(*) FROM raw.site_delivery_current").fetchone()[0]
     summary = s.as_dict()
+    for name in s.waiting:  # nothing is decided for them yet, and nothing else would say so
+        context.log.warning(f"sites/{name}: no manifest.json yet; the delivery waits until it arrives")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(summary["rows"].values())),
         **{k: dg.MetadataValue.int(v) for k, v in summary.items() if isinstance(v, int)},
         "rows_per_file": dg.MetadataValue.json(summary["rows"]),
         "current_deliveries": dg.MetadataValue.int(current),
+        "waiting_folders": dg.MetadataValue.md("\n".join(f"- sites/{n}" for n in s.waiting[:20]) or "none"),
         "quarantined": dg.MetadataValue.int(summary["held"]),
         "finished_earlier_publish": dg.MetadataValue.bool(finished),
     })
