@@ -22,7 +22,6 @@ twice SPLICE_STUDIES touched studies.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import os
 from collections import defaultdict
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from .export_stamps import STAMPS, changed_urls, manifest_is_stamped, write_stamps  # noqa: F401 (STAMPS: callers')
 from .store import checked_schema
 
 SHARED = "shared"
@@ -430,13 +430,8 @@ def clear_pending(con) -> None:
     con.execute("DELETE FROM meta.fhir_export_pending_study")
 
 
-# Beside the manifest: its sha256 and each part's size and modification time as the export left them,
-# so an export builds only on files it wrote itself (see read_manifest, edited_parts).
-STAMPS = ".parts.json"
-
-
 def read_manifest(target: Path) -> dict | None:
-    """The manifest in <target> if it is of this layout, is the one the export last wrote (STAMPS) and
+    """The manifest in <target> if it is of this layout, is the one the export last wrote (export_stamps) and
     every file it lists is there, else None: the next export is then written whole.
 
     An earlier layout (one file per type, or one `shared` file) is not built on: its files would
@@ -446,10 +441,9 @@ def read_manifest(target: Path) -> dict | None:
         data = (target / "manifest.json").read_bytes()
         manifest = json.loads(data)
         outputs = manifest["output"]
-        stamps = _read_stamps(target)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if stamps is None or stamps.get("manifest_sha256") != hashlib.sha256(data).hexdigest():
+    if not manifest_is_stamped(target, data):
         return None
     ok = all(isinstance(o, dict) and isinstance(o.get("url"), str) and o["url"].count("/") == 1
              and o["url"].endswith(".ndjson") and _valid_part(o["url"].split("/")[1].removesuffix(".ndjson"))
@@ -467,7 +461,7 @@ def _write_manifest(target: Path, sql_schema: str, counts: dict[tuple[str, str],
         "error": [],
     }
     text = (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
-    _write_stamps(target, text, counts)  # first: a run that dies between the two leaves stamps that do not match
+    write_stamps(target, text, (part_url(*key) for key in counts))
     tmp = target / ".manifest.json.tmp"
     tmp.write_bytes(text)
     os.replace(tmp, target / "manifest.json")
@@ -475,35 +469,7 @@ def _write_manifest(target: Path, sql_schema: str, counts: dict[tuple[str, str],
 
 
 def edited_parts(target: Path, manifest: dict) -> set[tuple[str, str]]:
-    """The listed parts whose size or modification time is not what the export left (a file edited,
-    replaced or touched since): each is written from the table by the next export."""
-    stamps = (_read_stamps(target) or {}).get("parts", {})
-    out = set()
-    for o in manifest["output"]:
-        try:
-            st = os.stat(target / o["url"])
-            same = stamps.get(o["url"]) == [st.st_size, st.st_mtime_ns]
-        except OSError:
-            same = False
-        if not same:
-            rtype, part = o["url"].split("/", 1)
-            out.add((rtype, part.removesuffix(".ndjson")))
-    return out
-
-
-def _read_stamps(target: Path) -> dict | None:
-    try:
-        stamps = json.loads((target / STAMPS).read_bytes())
-    except (OSError, ValueError):
-        return None
-    return stamps if isinstance(stamps, dict) and isinstance(stamps.get("parts"), dict) else None
-
-
-def _write_stamps(target: Path, manifest_text: bytes, counts: dict[tuple[str, str], int]) -> None:
-    parts = {}
-    for key in sorted(counts):
-        st = os.stat(target / part_url(*key))
-        parts[part_url(*key)] = [st.st_size, st.st_mtime_ns]
-    tmp = target / f".{STAMPS}.tmp"
-    tmp.write_bytes(orjson.dumps({"manifest_sha256": hashlib.sha256(manifest_text).hexdigest(), "parts": parts}))
-    os.replace(tmp, target / STAMPS)
+    """The listed parts changed since the export wrote them (export_stamps): each is written from the
+    table by the next export."""
+    return {(url.split("/", 1)[0], url.split("/", 1)[1].removesuffix(".ndjson"))
+            for url in changed_urls(target, (o["url"] for o in manifest["output"]))}
