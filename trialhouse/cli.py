@@ -213,7 +213,11 @@ def cmd_sync_ctgov(args) -> int:
     if problems:
         print(f"sync-ctgov: {'; '.join(problems)}; nothing was done", file=sys.stderr)
         return 2
-    client = CtgovClient(base_url,
+    def said(attempt: int, attempts: int, error: str, delay: float) -> None:
+        print(f"sync-ctgov: {error}; attempt {attempt} of {attempts} failed, trying again in {delay:.1f} s",
+              file=sys.stderr)
+
+    client = CtgovClient(base_url, on_retry=said,
                          min_interval=ctgov_min_interval() if args.min_interval is None else args.min_interval)
     try:
         report = sync(Path(settings.landing), client, since=args.since, max_pages=args.max_pages)

@@ -74,7 +74,8 @@ class SyncReport:
 class CtgovClient:
     def __init__(self, base_url: str = DEFAULT_BASE_URL, *, min_interval: float = 1.0, timeout: float = 60.0,
                  max_attempts: int = 8, backoff_base: float = 1.0, backoff_cap: float = 60.0,
-                 transport: httpx.BaseTransport | None = None, sleep=time.sleep, clock=time.monotonic):
+                 transport: httpx.BaseTransport | None = None, sleep=time.sleep, clock=time.monotonic,
+                 on_retry=None):
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
                                  headers={"Accept": "application/json", "User-Agent": "trialhouse-sync/0.1"})
         self.min_interval, self.max_attempts = min_interval, max_attempts
@@ -82,6 +83,9 @@ class CtgovClient:
         self.sleep, self.clock = sleep, clock
         self._last_request: float | None = None
         self.retries = 0
+        # told (attempt, max_attempts, error, delay) before each wait: an unreachable host retried for
+        # ~109 s with nothing said
+        self.on_retry = on_retry
 
     def close(self) -> None:
         self.http.close()
@@ -119,7 +123,10 @@ class CtgovClient:
                 last_error = f"HTTP {resp.status_code}"
                 retry_after = resp.headers.get("Retry-After")
             self.retries += 1
-            self.sleep(self._backoff(attempt, retry_after))
+            delay = self._backoff(attempt, retry_after)
+            if self.on_retry is not None and attempt + 1 < self.max_attempts:
+                self.on_retry(attempt + 1, self.max_attempts, last_error, delay)
+            self.sleep(delay)
         raise SyncError(f"GET /studies failed after {self.max_attempts} attempts: {last_error}")
 
 

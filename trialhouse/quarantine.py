@@ -49,7 +49,8 @@ def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = No
         print(json.dumps(rows, default=str))
         return 0
     if not rows:
-        print("nothing is held in quarantine")
+        narrowed = [f"--nct {n}" for n in nct_ids or []] + ([f"--rule {rule}"] if rule else [])
+        print(f"nothing held in quarantine matches {' '.join(narrowed)}" if narrowed else "nothing is held in quarantine")
         return 0
     print(f"{len(rows)} quarantined record(s):")
     for r in rows:

@@ -25,7 +25,9 @@ class SyncConfig(dg.Config):
     ),
 )
 def ctgov_api_pages(context: dg.AssetExecutionContext, config: SyncConfig, paths: PathsResource) -> dg.MaterializeResult:
-    client = CtgovClient(ctgov_base_url(), min_interval=ctgov_min_interval())
+    client = CtgovClient(ctgov_base_url(), min_interval=ctgov_min_interval(), on_retry=lambda attempt, attempts, error, delay:
+                         context.log.warning(f"GET /studies: {error}; attempt {attempt} of {attempts} failed, "
+                                             f"trying again in {delay:.1f} s"))
     try:
         report = sync(paths.landing_path, client, since=config.since, max_pages=config.max_pages)
     finally:

@@ -170,3 +170,16 @@ def test_sync_arguments_that_cannot_work_are_refused_before_any_request(tmp_path
     assert main(["sync-ctgov", "--landing", str(landing), *args]) == 2
     assert needle in capsys.readouterr().err
     assert not (landing / ".ctgov_sync").exists()
+
+
+def test_each_retry_is_said_as_it_happens(tmp_path, capsys):
+    """An unreachable host retried for ~109 s with nothing on the terminal (newcomer's review)."""
+    from trialhouse.cli import main
+
+    with FakeCtgov(faults={1: "500", 2: "500"}) as fake:
+        code = main(["sync-ctgov", "--landing", str(tmp_path / "landing"), "--base-url", fake.base_url,
+                     "--since", "2024-01-01", "--min-interval", "0"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "sync-ctgov: HTTP 500; attempt 1 of 8 failed, trying again in" in err
+    assert "attempt 2 of 8 failed" in err

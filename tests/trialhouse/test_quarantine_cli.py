@@ -54,3 +54,6 @@ def test_list_shows_what_is_held_and_retry_publishes_after_a_fix(landing, tmp_pa
         assert con.execute("SELECT status FROM meta.study_state WHERE nct_id = 'NCT06668571' AND status = 'published'").fetchall()
     assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
     assert "nothing is held" in capsys.readouterr().out
+    # narrowed, it says what it looked for: "nothing is held" read as if the whole quarantine were empty
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--nct", "NCT00000000", "--rule", "x"]) == 0
+    assert "nothing held in quarantine matches --nct NCT00000000 --rule x" in capsys.readouterr().out
