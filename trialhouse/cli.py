@@ -76,7 +76,7 @@ def cmd_run(args) -> int:
     from trialhouse.runner import run_pipeline
 
     settings = Settings.from_env(warehouse=args.warehouse, landing=args.landing, export=args.export, vocab=args.vocab)
-    if not _landing_exists(settings, "run"):
+    if not _paths_usable(settings, "run"):
         return 2
     summary = _summary(run_pipeline(settings), settings)
     if args.json:
@@ -86,8 +86,9 @@ def cmd_run(args) -> int:
     return _exit_code(summary)
 
 
-def _landing_exists(settings: Settings, command: str) -> bool:
-    """A mistyped landing path ran an empty pass, created a warehouse and exited 0 as if all were well."""
+def _paths_usable(settings: Settings, command: str) -> bool:
+    """The landing folder is there and the warehouse path is one to write: a mistyped landing path ran an
+    empty pass, created a warehouse and exited 0 as if all were well."""
     if not Path(settings.landing).is_dir():
         print(f"trialhouse {command}: landing folder {settings.landing} is not a folder (set --landing or "
               f"TRIALHOUSE_LANDING; `trialhouse demo` makes one with the bundled sample); nothing was done",
@@ -213,6 +214,7 @@ def cmd_sync_ctgov(args) -> int:
     if problems:
         print(f"sync-ctgov: {'; '.join(problems)}; nothing was done", file=sys.stderr)
         return 2
+
     def said(attempt: int, attempts: int, error: str, delay: float) -> None:
         print(f"sync-ctgov: {error}; attempt {attempt} of {attempts} failed, trying again in {delay:.1f} s",
               file=sys.stderr)
@@ -236,7 +238,7 @@ def cmd_quarantine(args) -> int:
     settings = Settings.from_env(warehouse=args.warehouse, landing=args.landing, export=args.export, vocab=args.vocab)
     if args.action == "list":
         return quarantine.print_list(settings, args.json, args.nct or None, args.rule)
-    if not _landing_exists(settings, "quarantine retry"):  # before anything is released
+    if not _paths_usable(settings, "quarantine retry"):  # before anything is released
         return 2
     released = quarantine.release(settings, args.nct or None, args.rule)
     # With --json, stdout is the run's JSON alone: this line goes to stderr.

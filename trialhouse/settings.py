@@ -68,8 +68,10 @@ def _number(name: str, default, kind=int, low=None, high=None):
     except ValueError:
         raise SettingError(f"{name}={raw!r} is not {what} (unset it for the default, {default})") from None
     if value != value or (low is not None and value < low) or (high is not None and value > high):
-        bounds = (f"from {low} to {high}" if high is not None else f"at least {low}") if low is not None \
-            else f"at most {high}"
+        if low is not None and high is not None:
+            bounds = f"from {low} to {high}"
+        else:
+            bounds = f"at least {low}" if low is not None else f"at most {high}"
         raise SettingError(f"{name}={raw!r} must be {what} {bounds} (unset it for the default, {default})")
     return value
 
@@ -193,7 +195,7 @@ def pseudonym_key() -> tuple[bytes, bool]:
     return (value or DEMO_PSEUDONYM_KEY).encode("utf-8"), not value
 
 
-MIN_PSEUDONYM_KEY_BYTES = 16
+MIN_PSEUDONYM_KEY_BYTES = 16  # what transforms.omop.participants.pseudonym requires (importing it here loads pandas)
 
 
 def setting_problems() -> list[str]:
