@@ -15,6 +15,7 @@ class GateDecision:
     examples: list[str] = field(default_factory=list)
     record_failures: int = 0
     docs_path: str | None = None
+    warnings: list[str] = field(default_factory=list)  # level 'warning': reported, never blocks
 
 
 def decide(con, run_id: str, suite: str, limits: GateLimits, batch_size: int, quarantined: int) -> GateDecision:
@@ -31,6 +32,9 @@ def decide(con, run_id: str, suite: str, limits: GateLimits, batch_size: int, qu
         if not failed:
             continue
         shown = json.loads(examples or "[]")
+        if level == "warning":
+            d.warnings.append(f"{rule}: {failed} row(s), e.g. {shown[0] if shown else ''}")
+            continue
         d.examples += shown[:2]
         if level == "batch":
             d.passed = False

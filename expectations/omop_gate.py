@@ -6,6 +6,7 @@ publish, with the failing rows as examples.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from expectations.quarantine import write_rule_results
@@ -13,6 +14,7 @@ from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merg
 from expectations.suites.omop_dqd import SLICE_ROWS, SUITE, rules, staged_slices
 from schemas.omop.ddl import create_omop_schema, omop_ddl
 from schemas.omop.spec import cdm_tables, quote
+from transforms.omop._db import reset_cuts, values_cut
 from transforms.omop.publish import merge_stage, primary_keys, staged_tables
 from transforms.omop.trials import map_trials
 from trialhouse.settings import stage_chunk
@@ -52,8 +54,34 @@ def validate_stage(con, runner: GxRunner, run_id: str, slice_rows: int | None = 
     for rr in result.failures():
         reasons[rr.rule.id] = [f"{rr.rule.field}: {_row(row)} {rr.rule.message}" for row in rr.unexpected[:20]] or [
             f"{rr.rule.field}: {rr.rule.message}"]
-    write_rule_results(con, run_id, result, reasons)
+    write_rule_results(con, run_id, result, reasons, extra=_cut_rules(con, run_id, reasons))
     return result
+
+
+def _cut_rules(con, run_id: str, reasons: dict[str, list[str]]) -> list[tuple]:
+    """Warnings `value_cut.<table>.<column>` for the values this connection's mapping cut to fit
+    (transforms.omop._db.note_cuts), and those an earlier validation of the run recorded: the site
+    stage validates the stage again after the trial stage's mapping, on a connection of its own."""
+    extra = {}
+    for rule, fld, evaluated, failed, examples in con.execute(
+            "SELECT rule, field, evaluated, failed, examples FROM quarantine.rule_result WHERE run_id = ? "
+            "AND suite = ? AND level = 'warning' AND starts_with(rule, 'value_cut.')", [run_id, SUITE]).fetchall():
+        extra[rule] = (rule, "warning", fld, evaluated, failed)
+        reasons[rule] = json.loads(examples or "[]")
+    for cut in values_cut(con):
+        rule = f"value_cut.{cut['table']}.{cut['column']}"
+        staged = con.execute(f"SELECT count(*) FROM {quote(STAGE)}.{quote(cut['table'])}").fetchone()[0]
+        extra[rule] = (rule, "warning", cut["column"], staged, cut["rows"])
+        reasons[rule] = cut["examples"]
+    reset_cuts(con)
+    return list(extra.values())
+
+
+def values_cut_rules(con, run_id: str) -> list[tuple[str, int, str]]:
+    """(rule, values cut, first example) of the run's `value_cut.*` warnings."""
+    rows = con.execute("SELECT rule, failed, examples->>0 FROM quarantine.rule_result WHERE run_id = ? AND suite = ? "
+                       "AND level = 'warning' AND starts_with(rule, 'value_cut.') AND failed > 0 ORDER BY rule", [run_id, SUITE]).fetchall()
+    return [(rule, failed, example or "") for rule, failed, example in rows]
 
 
 def _row(row: dict) -> str:
@@ -75,6 +103,7 @@ def stage_trials(con, runner: GxRunner, run_id: str, chunk: int | None = None) -
     create_omop_schema(con, PUBLISHED)
     reset_stage(con)
     reset_stage(con, PART)
+    reset_cuts(con)
     ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
     tables: list[str] = []
     for i, part in enumerate(chunked(ncts, chunk or stage_chunk())):

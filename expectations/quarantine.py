@@ -23,15 +23,16 @@ def write_quarantine(con, rows: list[dict]) -> int:
 
 
 def write_rule_results(con, run_id: str, result: SuiteResult, reasons: dict[str, list[str]],
-                       extra: list[tuple[str, str, str, int]] = ()) -> None:
+                       extra: list[tuple] = ()) -> None:
     """One row per rule; `reasons` maps rule id -> readable reasons of its failures.
 
-    `extra`: (rule id, level, field, evaluated) of checks made outside great-expectations (e.g. FHIR
-    resource validation), whose failures are the reasons listed under their id.
+    `extra`: (rule id, level, field, evaluated[, failed]) of checks made outside great-expectations
+    (e.g. FHIR resource validation), whose failures are the reasons listed under their id unless
+    `failed` counts them (when only a few are listed).
     """
     con.execute("DELETE FROM quarantine.rule_result WHERE run_id = ? AND suite = ?", [run_id, result.suite])
-    rows = [(run_id, result.suite, rid, level, fld, n, len(reasons.get(rid, [])), json.dumps(reasons.get(rid, [])[:5]),
-             result.docs_path) for rid, level, fld, n in extra]
+    rows = [(run_id, result.suite, rid, level, fld, n, rest[0] if rest else len(reasons.get(rid, [])),
+             json.dumps(reasons.get(rid, [])[:5]), result.docs_path) for rid, level, fld, n, *rest in extra]
     rows += [
         (run_id, result.suite, r.rule.id, r.rule.level, r.rule.field, r.evaluated,
          len(reasons.get(r.rule.id, [])) or (0 if r.success else max(1, len(r.unexpected))),

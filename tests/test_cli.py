@@ -26,6 +26,10 @@ def test_demo_builds_a_warehouse_with_every_bundled_study(tmp_path, capsys):
     for title in ("Mean PHQ-9 change from baseline to day 1 by arm", "Adverse events by arm", "Participants per site"):
         assert title in out
     assert "Ketamine Group" in out and "Mayo Clinic" in out
+    assert "shown)" not in out  # DuckDB's "7 columns (6 shown)": the tour hid a column of adverse events by arm
+    # sites whose "city, state, zip, country" is longer than location_source_value's 50 characters
+    # (once: the site gate, which validates the OMOP stage again, repeats the OMOP gate's warnings)
+    assert out.count("  warning: value_cut.location.location_source_value: ") == 1
     with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as con:
         n = con.execute("SELECT count(DISTINCT nct_id) FROM raw.ctgov_study_version").fetchone()[0]
     assert n == len(bundled_studies()) >= 10
@@ -43,6 +47,7 @@ def test_run_json_summary_and_exit_code(tmp_path, landing, capsys):
     assert summary["files_seen"] == 3 and summary["files_failed"] == 1
     assert summary["studies_seen"] == 2 and summary["new_versions"] == 2
     assert {"published", "quarantined", "blocked"} <= summary.keys()
+    assert summary["warnings"] == []  # no value of these two studies is longer than its OMOP column
     assert main(["run", "--landing", str(landing.root), "--warehouse", str(wh), "--export", str(tmp_path / "x"), "--json"]) == 0
     again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert again["new_versions"] == 0 and again["files_seen"] == 3

@@ -40,6 +40,10 @@ def _summary(report, settings: Settings) -> dict:
         "blocked_by": {name: {"batch_rule_failures": _listed(c["metadata"].get("batch_rule_failures")),
                               "data_docs": c["metadata"].get("data_docs") or None}
                        for name, c in report.checks.items() if not c["passed"] and c["severity"] == "ERROR"},
+        # Rules of level 'warning' that found something (e.g. OMOP values cut to their column's length):
+        # published all the same, and listed with the run's rule results in quarantine.rule_result.
+        # The site gate repeats the OMOP gate's warnings (it validates the same stage again): listed once.
+        "warnings": list(dict.fromkeys(w for c in report.checks.values() for w in _listed(c["metadata"].get("warnings")))),
         "failures": report.failures,
         "step_seconds": report.step_seconds,
         "step_windows": report.step_windows,
@@ -64,6 +68,8 @@ def _print_human(summary: dict) -> None:
             print(f"    - {failure}")
         if why["data_docs"]:
             print(f"    Data Docs: {why['data_docs']}")
+    for w in summary.get("warnings", []):
+        print(f"  warning: {w}")
     for f in summary["failures"]:
         print(f"  failure: {f}")
 
@@ -187,7 +193,8 @@ def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
             except duckdb.Error:
                 continue  # a table this run did not produce
             print(f"\n{title}:")
-            rel.show(max_width=110, max_rows=12)
+            # 140 fits the widest table (adverse events by arm, 7 columns); at 110 DuckDB hid one
+            rel.show(max_width=max(140, shutil.get_terminal_size().columns), max_rows=12)
     print(
         "\nLook at it yourself (read-only, works while loads run):\n"
         f"  uv run python -c \"import duckdb; print(duckdb.connect('{settings.warehouse}', read_only=True)"

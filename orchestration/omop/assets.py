@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 
 from expectations.batch_rules import decide
-from expectations.omop_gate import stage_trials
+from expectations.omop_gate import stage_trials, values_cut_rules
 from expectations.suites.omop_dqd import SUITE
 from orchestration.quality.gate import gate_result, gx_runner
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
@@ -82,6 +82,10 @@ def stage_omop(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     with warehouse.connect() as con:
         res = stage_trials(con, gx_runner(context, paths), run_id)
         coverage = coverage_report(con, "stage_omop")
+        cut = values_cut_rules(con, run_id)
+    for rule, rows, example in cut:
+        context.log.warning(f"{rule}: {rows} value(s) longer than the CDM column, cut to fit (whole in raw), "
+                            f"e.g. {example}")
     return dg.MaterializeResult(metadata={
         "concept_coverage": dg.MetadataValue.md(
             "| vocabulary | rule | terms | share |\n|---|---|---|---|\n"
@@ -90,6 +94,7 @@ def stage_omop(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "dagster/row_count": dg.MetadataValue.int(sum(res.counts.values())),
         "rows_per_table": dg.MetadataValue.json(res.counts),
         "rules_failed": dg.MetadataValue.int(len(res.suite.failures())),
+        "values_cut": dg.MetadataValue.json({rule: rows for rule, rows, _ in cut}),
         "data_docs": dg.MetadataValue.path(res.suite.docs_path or ""),
     })
 

@@ -39,6 +39,7 @@ def gate_result(d, batch: int, held: int) -> dg.AssetCheckResult:
             "record_rule_failures": dg.MetadataValue.int(d.record_failures),
             "batch_rule_failures": dg.MetadataValue.md("\n".join(f"- {f}" for f in d.failures) or "none"),
             "examples": dg.MetadataValue.md("\n".join(f"- {e}" for e in d.examples[:10]) or "none"),
+            "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in d.warnings) or "none"),
             "data_docs": dg.MetadataValue.path(d.docs_path or ""),
         },
     )

@@ -118,4 +118,5 @@ def site_protocol_gate(context: dg.AssetCheckExecutionContext, warehouse: Wareho
         omop = decide(con, run_id, OMOP_SUITE, GateLimits.from_env(), 0, 0)
     d.passed = d.passed and omop.passed
     d.failures += omop.failures
+    d.warnings += omop.warnings  # e.g. participant values cut to their OMOP column (value_cut.*)
     return gate_result(d, rows, held)

@@ -191,3 +191,31 @@ def test_an_implausible_release_date_in_cdm_source_fails_the_gate_naming_the_val
     assert failed == ["plausibleValue.cdm_source.source_release_date"]
     examples = con.execute("SELECT examples FROM quarantine.rule_result WHERE run_id = 'run-2' AND failed > 0").fetchone()[0]
     assert "row=0" in examples and "2099-01-01" in examples
+
+
+def test_values_cut_to_fit_are_warnings_of_the_run_that_neither_block_nor_count_as_record_failures():
+    """The trial stage's cuts are rule_result rows of level warning (`value_cut.<table>.<column>`),
+    and they survive the site stage validating the same stage again in the same run."""
+    from expectations import omop_gate
+    from expectations.batch_rules import decide
+    from trialhouse.settings import GateLimits
+
+    con = raw_connection()
+    ensure_base_schemas(con)
+    load_vocabulary(con, "omop")
+    stage_registry(con, GxRunner(None), "run-1", workers=1)
+    omop_gate.stage_trials(con, GxRunner(), "run-1", chunk=4)
+    rows = dict(con.execute("SELECT rule, failed FROM quarantine.rule_result WHERE run_id = 'run-1' "
+                            "AND level = 'warning'").fetchall())
+    longer = con.execute("SELECT count(*) FROM stage_omop.location WHERE length(location_source_value) = 50").fetchone()[0]
+    assert 0 < rows["value_cut.location.location_source_value"] <= longer
+    assert rows["value_cut.care_site.care_site_source_value"] > 0
+    d = decide(con, "run-1", omop_gate.SUITE, GateLimits.from_env(), 0, 0)
+    assert d.passed and d.record_failures == 0 and not d.failures
+    assert any(w.startswith("value_cut.location.location_source_value: ") and "cut to 50" in w for w in d.warnings)
+    assert omop_gate.values_cut_rules(con, "run-1")[0][0] == "value_cut.care_site.care_site_source_value"
+
+    omop_gate.validate_stage(con, GxRunner(), "run-1")  # the site stage's second validation, nothing new cut
+    again = dict(con.execute("SELECT rule, failed FROM quarantine.rule_result WHERE run_id = 'run-1' "
+                             "AND level = 'warning'").fetchall())
+    assert again == rows

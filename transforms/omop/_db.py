@@ -77,6 +77,7 @@ def spec_select(table: str, source: str) -> str:
 def insert_from(con: duckdb.DuckDBPyConnection, schema: str, table: str, source: str) -> int:
     """Insert all rows of relation ``source`` (columns named as in the CDM) into ``schema.table``."""
     target = f"{quote(schema)}.{quote(table)}"
+    note_cuts(con, table, source)
     sql = f"INSERT INTO {target} SELECT {spec_select(table, source)} FROM {check_relation(source)}"
     con.execute(sql)
     return con.execute(f"SELECT count(*) FROM {check_relation(source)}").fetchone()[0]
@@ -86,3 +87,51 @@ def table_checksum(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> t
     """Row count and an order-independent hash of all rows; equal before and after a no-op reload."""
     target = f"{quote(schema)}.{quote(table)}"
     return con.execute(f"SELECT count(*), coalesce(sum(hash(t)), 0) FROM {target} t").fetchone()
+
+
+# Values longer than their CDM varchar are cut to fit (spec_select), and the source stays whole in
+# raw; this temp table names each cut so the gate can report it (rule `value_cut.<table>.<column>`,
+# level warning) instead of the cut going unremarked.
+CUTS = "_omop_values_cut"
+
+
+def note_cuts(con: duckdb.DuckDBPyConnection, table: str, source: str, present: set[str] | None = None) -> None:
+    """Record in temp table ``CUTS`` each value of ``source`` longer than its column in ``table``.
+
+    One statement per table, reading only the varchar columns; the row is named by the table's
+    primary key where it has one (so a shared row staged by two chunks counts once)."""
+    spec = cdm_tables()[check_identifier(table)]
+    check_relation(source)
+    fields = [f for f in spec.fields if f.max_length is not None and (present is None or f.name in present)]
+    if not fields:
+        return
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {CUTS} (table_name VARCHAR, column_name VARCHAR, "
+                "spec_length INTEGER, row_key VARCHAR, length BIGINT, head VARCHAR)")
+    key = spec.primary_key[0] if len(spec.primary_key) == 1 else None
+    parts, params = [], []
+    for f in fields:
+        value = f"CAST({quote(f.name)} AS VARCHAR)"
+        row_key = f"CAST({quote(key)} AS VARCHAR)" if key else "NULL"
+        parts.append(f"SELECT ?, ?, ?, {row_key}, length({value}), left({value}, 60) "
+                     f"FROM {source} WHERE length({value}) > ?")
+        params += [table, f.name, f.max_length, f.max_length]
+    con.execute(f"INSERT INTO {CUTS} " + " UNION ALL ".join(parts), params)
+
+
+def reset_cuts(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS temp.main.{CUTS}")
+
+
+def values_cut(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """The cuts noted since ``reset_cuts``, one entry per CDM column: rows cut (a keyed row once),
+    longest value, and up to five readable examples."""
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?", [CUTS]).fetchone()[0]:
+        return []
+    rows = con.execute(f"""
+        SELECT table_name, column_name, any_value(spec_length), count(DISTINCT coalesce(row_key, head)),
+               max(length), list(DISTINCT (row_key, length, head) ORDER BY (row_key, length, head))[:5]
+        FROM {CUTS} GROUP BY table_name, column_name ORDER BY table_name, column_name""").fetchall()
+    return [{"table": t, "column": c, "spec_length": n, "rows": rows_cut, "longest": longest,
+             "examples": [f"{t} {k or ''}: {c} of {length} characters cut to {n} ({head!r}{'…' if length > 60 else ''})".replace(" :", ":")
+                          for k, length, head in examples]}
+            for t, c, n, rows_cut, longest, examples in rows]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from transforms.omop._db import table_checksum
+from transforms.omop._db import reset_cuts, table_checksum, values_cut
 from transforms.omop.concept_mapping import coverage_report
 from transforms.omop.trials import map_trials
 from transforms.omop.vocabulary import load_vocabulary
@@ -72,6 +72,34 @@ def test_zip_plus_4_keeps_its_nine_digits_and_a_longer_postal_code_is_not_cut(ra
         "Tehran, 1983963113, Iran"
     assert con.execute("SELECT count(*) FROM omop.location WHERE zip LIKE '%-%' AND country_source_value = "
                        "'United States'").fetchone()[0] == 0
+
+
+def test_a_value_cut_to_its_column_is_noted_with_its_row(raw_helpers):
+    """location_source_value is varchar(50): "Sioux Falls, South Dakota, 57117-5134, United States" (52)
+    loses its last characters. Each cut is noted once per row (a second mapping of the same study
+    adds none), with the row and the value's length, so the gate can report it."""
+    rec = json.loads((CTGOV / f"{SHARES_MAYO}.json").read_text())
+    con = raw_helpers.connection([])
+    raw_helpers.insert(con, rec, f"{SHARES_MAYO}.json")
+    load_vocabulary(con, "omop")
+    map_trials(con)
+    first = values_cut(con)
+    map_trials(con)
+    assert values_cut(con) == first
+    cut = {(c["table"], c["column"]): c for c in first}
+    location = cut[("location", "location_source_value")]
+    at_limit = con.execute("SELECT count(*) FROM omop.location WHERE length(location_source_value) = 50").fetchone()[0]
+    assert 0 < location["rows"] <= at_limit and location["spec_length"] == 50 and location["longest"] > 50
+    sioux = con.execute("SELECT location_id, location_source_value FROM omop.location "
+                        "WHERE location_source_value LIKE 'Sioux Falls, South Dakota, 57117-5134%'").fetchall()
+    assert [len(v) for _, v in sioux] == [50]
+    noted = {r[0] for r in con.execute("SELECT row_key FROM temp.main._omop_values_cut WHERE column_name = "
+                                       "'location_source_value' AND length = 52").fetchall()}
+    assert str(sioux[0][0]) in noted
+    assert all(len(e) < 200 and "cut to 50" in e for e in location["examples"]) and len(location["examples"]) == 5
+    reset_cuts(con)
+    assert values_cut(con) == []
+    assert all(n <= 9 for (n,) in con.execute("SELECT length(zip) FROM omop.location WHERE zip IS NOT NULL").fetchall())
 
 
 def test_shared_facility_is_one_care_site_across_studies_and_runs(raw_helpers):

@@ -22,7 +22,7 @@ import pandas as pd
 
 from schemas.omop.ddl import create_omop_schema
 from schemas.omop.spec import check_identifier, check_relation
-from transforms.omop._db import transaction
+from transforms.omop._db import reset_cuts, transaction
 from transforms.omop.id_map import ensure_id_map
 from transforms.omop.participants._common import CONCEPTS_CSV, clear_sites, run_sql
 from transforms.omop.participants.cohort import map_cohort
@@ -75,6 +75,7 @@ def map_participants(
     ensure_id_map(con, id_map_schema)
     ids = {"meta": id_map_schema, "vocab": vocab_schema}
     counts: dict[str, int] = {}
+    reset_cuts(con)  # the gate reports the cuts of this mapping only (transforms.omop._db.note_cuts)
     with transaction(con):
         if exclude is None:
             con.execute("CREATE OR REPLACE TEMP TABLE _pt_no_exclusions (delivery_key BIGINT, usubjid VARCHAR, "

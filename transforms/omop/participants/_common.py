@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from schemas.omop.spec import cdm_tables, check_identifier, check_relation, quote
+from transforms.omop._db import note_cuts
 from transforms.omop.id_map import assign_ids
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -75,6 +76,7 @@ def insert_spec(con: duckdb.DuckDBPyConnection, schema: str, table: str, source:
     if table in PK:  # a row that moved owner (a participant transferred between sites) is replaced, not duplicated
         pk = quote(PK[table])
         con.execute(f"DELETE FROM {quote(schema)}.{quote(table)} WHERE {pk} IN (SELECT {pk} FROM {check_relation(source)})")
+    note_cuts(con, table, source, present)
     con.execute(f"INSERT INTO {quote(schema)}.{quote(table)} SELECT {', '.join(cols)} FROM {check_relation(source)} s")
     return con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
 

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from expectations.dqd.checks import FATAL_CHECKS, run_dqd
-from transforms.omop._db import table_checksum
+from transforms.omop._db import table_checksum, values_cut
 from transforms.omop.participants import map_participants, pseudonym
 from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.participants.queries import named_queries, run_query
@@ -204,3 +204,23 @@ def test_identifiers_are_checked(con):
         map_participants(con, pseudonym_key=b"k" * 32, source_rows="raw.sdtm_row_current; DROP TABLE x")
     with pytest.raises(ValueError):
         pseudonym("NCT06668571-001-0001", b"short")
+
+
+def test_a_participant_value_cut_to_its_column_is_noted(con, tmp_path, pt):
+    """condition_source_value is varchar(50): a longer AE term is cut to fit, and noted with its row
+    for the gate's `value_cut` warning (the whole term stays in raw.sdtm_row)."""
+    pt.prepare(con, tmp_path / "landing", participants=6, sites=1, seed=2)
+    long_term = "INFUSION SITE REACTION WITH ERYTHEMA, SWELLING AND PAIN AT THE CANNULA"
+    row = con.execute("SELECT delivery_key, row_number FROM raw.sdtm_row WHERE domain = 'AE' ORDER BY row_number "
+                      "LIMIT 1").fetchone()
+    con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('AEDECOD', ?)) "
+                "WHERE delivery_key = ? AND domain = 'AE' AND row_number = ?", [long_term, *row])
+    map_participants(con, pseudonym_key=pt.key)
+    cut = {(c["table"], c["column"]): c for c in values_cut(con)}
+    noted = cut[("condition_occurrence", "condition_source_value")]
+    assert noted["rows"] == 1 and noted["longest"] == len(long_term) and noted["spec_length"] == 50
+    stored = con.execute("SELECT condition_occurrence_id, condition_source_value FROM stage_omop.condition_occurrence "
+                         "WHERE condition_source_value LIKE 'INFUSION SITE REACTION%'").fetchall()
+    assert [v for _, v in stored] == [long_term[:50]]
+    assert noted["examples"][0].startswith(f"condition_occurrence {stored[0][0]}: condition_source_value of "
+                                           f"{len(long_term)} characters cut to 50")
