@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from expectations.runtime import Rule
+from transforms.ctgov.arm_labels import arm_lookup, find_arm
 
 SUITE = "site_protocol"
 PROTOCOL_DIR = Path(__file__).resolve().parents[1] / "protocols"
@@ -35,7 +36,6 @@ KEYS = ["delivery_key", "delivery_id", "nct_id", "domain", "row_number", "usubji
 DETAIL_COLUMNS = ["field", "expected", "weight", "minutes", "value"]
 _UNIT_YEARS = {"year": 1.0, "month": 1 / 12, "week": 7 / 365.25, "day": 1 / 365.25, "hour": 1 / 8766, "minute": 1 / 525960}
 _SEXES = {"ALL": ["M", "F", "U", "UNDIFFERENTIATED"], "FEMALE": ["F"], "MALE": ["M"]}
-_NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 # Participant scope: the finding is about the person (eligibility, arm, orphan records), so every row
 # of theirs in the delivery is held; row scope: one administration broke a rule, the rest stand.
@@ -55,10 +55,6 @@ def load_protocol(nct_id: str) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def norm(text) -> str:
-    return _NON_ALNUM.sub(" ", str(text or "").lower()).strip()
-
-
 def registry_age_years(text: str | None) -> float | None:
     """'18 Years' -> 18.0; '6 Months' -> 0.5; None when absent or unreadable."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+?)s?\s*", text or "")
@@ -76,7 +72,7 @@ def study_terms(record: dict) -> dict:
             "min_age": registry_age_years(elig.get("minimumAge")),
             "max_age": registry_age_years(elig.get("maximumAge")),
             "sexes": _SEXES.get(elig.get("sex") or "ALL", _SEXES["ALL"]),
-            "arms": {norm(x): x for x in labels},
+            "arms": arm_lookup((x, x) for x in labels),  # transforms.ctgov.arm_labels: a clash matches exactly
             "target": p.get("designModule", {}).get("enrollmentInfo", {}).get("count")}
 
 
@@ -116,9 +112,13 @@ def age_at_consent(rec: dict) -> float | None:
     return float(ref.year - born.year - ((ref.month, ref.day) < (born.month, born.day)))
 
 
+# Labels differing only in symbols or script ("Age ≥ 65" / "Age < 65") are told apart only by the exact label.
+_NO_ARM = "names no arm group of the registry record, or not exactly one where two labels differ only in symbols or script"
+
+
 def _arm_known(arm: str | None, code: str | None, codes: dict, arms: dict) -> bool:
     """The arm names a registry arm group, by its label or through the protocol's documented ARMCD list."""
-    return norm(arm) in arms or norm(codes.get(code or "")) in arms
+    return find_arm(arms, arm) is not None or find_arm(arms, codes.get(code or "")) is not None
 
 
 def _key(row: dict) -> dict:
@@ -170,7 +170,8 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
         out["dates"] += _implausible_dates(r, rec, d, latest)
         if d == "DM":
             codes = proto.get("arm_codes") or {}
-            consistent = not codes or all(norm(codes.get(rec.get(c) or "")) == norm(rec.get(a)) and norm(rec.get(a)) in t["arms"]
+            consistent = not codes or all(find_arm(t["arms"], rec.get(a)) is not None
+                                          and find_arm(t["arms"], codes.get(rec.get(c) or "")) == find_arm(t["arms"], rec.get(a))
                                           for c, a in (("ARMCD", "ARM"), ("ACTARMCD", "ACTARM")))
             out["dm"].append({**_key(r), "age": age_at_consent(rec),
                               "age_min": t["min_age"] if t["min_age"] is not None else 0.0,
@@ -254,8 +255,8 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
         _pair("eligibility.age_min", "dm_age", "age", "age_min", "age", "dm.AGE", "is below the registry's minimumAge"),
         _pair("eligibility.age_max", "dm_age", "age_max", "age", "age", "dm.AGE", "is above the registry's maximumAge"),
         _true("eligibility.sex", "dm", "sex_allowed", "SEX", "dm.SEX", "is not allowed by the registry's eligibility sex"),
-        _true("arm.arm_in_registry", "dm", "arm_known", "ARM", "dm.ARM", "names no arm group of the registry record"),
-        _true("arm.actarm_in_registry", "dm", "actarm_known", "ACTARM", "dm.ACTARM", "names no arm group of the registry record"),
+        _true("arm.arm_in_registry", "dm", "arm_known", "ARM", "dm.ARM", _NO_ARM),
+        _true("arm.actarm_in_registry", "dm", "actarm_known", "ACTARM", "dm.ACTARM", _NO_ARM),
         _true("arm.armcd_matches_protocol", "dm", "armcd_consistent", "ARMCD", "dm.ARMCD",
               "does not match ARM/ACTARM through the protocol's arm code list"),
         _true("referential.subject_in_dm", "subject_rows", "in_dm", "USUBJID", "USUBJID", "is not in the delivery's dm.csv"),

@@ -155,3 +155,52 @@ def test_protocol_file_is_data_and_ages_parse():
     assert age_at_consent({"AGE": "40", "AGEU": "YEARS"}) == 40
     assert age_at_consent({"BRTHDTC": "1980-06", "RFICDTC": "2025-05-31"}) == 44
     assert age_at_consent({"BRTHDTC": "1980-06-15", "RFICDTC": "2025-06-15"}) == 45
+
+
+def test_arms_whose_labels_differ_only_in_symbols_stay_two_arms_everywhere(con, landing, runner, monkeypatch):
+    """The seed's arms renamed "Age ≥ 65 years" / "Age < 65 years", whose normalised keys are equal:
+    every participant was put in one arm, in OMOP and in FHIR, with nothing said. Now each arm keeps
+    its participants, and a participant whose ARM names the key only ("age 65 years") is held."""
+    import copy
+
+    from expectations.suites import site_protocol
+    from transforms.fhir.research_study import map_study
+    from transforms.fhir.research_subject import map_participants_fhir, subject_rows as fhir_rows
+
+    monkeypatch.setattr(site_protocol, "load_protocol", lambda nct: {})  # its ARMCD list names the old labels
+    renamed = {"Ketamine Group": "Age ≥ 65 years", "Normal Saline/Placebo Group": "Age < 65 years"}
+    record = copy.deepcopy(RECORD)
+    for arm in record["protocolSection"]["armsInterventionsModule"]["armGroups"]:
+        arm["label"] = renamed[arm["label"]]
+    load(con, landing)
+    for old, new in renamed.items():
+        con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('ARM', ?, 'ACTARM', ?)) "
+                    "WHERE domain = 'DM' AND json_extract_string(record, 'ARM') = ?", [new, new, old])
+    vague = "NCT06668571-001-0003"
+    con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('ARM', 'age 65 years')) "
+                "WHERE domain = 'DM' AND usubjid = ?", [vague])
+    arms = dict(con.execute("SELECT usubjid, json_extract_string(record, 'ACTARM') FROM raw.sdtm_row WHERE domain = 'DM'").fetchall())
+    assert set(arms.values()) == set(renamed.values())
+
+    res = stage_site_data(con, runner, "r1", record)
+    assert res.participants_held == [f"{DELIVERY}/{vague}"]
+    assert {r[0] for r in quarantined(con) if r[1] == "dm.ARM"} == {"arm.arm_in_registry"}
+
+    load_vocabulary(con, "omop")
+    con.execute("CREATE OR REPLACE TABLE registry_src AS SELECT 'NCT06668571' AS nct_id, ? AS payload", [json.dumps(record)])
+    map_trials(con, source="registry_src", schema="stage_omop", vocab_schema="omop")
+    map_participants(con, pseudonym_key=KEY, exclude=EXCLUDED)
+    cohorts = dict(con.execute(
+        "SELECT d.cohort_definition_name, count(c.subject_id) FROM stage_omop.cohort_definition d "
+        "LEFT JOIN stage_omop.cohort c ON c.cohort_definition_id = d.cohort_definition_id GROUP BY 1").fetchall())
+    expected = {f"NCT06668571: {label}": sum(1 for u, a in arms.items() if a == label and u != vague)
+                for label in renamed.values()}
+    assert cohorts == expected and min(expected.values()) > 0
+
+    groups = {g["name"]: g["linkId"] for g in map_study(record)[0]["comparisonGroup"]}
+    assert len(set(groups.values())) == 2
+    subjects = [r for r in map_participants_fhir(fhir_rows(con, "NCT06668571", exclude=EXCLUDED), "NCT06668571", KEY,
+                                                 registry=record) if r["resourceType"] == "ResearchSubject"]
+    assert len(subjects) == len(arms) - 1
+    assert sorted(s["actualComparisonGroup"] for s in subjects) == sorted(
+        groups[a] for u, a in arms.items() if u != vague)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 
-from transforms.fhir.ids import IdAllocator, normalise, slug, study_id
+from transforms.ctgov.arm_labels import arm_lookup, find_arm
+from transforms.fhir.ids import IdAllocator, slug, study_id
 from transforms.fhir.patient import map_patient, patient_id
 from transforms.omop.participants.pseudonym import pseudonym
 
@@ -28,18 +29,19 @@ _DS_STATE = {"COMPLETED": "off-study", "SCREEN FAILURE": "ineligible"}
 
 
 def arm_link_ids(registry: dict | None, labels: list[str] = ()) -> dict[str, str]:
-    """normalised arm label -> comparisonGroup.linkId. From the registry record when given (the same
-    allocation as comparison_group.py), else the slug of each label seen in the data."""
-    out: dict[str, str] = {}
+    """Arm label -> comparisonGroup.linkId, as a ``transforms.ctgov.arm_labels`` lookup (``find_arm``):
+    labels whose normalised keys clash match only exactly. From the registry record when given (the
+    same allocation as comparison_group.py), else the slug of each label seen in the data."""
     if registry:
         alloc = IdAllocator()
         groups = registry.get("protocolSection", {}).get("armsInterventionsModule", {}).get("armGroups") or []
+        pairs = []
         for i, arm in enumerate(groups):
             label = (arm.get("label") or "").strip()
             if label:
-                out.setdefault(normalise(label), alloc.take(slug(label) or f"arm-{i + 1}"))
-        return out
-    return {normalise(x): slug(x) for x in labels if x and slug(x)}
+                pairs.append((label, alloc.take(slug(label) or f"arm-{i + 1}")))
+        return arm_lookup(pairs)
+    return arm_lookup((x, slug(x)) for x in labels if x and slug(x))
 
 
 def _date(text: str | None) -> str | None:
@@ -79,7 +81,7 @@ def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key
     if period:
         res["period"] = period
     for field, var in (("assignedComparisonGroup", "ARM"), ("actualComparisonGroup", "ACTARM")):
-        link = links.get(normalise(dm.get(var) or ""))
+        link = find_arm(links, dm.get(var))
         if link:
             res[field] = link
     return res

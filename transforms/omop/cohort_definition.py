@@ -9,7 +9,9 @@ eligible ones assigned to it. A study without arm groups (common for observation
 gets one ``"<NCT id>: Study population"`` definition so its eligibility still has a home.
 ``definition_type_concept_id`` and ``subject_concept_id`` are 0: no verified concept for them.
 
-Natural key ``<NCT id>|arm|<normalised label>`` (or ``|population``), owned by the study.
+Natural key ``<NCT id>|arm|<normalised label>`` (or ``|population``), owned by the study; the exact
+label follows (``...|<label>``) when another arm of the study normalises the same
+(``transforms/ctgov/arm_labels.py``).
 """
 
 from __future__ import annotations

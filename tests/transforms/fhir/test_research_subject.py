@@ -6,6 +6,7 @@ import pytest
 
 from tests.transforms.fhir.conftest import PSEUDONYM_KEY as KEY
 from transforms.fhir.research_study import map_study
+from transforms.ctgov.arm_labels import find_arm
 from transforms.fhir.research_subject import arm_link_ids, map_participants_fhir
 from transforms.fhir.validate import validate_resources
 from transforms.omop.participants.pseudonym import pseudonym
@@ -48,8 +49,9 @@ def test_patients_are_pseudonymous(rows, resources):
 def test_research_subject_links_study_patient_and_registry_arms(rows, resources):
     study = map_study(RECORD)[0]
     groups = {g["name"]: g["linkId"] for g in study["comparisonGroup"]}
-    assert arm_link_ids(RECORD) == {"ketamine group": groups["Ketamine Group"],
-                                    "normal saline placebo group": groups["Normal Saline/Placebo Group"]}
+    links = arm_link_ids(RECORD)
+    assert find_arm(links, "Ketamine Group") == find_arm(links, "ketamine  GROUP") == groups["Ketamine Group"]
+    assert find_arm(links, "normal saline placebo group") == groups["Normal Saline/Placebo Group"]
     subjects = {r["subject"]["reference"]: r for r in resources if r["resourceType"] == "ResearchSubject"}
     for usubjid, domains in rows.items():
         dm = domains["DM"][0]
