@@ -6,7 +6,6 @@ publish, with the failing rows as examples.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from expectations.quarantine import write_rule_results
@@ -14,7 +13,7 @@ from expectations.runtime import GxRunner, SuiteResult, chunked, key_range, merg
 from expectations.suites.omop_dqd import SLICE_ROWS, SUITE, rules, staged_slices
 from schemas.omop.ddl import create_omop_schema, omop_ddl
 from schemas.omop.spec import cdm_tables, quote
-from transforms.omop._db import reset_cuts, values_cut
+from transforms.omop._db import keep_cuts, reset_cuts, summarise_cuts
 from transforms.omop.publish import merge_stage, primary_keys, staged_tables
 from transforms.omop.trials import map_trials
 from trialhouse.settings import stage_chunk
@@ -59,22 +58,22 @@ def validate_stage(con, runner: GxRunner, run_id: str, slice_rows: int | None = 
 
 
 def _cut_rules(con, run_id: str, reasons: dict[str, list[str]]) -> list[tuple]:
-    """Warnings `value_cut.<table>.<column>` for the values this connection's mapping cut to fit
-    (transforms.omop._db.note_cuts), and those an earlier validation of the run recorded: the site
-    stage validates the stage again after the trial stage's mapping, on a connection of its own."""
-    extra = {}
-    for rule, fld, evaluated, failed, examples in con.execute(
-            "SELECT rule, field, evaluated, failed, examples FROM quarantine.rule_result WHERE run_id = ? "
-            "AND suite = ? AND level = 'warning' AND starts_with(rule, 'value_cut.')", [run_id, SUITE]).fetchall():
-        extra[rule] = (rule, "warning", fld, evaluated, failed)
-        reasons[rule] = json.loads(examples or "[]")
-    for cut in values_cut(con):
+    """Warnings `value_cut.<table>.<column>`, counted over the run's quarantine.value_cut: the cuts
+    this connection's mapping noted (transforms.omop._db.note_cuts) whose value the stage holds are
+    added to it first. Over the run, not this call: the site stage maps more rows into the same
+    stage (participants, their sites) and validates it again, on a connection of its own."""
+    kept = keep_cuts(con, STAGE)
+    con.execute(f"INSERT INTO quarantine.value_cut SELECT ?, k.* FROM {kept} k WHERE NOT EXISTS ("
+                "SELECT 1 FROM quarantine.value_cut q WHERE q.run_id = ? AND q.table_name = k.table_name "
+                "AND q.column_name = k.column_name AND q.row_key = k.row_key)", [run_id, run_id])
+    con.execute(f"DROP TABLE temp.main.{kept}")
+    extra = []
+    for cut in summarise_cuts(con, "quarantine.value_cut", "WHERE run_id = ?", [run_id]):
         rule = f"value_cut.{cut['table']}.{cut['column']}"
         staged = con.execute(f"SELECT count(*) FROM {quote(STAGE)}.{quote(cut['table'])}").fetchone()[0]
-        extra[rule] = (rule, "warning", cut["column"], staged, cut["rows"])
+        extra.append((rule, "warning", cut["column"], staged, cut["rows"]))
         reasons[rule] = cut["examples"]
-    reset_cuts(con)
-    return list(extra.values())
+    return extra
 
 
 def values_cut_rules(con, run_id: str) -> list[tuple[str, int, str]]:
@@ -104,6 +103,7 @@ def stage_trials(con, runner: GxRunner, run_id: str, chunk: int | None = None) -
     reset_stage(con)
     reset_stage(con, PART)
     reset_cuts(con)
+    con.execute("DELETE FROM quarantine.value_cut WHERE run_id = ?", [run_id])  # a step run again
     ncts = [r[0] for r in con.execute("SELECT nct_id FROM stage.ctgov_study ORDER BY nct_id").fetchall()]
     tables: list[str] = []
     for i, part in enumerate(chunked(ncts, chunk or stage_chunk())):

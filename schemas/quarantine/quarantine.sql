@@ -21,11 +21,24 @@ CREATE TABLE IF NOT EXISTS quarantine.rule_result (
     run_id     VARCHAR NOT NULL,
     suite      VARCHAR NOT NULL,
     rule       VARCHAR NOT NULL,
-    level      VARCHAR NOT NULL,          -- record | batch
+    level      VARCHAR NOT NULL,          -- record | batch | warning
     field      VARCHAR,
     evaluated  BIGINT NOT NULL,
     failed     BIGINT NOT NULL,
     examples   JSON,                      -- up to 5 readable reasons
     docs_path  VARCHAR,                   -- great-expectations Data Docs of the run
     PRIMARY KEY (run_id, suite, rule)
+);
+
+-- Every OMOP value a run cut to its column's varchar length (the CDM declares them, DuckDB does not
+-- enforce them, the mapping cuts for engines that do). The whole value stays in raw; the run's
+-- rule_result has a warning `value_cut.<table>.<column>` counting these rows.
+CREATE TABLE IF NOT EXISTS quarantine.value_cut (
+    run_id       VARCHAR NOT NULL,
+    table_name   VARCHAR NOT NULL,
+    column_name  VARCHAR NOT NULL,
+    row_key      VARCHAR NOT NULL,        -- the row's primary key, or 'md5:<hash of the value>' in a table without one
+    spec_length  INTEGER NOT NULL,
+    length       BIGINT NOT NULL,         -- of the whole value
+    head         VARCHAR NOT NULL         -- its first 60 characters
 );

@@ -219,3 +219,84 @@ def test_values_cut_to_fit_are_warnings_of_the_run_that_neither_block_nor_count_
     again = dict(con.execute("SELECT rule, failed FROM quarantine.rule_result WHERE run_id = 'run-1' "
                              "AND level = 'warning'").fetchall())
     assert again == rows
+
+
+def _two_studies_sharing_a_site(zips: tuple[str, str]):
+    """Two copies of the seed record (new NCT ids) listing one Sioux Falls site, each with its zip:
+    one site key, so the first study by NCT id describes the shared location."""
+    import copy
+    import json
+
+    from tests.raw_fixtures import CTGOV, insert_raw
+
+    seed = json.loads((CTGOV / "NCT06668571.json").read_text())
+    con = raw_connection([])
+    for nct, zip_code in zip(("NCT90000001", "NCT90000002"), zips):
+        rec = copy.deepcopy(seed)
+        rec["protocolSection"]["identificationModule"]["nctId"] = nct
+        rec["protocolSection"]["contactsLocationsModule"]["locations"] = [
+            {"facility": "Sanford USD Medical Center", "city": "Sioux Falls", "state": "South Dakota", "zip": zip_code,
+             "country": "United States"}]
+        insert_raw(con, rec, f"tests/data/ctgov/{nct}.json")
+    ensure_base_schemas(con)
+    load_vocabulary(con, "omop")
+    stage_registry(con, GxRunner(None), "run-1", workers=1)
+    return con
+
+
+@pytest.mark.parametrize("chunk", [1, 1000])
+def test_a_cut_is_reported_only_for_the_value_staged_whatever_the_chunk_size(chunk):
+    """Chunk by chunk, the second study's longer description of the shared site (52 characters) was
+    noted as cut, though the row staged is the first study's (47): the warning depended on the chunk size."""
+    from expectations import omop_gate
+
+    def cuts(con):
+        return con.execute("SELECT rule, failed FROM quarantine.rule_result WHERE run_id = 'run-1' "
+                           "AND starts_with(rule, 'value_cut.location')").fetchall()
+
+    short_first = _two_studies_sharing_a_site(("57117", "57117-5134"))
+    omop_gate.stage_trials(short_first, GxRunner(), "run-1", chunk=chunk)
+    assert short_first.execute("SELECT location_source_value FROM stage_omop.location").fetchall() == [
+        ("Sioux Falls, South Dakota, 57117, United States",)]
+    assert cuts(short_first) == []
+    long_first = _two_studies_sharing_a_site(("57117-5134", "57117"))
+    omop_gate.stage_trials(long_first, GxRunner(), "run-1", chunk=chunk)
+    assert cuts(long_first) == [("value_cut.location.location_source_value", 1)]
+    assert long_first.execute("SELECT table_name, column_name, length, head FROM quarantine.value_cut").fetchall() == [
+        ("location", "location_source_value", 52, "Sioux Falls, South Dakota, 57117-5134, United States")]
+
+
+def test_the_site_stage_adds_its_cuts_to_the_trial_stages_of_the_run(tmp_path):
+    """The site stage maps its sites into the same stage and validates it again: its care_site cut
+    is added to the trial stage's, where it replaced their count and examples."""
+    from expectations import omop_gate
+    from tests.raw_fixtures import CTGOV
+    from transforms.omop.participants import map_participants
+    from transforms.sites.ingest import ingest_site_deliveries
+    from trialhouse.synth_site import generate_delivery
+
+    con = raw_connection([CTGOV / "NCT06668571.json", CTGOV / "NCT04267848.json"])
+    ensure_base_schemas(con)
+    load_vocabulary(con, "omop")
+    stage_registry(con, GxRunner(None), "run-1", workers=1)
+    omop_gate.stage_trials(con, GxRunner(), "run-1")
+    rule = "value_cut.care_site.care_site_source_value"
+
+    def failed():
+        return dict(con.execute("SELECT rule, failed FROM quarantine.rule_result WHERE run_id = 'run-1' "
+                                "AND level = 'warning'").fetchall())
+
+    before = failed()
+    assert before[rule] > 0
+    (tmp_path / "landing" / "sites").mkdir(parents=True)
+    generate_delivery(tmp_path / "landing" / "sites", participants=4, sites=1, seed=3)
+    ingest_site_deliveries(con, tmp_path / "landing", run_id="t")
+    long_name = "Mayo Clinic in Rochester, Saint Marys Campus and Methodist Hospital"
+    con.execute("UPDATE raw.site_roster_row SET facility = ?", [long_name])
+    map_participants(con, pseudonym_key=b"synthetic-test-pseudonym-key-000")
+    omop_gate.validate_stage(con, GxRunner(), "run-1")
+    after = failed()
+    assert after[rule] == before[rule] + 1
+    assert {r: n for r, n in after.items() if r != rule} == {r: n for r, n in before.items() if r != rule}
+    assert con.execute("SELECT count(*) FROM quarantine.value_cut WHERE run_id = 'run-1' AND head = ?",
+                       [long_name[:60]]).fetchone()[0] == 1
