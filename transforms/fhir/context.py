@@ -37,6 +37,10 @@ class StudyContext:
             self._resources[key] = res
         return self.ref(*key)
 
+    def existing(self, resource_type: str, resource_id: str) -> dict | None:
+        """The resource registered under this id, to add to what a later mention of it says."""
+        return self._resources.get((resource_type, resource_id))
+
     @staticmethod
     def ref(resource_type: str, resource_id: str, display: str | None = None) -> dict:
         r = {"reference": f"{resource_type}/{resource_id}", "type": resource_type}

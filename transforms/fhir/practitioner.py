@@ -24,11 +24,20 @@ def _telecom(phone: str | None, ext: str | None, email: str | None) -> list[dict
 def practitioner(ctx: StudyContext, name: str, phone: str | None = None, ext: str | None = None,
                  email: str | None = None) -> dict:
     rid = f"{ctx.rs_id}-pract-{digest(person_key(name), length=12)}"
-    res = {"resourceType": "Practitioner", "id": rid, "active": True, "name": [{"text": name.strip()}]}
     telecom = _telecom(phone, ext, email)
-    if telecom:
-        res["telecom"] = telecom
-    ref = ctx.add(res)
+    known = ctx.existing("Practitioner", rid)
+    if known is not None:
+        # The same person named again, e.g. a central contact who is also the overall official, whose
+        # entry came first without phone or email: those were dropped with the second mention.
+        if telecom:
+            have = known.setdefault("telecom", [])
+            have.extend(t for t in telecom if t not in have)
+        ref = ctx.ref("Practitioner", rid)
+    else:
+        res = {"resourceType": "Practitioner", "id": rid, "active": True, "name": [{"text": name.strip()}]}
+        if telecom:
+            res["telecom"] = telecom
+        ref = ctx.add(res)
     ref["display"] = name.strip()
     return ref
 
