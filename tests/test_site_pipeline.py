@@ -193,3 +193,39 @@ def test_an_implausible_date_holds_its_participant_not_the_run(tmp_path):
         assert subject in reason and "1900-01-01" in reason
         assert con.execute("SELECT count(*) FROM omop.person").fetchone()[0] == 7
         assert con.execute("SELECT count(*) FROM fhir.research_study WHERE nct_id = 'NCT06668571'").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("violation,rule,field,domain", [
+    ("ae_end_before_start", "plausibility.end_before_start", "ae.AEENDTC", "AE"),
+    ("negative_dose", "plausibility.negative_dose", "ex.EXDOSE", "EX"),
+])
+def test_an_event_ending_before_it_starts_or_a_negative_dose_holds_that_row_not_the_run(tmp_path, violation, rule,
+                                                                                         field, domain):
+    """One AE ending the day before it started mapped through and failed DQD's batch-level
+    plausibleStartBeforeEnd, and a negative placebo dose its plausibleValue on drug_exposure.quantity:
+    each blocked every site's data and the registry's batch, with no record saying which row (found by
+    a review). The row is held alone, named; everything else publishes."""
+    landing = tmp_path / "landing"
+    (landing / "ctgov").mkdir(parents=True)
+    (landing / "ctgov" / "NCT06668571.json").write_bytes((CTGOV / "NCT06668571.json").read_bytes())
+    first, _ = generate_delivery(landing / "sites", participants=8, sites=2, seed=11, cutoff="2026-06-30")
+    where = plant(first, violation)
+    settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
+
+    report = run_pipeline(settings)
+
+    assert report.success, report.failures
+    assert not any(not c["passed"] for c in report.checks.values())
+    site = report.metadata["stage/site_data"]
+    assert (site["participants_held"], site["rows_held_alone"]) == (0, 1)
+    subject = where.split(":")[0].split()[-3 if domain == "EX" else -1]
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        rows = con.execute("SELECT rule, field, record_key, reason FROM quarantine.record "
+                           "WHERE suite = 'site_protocol'").fetchall()
+        assert [(r[0], r[1]) for r in rows] == [(rule, field)]
+        assert rows[0][2].endswith(subject) and subject in rows[0][3]
+        assert con.execute("SELECT count(*) FROM omop.person").fetchone()[0] == 8
+        table = "condition_occurrence" if domain == "AE" else "drug_exposure"
+        published = con.execute(f"SELECT count(*) FROM omop.{table}").fetchone()[0]
+        raw = con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = ?", [domain]).fetchone()[0]
+        assert published == raw - 1

@@ -50,7 +50,8 @@ RACES = (("WHITE", 78), ("BLACK OR AFRICAN AMERICAN", 8), ("ASIAN", 6), ("AMERIC
          ("MULTIPLE", 3), ("NOT REPORTED", 3))
 ETHNICITIES = (("NOT HISPANIC OR LATINO", 90), ("HISPANIC OR LATINO", 7), ("NOT REPORTED", 3))
 VIOLATIONS = ("dose_above_rule", "age_70", "bmi_43", "ex_subject_not_in_dm", "arm_not_in_registry",
-              "checksum_mismatch", "missing_file", "missing_column", "bad_date", "unknown_code", "implausible_date")
+              "checksum_mismatch", "missing_file", "missing_column", "bad_date", "unknown_code", "implausible_date",
+              "ae_end_before_start", "negative_dose")
 
 
 def _pick(rng: random.Random, weighted) -> str:
@@ -323,14 +324,17 @@ def plant(delivery_dir: Path, violation: str) -> str:
         return "ae.csv: listed in the manifest, removed from the folder"
     file = {"dose_above_rule": "ex", "age_70": "dm", "bmi_43": "vs", "ex_subject_not_in_dm": "ex",
             "arm_not_in_registry": "dm", "missing_column": "ds", "bad_date": "dm", "unknown_code": "ae",
-            "implausible_date": "ae"}.get(violation)
+            "implausible_date": "ae", "ae_end_before_start": "ae", "negative_dose": "ex"}.get(violation)
     if file is None:
         raise ValueError(f"unknown violation {violation!r}; expected one of {', '.join(VIOLATIONS)}")
     path = folder / f"{file}.csv"
     cols, rows = _read(path)
     if not rows:
         raise ValueError(f"{path}: no rows to plant {violation} in")
-    r = next((x for x in rows if x.get("EXTRT") == "KETAMINE"), rows[0]) if file == "ex" else rows[0]
+    if violation == "negative_dose":  # a placebo row: its dose has no protocol rule that would fail too
+        r = next((x for x in rows if x.get("EXTRT") != "KETAMINE"), rows[0])
+    else:
+        r = next((x for x in rows if x.get("EXTRT") == "KETAMINE"), rows[0]) if file == "ex" else rows[0]
     subject = r.get("USUBJID", "")
     if violation == "dose_above_rule":
         r["EXDOSE"] = "95.0"  # above 0.5 mg/kg for anyone under 190 kg, and above the 50 mg cap
@@ -361,6 +365,12 @@ def plant(delivery_dir: Path, violation: str) -> str:
     elif violation == "implausible_date":  # a real date, of the right form, before any OMOP event may be
         r["AESTDTC"] = "1900-01-01"
         what = f"ae.csv row 1 {subject}: AESTDTC 1900-01-01"
+    elif violation == "ae_end_before_start":
+        r["AEENDTC"] = (dt.date.fromisoformat(r["AESTDTC"][:10]) - dt.timedelta(days=1)).isoformat()
+        what = f"ae.csv row 1 {subject}: AEENDTC {r['AEENDTC']} before AESTDTC {r['AESTDTC']}"
+    elif violation == "negative_dose":
+        r["EXDOSE"] = "-1"
+        what = f"ex.csv {subject} EXSEQ {r['EXSEQ']}: EXDOSE -1"
     else:
         r["AESEV"] = "EXTREME"
         what = f"ae.csv row 1 {subject}: AESEV EXTREME"

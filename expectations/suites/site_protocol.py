@@ -43,7 +43,8 @@ PARTICIPANT, ROW = "participant", "row"
 
 
 def scope(rule_id: str) -> str:
-    return ROW if rule_id.startswith(("protocol.dose", "protocol.infusion")) else PARTICIPANT
+    return ROW if rule_id.startswith(("protocol.dose", "protocol.infusion", "plausibility.end_before_start",
+                                      "plausibility.negative_dose")) else PARTICIPANT
 
 
 @lru_cache(maxsize=None)
@@ -147,13 +148,35 @@ def _implausible_dates(r: dict, rec: dict, domain: str, latest: dt.date) -> list
     return out
 
 
+# An event's end before its start: an AE mapped so blocked the whole publish (DQD's
+# plausibleStartBeforeEnd on condition_occurrence, a batch rule), and an exposure's end was moved to
+# its start without a word. Now the row is held, alone.
+_START_END = {"AE": ("AESTDTC", "AEENDTC"), "EX": ("EXSTDTC", "EXENDTC")}
+
+
+def _row_plausibility(r: dict, rec: dict, domain: str) -> tuple[list[dict], list[dict]]:
+    """(end before start, negative dose) failures of one SDTM row, each a row of its frame."""
+    order, sign = [], []
+    if domain in _START_END:
+        start_name, end_name = _START_END[domain]
+        start, end = (rec.get(start_name) or "").strip(), (rec.get(end_name) or "").strip()
+        if len(start) >= 10 and len(end) >= 10 and end[:len(start)] < start[:len(end)]:
+            order.append({**_key(r), "value": end, "ordered": False, "field": f"{domain.lower()}.{end_name}",
+                          "start": start})
+    if domain == "EX":
+        dose = _num(rec.get("EXDOSE"))
+        if dose is not None and dose < 0:
+            sign.append({**_key(r), "value": rec.get("EXDOSE"), "non_negative": False, "field": "ex.EXDOSE"})
+    return order, sign
+
+
 def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.DataFrame]:
     """Frames for `rules()`. `rows`: SDTM rows (KEYS + `record` dict) of studies in `registries`
     (nct_id -> API v2 record)."""
     terms = {n: study_terms(r) for n, r in registries.items()}
     dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
     out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": [],
-                                  "dates": []}
+                                  "dates": [], "date_order": [], "dose_sign": []}
     latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
@@ -168,6 +191,9 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
         rec, t, proto = r["record"], terms[r["nct_id"]], load_protocol(r["nct_id"])
         d = r["domain"]
         out["dates"] += _implausible_dates(r, rec, d, latest)
+        order, sign = _row_plausibility(r, rec, d)
+        out["date_order"] += order
+        out["dose_sign"] += sign
         if d == "DM":
             codes = proto.get("arm_codes") or {}
             consistent = not codes or all(find_arm(t["arms"], rec.get(a)) is not None
@@ -262,6 +288,9 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
         _true("referential.subject_in_dm", "subject_rows", "in_dm", "USUBJID", "USUBJID", "is not in the delivery's dm.csv"),
         _true("plausibility.date", "dates", "plausible", "value", "--DTC",
               "lies outside the plausible dates of the OMOP field it maps to (DQD's plausibleValueLow/High)"),
+        _true("plausibility.end_before_start", "date_order", "ordered", "value", "--ENDTC",
+              "lies before the row's start date (AESTDTC / EXSTDTC)"),
+        _true("plausibility.negative_dose", "dose_sign", "non_negative", "value", "ex.EXDOSE", "is a negative dose"),
         _pair("protocol.dose_rule", "dose", "tolerance_pct", "deviation_pct", "EXDOSE", "ex.EXDOSE",
               "deviates from the protocol's weight-based dose by more than the tolerance"),
         _true("protocol.dose_weight_recorded", "dose_weight", "weight_found", "EXDOSE", "ex.EXDOSE",
