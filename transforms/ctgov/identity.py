@@ -96,6 +96,18 @@ def identify(record: dict) -> StudyIdentity:
     return StudyIdentity(
         nct_id=nct_id.strip(),
         content_hash=content_hash(record),
-        last_update_post_date=parse_partial_date(get_path(record, LAST_UPDATE_FIELD)),
-        version_holder=parse_partial_date(get_path(record, VERSION_HOLDER_FIELD)),
+        last_update_post_date=_ordering_date(record, LAST_UPDATE_FIELD),
+        version_holder=_ordering_date(record, VERSION_HOLDER_FIELD),
     )
+
+
+def _ordering_date(record: dict, field: str) -> dt.date | None:
+    """A date that orders a study's versions: None when the record has none (field-projected records),
+    an IdentityError when it has one that is not a date. Stored as None, such a version ranked below
+    every dated version of its study, so it was never staged nor checked, and never quarantined."""
+    value = get_path(record, field)
+    parsed = parse_partial_date(value)
+    if parsed is None and value is not None:
+        raise IdentityError(field, f"{field} is {value!r}, not a date (YYYY, YYYY-MM or YYYY-MM-DD): this version "
+                                   "cannot be placed among its study's versions")
+    return parsed

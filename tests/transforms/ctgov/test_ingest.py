@@ -118,6 +118,22 @@ def test_older_version_arriving_later_does_not_become_current(con, landing):
     assert current == ("2026-04-09", "ctgov/NCT05766735.json")
 
 
+def test_a_version_whose_update_date_is_not_a_date_is_held_not_ranked_below_the_rest(con, landing):
+    """A newer NCT03630471 (new title, lastUpdatePostDate "2026-01-15T00:00:00Z") was stored with no
+    date, so it ranked below the real 2019 version: never staged, never checked, never quarantined."""
+    landing.drop(CTGOV / "NCT03630471.json")
+    newer = json.loads((CTGOV / "NCT03630471.json").read_text())
+    newer["protocolSection"]["identificationModule"]["briefTitle"] = "A newer title"
+    newer["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = "2026-01-15T00:00:00Z"
+    landing.write("newer.json", json.dumps(newer))
+    s = ingest_landing(con, landing.root, run_id="run-d")
+    assert s.new_versions == 1 and s.records_quarantined == 1
+    assert con.execute("SELECT source_file FROM raw.ctgov_study_version").fetchall() == [("ctgov/NCT03630471.json",)]
+    field, reason, key = con.execute("SELECT field, reason, record_key FROM quarantine.record").fetchone()
+    assert field == "protocolSection.statusModule.lastUpdatePostDateStruct.date"
+    assert "ctgov/newer.json" in reason and "'2026-01-15T00:00:00Z'" in reason and "not a date" in reason
+
+
 def test_file_name_that_lies_is_keyed_by_the_record(con, landing):
     # The shared corpus itself has one: a NCT02552212 record that was stored as NCT02278341.json.
     landing.drop(CTGOV / "versions/2024-01-03_NCT02552212.json", name="NCT02278341.json")
