@@ -170,6 +170,12 @@ def _row_plausibility(r: dict, rec: dict, domain: str) -> tuple[list[dict], list
     return order, sign
 
 
+# What a participant's DM rows must agree on when the same USUBJID comes in two current deliveries
+# (two sites, or two studies). Otherwise the first delivery's row made the person and the other's
+# vanished, and its events were filed under the first participant.
+_WHO = ("SEX", "BRTHDTC", "ARM", "ACTARM")
+
+
 def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.DataFrame]:
     """Frames for `rules()`. `rows`: SDTM rows (KEYS + `record` dict) of studies in `registries`
     (nct_id -> API v2 record)."""
@@ -180,8 +186,11 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
+    who: dict[str, set[tuple]] = {}  # USUBJID -> what its DM rows say it is (see _WHO)
     for r in rows:
         rec = r["record"]
+        if r["domain"] == "DM":
+            who.setdefault(r["usubjid"], set()).add((r["nct_id"], *(str(rec.get(v) or "").strip() for v in _WHO)))
         if r["domain"] == "VS":
             w = _num(rec.get("VSSTRESN"))
             if w is not None:
@@ -199,7 +208,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
             consistent = not codes or all(find_arm(t["arms"], rec.get(a)) is not None
                                           and find_arm(t["arms"], codes.get(rec.get(c) or "")) == find_arm(t["arms"], rec.get(a))
                                           for c, a in (("ARMCD", "ARM"), ("ACTARMCD", "ACTARM")))
-            out["dm"].append({**_key(r), "age": age_at_consent(rec),
+            out["dm"].append({**_key(r), "age": age_at_consent(rec), "one_person": len(who[r["usubjid"]]) == 1,
                               "age_min": t["min_age"] if t["min_age"] is not None else 0.0,
                               "age_max": t["max_age"] if t["max_age"] is not None else 999.0,
                               "sex": rec.get("SEX"), "sex_allowed": rec.get("SEX") in t["sexes"],
@@ -285,6 +294,9 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
         _true("arm.actarm_in_registry", "dm", "actarm_known", "ACTARM", "dm.ACTARM", _NO_ARM),
         _true("arm.armcd_matches_protocol", "dm", "armcd_consistent", "ARMCD", "dm.ARMCD",
               "does not match ARM/ACTARM through the protocol's arm code list"),
+        _true("referential.one_person_per_usubjid", "dm", "one_person", "USUBJID", "dm.USUBJID",
+              "has a DM row in another current delivery saying otherwise (study, sex, birth date or arm): "
+              "one USUBJID cannot be two participants"),
         _true("referential.subject_in_dm", "subject_rows", "in_dm", "USUBJID", "USUBJID", "is not in the delivery's dm.csv"),
         _true("plausibility.date", "dates", "plausible", "value", "--DTC",
               "lies outside the plausible dates of the OMOP field it maps to (DQD's plausibleValueLow/High)"),

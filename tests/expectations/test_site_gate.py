@@ -204,3 +204,35 @@ def test_arms_whose_labels_differ_only_in_symbols_stay_two_arms_everywhere(con, 
     assert len(subjects) == len(arms) - 1
     assert sorted(s["actualComparisonGroup"] for s in subjects) == sorted(
         groups[a] for u, a in arms.items() if u != vague)
+
+
+@pytest.mark.parametrize("same_sex", [False, True])
+def test_one_usubjid_in_two_deliveries_saying_different_things_holds_it_in_both(con, landing, runner, same_sex):
+    """Site 002 sends a participant under site 001's USUBJID with another sex: the first delivery's
+    DM row made the person, the other's vanished, and its events went to the first participant, with
+    nothing held. Held in both deliveries now; the same participant told alike by both (a transfer) maps."""
+    generate_delivery(landing.root / "sites", participants=10, sites=2, seed=7)
+    ingest_site_deliveries(con, landing.root, run_id="t")
+    (k1, u1, sex1), (k2, u2, _) = con.execute(
+        "SELECT delivery_key, usubjid, json_extract_string(record, 'SEX') FROM raw.sdtm_row WHERE domain = 'DM' "
+        "QUALIFY row_number() OVER (PARTITION BY delivery_key ORDER BY row_number) = 1 ORDER BY delivery_key").fetchall()
+    dm1 = con.execute("SELECT record FROM raw.sdtm_row WHERE delivery_key = ? AND domain = 'DM' AND usubjid = ?",
+                      [k1, u1]).fetchone()[0]
+    con.execute("UPDATE raw.sdtm_row SET usubjid = ?, record = json_merge_patch(record, json_object('USUBJID', ?)) "
+                "WHERE delivery_key = ? AND usubjid = ?", [u1, u1, k2, u2])
+    other = sex1 if same_sex else {"M": "F", "F": "M"}[sex1]
+    told = json.loads(dm1) | {"SEX": other, "SITEID": "002"}
+    con.execute("UPDATE raw.sdtm_row SET record = ? WHERE delivery_key = ? AND domain = 'DM' AND usubjid = ?",
+                [json.dumps(told), k2, u1])
+    res = stage_site_data(con, runner, "r1", RECORD)
+    if same_sex:
+        assert res.participants_held == [] and quarantined(con) == []
+        return
+    deliveries = dict(con.execute("SELECT delivery_key, delivery_id FROM raw.site_delivery").fetchall())
+    assert res.participants_held == sorted(f"{deliveries[k]}/{u1}" for k in (k1, k2))
+    rows = quarantined(con)
+    assert {(r[0], r[1]) for r in rows if "held with participant" not in r[5]} == {
+        ("referential.one_person_per_usubjid", "dm.USUBJID")}
+    assert all(r[3].endswith(u1) for r in rows)
+    dm = con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'DM'").fetchone()[0]
+    assert map_valid(con)["person"] == dm - 2
