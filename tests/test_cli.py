@@ -159,3 +159,15 @@ def test_a_site_folder_without_its_manifest_is_counted_as_waiting(tmp_path, land
                  "--export", str(tmp_path / "x")])
     out = capsys.readouterr().out
     assert code == 0 and "site_deliveries_waiting  1" in out
+
+
+def test_a_file_where_no_step_reads_is_named(tmp_path, landing, capsys):
+    """A study dropped at the landing folder's top was neither landed, failed nor counted."""
+    landing.drop(CTGOV / "NCT06668571.json")
+    (landing.root / "NCT00184067.json").write_bytes((CTGOV / "NCT00184067.json").read_bytes())
+    args = ["run", "--landing", str(landing.root), "--warehouse", str(tmp_path / "w.duckdb"), "--export", str(tmp_path / "x")]
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["unread_paths"] == ["NCT00184067.json"] and summary["studies_seen"] == 1
+    assert main(args) == 0
+    assert "  not read: NCT00184067.json (registry records go under ctgov/" in capsys.readouterr().out

@@ -19,6 +19,8 @@ def _summary(report, settings: Settings) -> dict:
         "warehouse": str(settings.warehouse),
         "files_seen": raw.get("files_seen", 0),
         "files_failed": raw.get("files_failed", 0),
+        # beside ctgov/ and sites/, where no step reads (a file at the landing folder's top, a zip in sites/)
+        "unread_paths": raw.get("unread_paths", []),
         "studies_seen": raw.get("studies_seen", 0),
         "new_versions": raw.get("new_versions", 0),
         "published": report.value("publish/warehouse", "studies_published", 0),
@@ -70,6 +72,8 @@ def _print_human(summary: dict) -> None:
             print(f"    Data Docs: {why['data_docs']}")
     for w in summary.get("warnings", []):
         print(f"  warning: {w}")
+    for rel in summary.get("unread_paths", []):
+        print(f"  not read: {rel} (registry records go under ctgov/, site deliveries in sites/<delivery id>/)")
     for f in summary["failures"]:
         print(f"  failure: {f}")
 

@@ -7,6 +7,7 @@ from typing import Optional
 from orchestration.quality.publish import finish_unfinished_publish
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from transforms.ctgov.ingest import LandingFile, ingest_landing
+from transforms.landing_layout import unread_paths
 from trialhouse.settings import stage_workers
 
 
@@ -55,6 +56,10 @@ def ctgov_study_version(
         context.log.warning(err)
     for rel in summary.files_vanished:
         context.log.warning(f"{rel}: removed between the landing scan and its read; read when it lands again")
+    unread = unread_paths(landing)
+    for rel in unread[:20]:
+        context.log.warning(f"{rel}: not read. Registry records go under ctgov/ (any depth), site deliveries in "
+                            "sites/<delivery id>/")
     return dg.MaterializeResult(
         metadata={
             **{k: dg.MetadataValue.int(v) for k, v in summary.as_dict().items()},
@@ -62,6 +67,8 @@ def ctgov_study_version(
             "studies_total": dg.MetadataValue.int(studies),
             # the export and swap of a publish whose run died after its transaction, done first
             "finished_earlier_publish": dg.MetadataValue.bool(finished),
+            # beside ctgov/ and sites/, where no step looks (transforms.landing_layout)
+            "unread_paths": dg.MetadataValue.json(unread),
             "failed_files": dg.MetadataValue.md(
                 "\n".join(f"- {e}" for e in summary.errors[:20]) or "none"
             ),

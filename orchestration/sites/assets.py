@@ -6,6 +6,7 @@ import dagster as dg
 from orchestration.quality.publish import finish_unfinished_publish
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from transforms.sites.ingest import ingest_site_deliveries
+from transforms.landing_layout import nested_deliveries
 
 RAW_SITES = dg.AssetKey(["raw", "site_delivery"])
 
@@ -40,7 +41,12 @@ def site_delivery(context: dg.AssetExecutionContext, config: DeliveryConfig, war
         current = con.execute("SELECT count(*) FROM raw.site_delivery_current").fetchone()[0]
     summary = s.as_dict()
     for name in s.waiting:  # nothing is decided for them yet, and nothing else would say so
-        context.log.warning(f"sites/{name}: no manifest.json yet; the delivery waits until it arrives")
+        deeper = nested_deliveries(landing / "sites" / name)
+        if deeper:
+            context.log.warning(f"sites/{name}: no manifest.json, but its subfolders {', '.join(deeper[:5])} have one: "
+                                "a delivery is read only as sites/<delivery id>/, one level down")
+        else:
+            context.log.warning(f"sites/{name}: no manifest.json yet; the delivery waits until it arrives")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(summary["rows"].values())),
         **{k: dg.MetadataValue.int(v) for k, v in summary.items() if isinstance(v, int)},
