@@ -160,7 +160,8 @@ def _row_plausibility(r: dict, rec: dict, domain: str) -> tuple[list[dict], list
     if domain in _START_END:
         start_name, end_name = _START_END[domain]
         start, end = (rec.get(start_name) or "").strip(), (rec.get(end_name) or "").strip()
-        if len(start) >= 10 and len(end) >= 10 and end[:len(start)] < start[:len(end)]:
+        # at the precision both have: an end of 2025-03 is not before a start of 2025-03-07, one of 2025-02 is
+        if len(start) >= 4 and len(end) >= 4 and end[:len(start)] < start[:len(end)]:
             order.append({**_key(r), "value": end, "ordered": False, "field": f"{domain.lower()}.{end_name}",
                           "start": start})
     if domain == "EX":
@@ -168,12 +169,6 @@ def _row_plausibility(r: dict, rec: dict, domain: str) -> tuple[list[dict], list
         if dose is not None and dose < 0:
             sign.append({**_key(r), "value": rec.get("EXDOSE"), "non_negative": False, "field": "ex.EXDOSE"})
     return order, sign
-
-
-# What a participant's DM rows must agree on when the same USUBJID comes in two current deliveries
-# (two sites, or two studies). Otherwise the first delivery's row made the person and the other's
-# vanished, and its events were filed under the first participant.
-_WHO = ("SEX", "BRTHDTC", "ARM", "ACTARM")
 
 
 def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.DataFrame]:
@@ -186,11 +181,15 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
-    who: dict[str, set[tuple]] = {}  # USUBJID -> what its DM rows say it is (see _WHO)
+    # USUBJID -> the current deliveries with a DM row of it. In two (two sites, or two studies), the
+    # first delivery's row made the person and the other's vanished, its events filed under the first
+    # participant if they disagreed, and their rows got the same ids (duplicate keys, a blocked
+    # publish) if they agreed. So the participant is held in both.
+    who: dict[str, set[int]] = {}
     for r in rows:
         rec = r["record"]
         if r["domain"] == "DM":
-            who.setdefault(r["usubjid"], set()).add((r["nct_id"], *(str(rec.get(v) or "").strip() for v in _WHO)))
+            who.setdefault(r["usubjid"], set()).add(r["delivery_key"])
         if r["domain"] == "VS":
             w = _num(rec.get("VSSTRESN"))
             if w is not None:
@@ -295,8 +294,8 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
         _true("arm.armcd_matches_protocol", "dm", "armcd_consistent", "ARMCD", "dm.ARMCD",
               "does not match ARM/ACTARM through the protocol's arm code list"),
         _true("referential.one_person_per_usubjid", "dm", "one_person", "USUBJID", "dm.USUBJID",
-              "has a DM row in another current delivery saying otherwise (study, sex, birth date or arm): "
-              "one USUBJID cannot be two participants"),
+              "is in the DM of another current delivery too: a participant's data must come from one delivery "
+              "(one who moved site is held until the old site's next delivery leaves them out)"),
         _true("referential.subject_in_dm", "subject_rows", "in_dm", "USUBJID", "USUBJID", "is not in the delivery's dm.csv"),
         _true("plausibility.date", "dates", "plausible", "value", "--DTC",
               "lies outside the plausible dates of the OMOP field it maps to (DQD's plausibleValueLow/High)"),

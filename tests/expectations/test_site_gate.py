@@ -1,5 +1,6 @@
 """Suite site_protocol over generated (synthetic) deliveries with one planted violation at a time:
 the offending rows are quarantined as described, the valid rows map."""
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -207,10 +208,11 @@ def test_arms_whose_labels_differ_only_in_symbols_stay_two_arms_everywhere(con, 
 
 
 @pytest.mark.parametrize("same_sex", [False, True])
-def test_one_usubjid_in_two_deliveries_saying_different_things_holds_it_in_both(con, landing, runner, same_sex):
-    """Site 002 sends a participant under site 001's USUBJID with another sex: the first delivery's
-    DM row made the person, the other's vanished, and its events went to the first participant, with
-    nothing held. Held in both deliveries now; the same participant told alike by both (a transfer) maps."""
+def test_one_usubjid_in_two_current_deliveries_is_held_in_both(con, landing, runner, same_sex):
+    """Site 002 sends a participant under site 001's USUBJID. With another sex, the first delivery's
+    DM row made the person, the other's vanished, and its events went to the first participant; told
+    alike, both deliveries' rows got the same ids and the publish was blocked on duplicate keys. Either
+    way nothing was held. Now the participant is held in both deliveries."""
     generate_delivery(landing.root / "sites", participants=10, sites=2, seed=7)
     ingest_site_deliveries(con, landing.root, run_id="t")
     (k1, u1, sex1), (k2, u2, _) = con.execute(
@@ -225,9 +227,6 @@ def test_one_usubjid_in_two_deliveries_saying_different_things_holds_it_in_both(
     con.execute("UPDATE raw.sdtm_row SET record = ? WHERE delivery_key = ? AND domain = 'DM' AND usubjid = ?",
                 [json.dumps(told), k2, u1])
     res = stage_site_data(con, runner, "r1", RECORD)
-    if same_sex:
-        assert res.participants_held == [] and quarantined(con) == []
-        return
     deliveries = dict(con.execute("SELECT delivery_key, delivery_id FROM raw.site_delivery").fetchall())
     assert res.participants_held == sorted(f"{deliveries[k]}/{u1}" for k in (k1, k2))
     rows = quarantined(con)
@@ -236,3 +235,25 @@ def test_one_usubjid_in_two_deliveries_saying_different_things_holds_it_in_both(
     assert all(r[3].endswith(u1) for r in rows)
     dm = con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'DM'").fetchone()[0]
     assert map_valid(con)["person"] == dm - 2
+
+
+def test_a_partial_ae_end_maps_within_its_period_and_one_wholly_before_the_start_is_held(con, landing, runner):
+    """AEENDTC 2025-03 for an AE starting 2025-03-07 (SDTM allows a partial date) was imputed to
+    2025-03-01, before the start: DQD's plausibleStartBeforeEnd blocked the whole publish. It maps to
+    the start's day now; a partial end in the month before the start holds that row."""
+    load(con, landing)
+    (k1, n1, st1), (k2, n2, st2) = con.execute(
+        "SELECT delivery_key, row_number, json_extract_string(record, 'AESTDTC') FROM raw.sdtm_row "
+        "WHERE domain = 'AE' ORDER BY row_number LIMIT 2").fetchall()
+    before = (dt.date.fromisoformat(st2[:10]).replace(day=1) - dt.timedelta(days=1)).isoformat()[:7]
+    for key, number, end in ((k1, n1, st1[:7]), (k2, n2, before)):
+        con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('AEENDTC', ?)) "
+                    "WHERE delivery_key = ? AND domain = 'AE' AND row_number = ?", [end, key, number])
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [] and len(res.rows_held) == 1 and res.rows_held[0].endswith(f"AE row {n2}")
+    assert [(r[0], r[1]) for r in quarantined(con)] == [("plausibility.end_before_start", "ae.AEENDTC")]
+    map_valid(con)
+    assert con.execute("SELECT count(*) FROM stage_omop.condition_occurrence "
+                       "WHERE condition_end_date < condition_start_date").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM stage_omop.condition_occurrence WHERE condition_start_date = ? "
+                       "AND condition_end_date = condition_start_date", [st1[:10]]).fetchone()[0] >= 1

@@ -224,3 +224,20 @@ def test_a_participant_value_cut_to_its_column_is_noted(con, tmp_path, pt):
     assert [v for _, v in stored] == [long_term[:50]]
     assert noted["examples"][0].startswith(f"condition_occurrence {stored[0][0]}: condition_source_value of "
                                            f"{len(long_term)} characters cut to 50")
+
+
+def test_an_ae_links_to_the_visit_under_way_at_its_start(mapped):
+    """An infusion visit and a follow-up visit can share a day: the AE went to the lowest visit id of
+    its day, e.g. FOLLOW-UP:DAY 7 for an AE at 13:26 during the 12:08-15:48 open-label infusion."""
+    con = mapped.con
+    rows = con.execute("""
+        SELECT c.condition_occurrence_id, c.visit_occurrence_id,
+               list(v.visit_occurrence_id ORDER BY v.visit_occurrence_id) FILTER (
+                   WHERE c.condition_start_datetime BETWEEN v.visit_start_datetime AND v.visit_end_datetime) AS under_way
+        FROM stage_omop.condition_occurrence c
+        JOIN stage_omop.visit_occurrence v ON v.person_id = c.person_id
+        WHERE c.condition_start_datetime IS NOT NULL
+        GROUP BY ALL""").fetchall()
+    during = [(cid, linked, under) for cid, linked, under in rows if under]
+    assert len(during) >= 5
+    assert all(linked in under for _, linked, under in during)

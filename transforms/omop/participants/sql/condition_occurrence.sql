@@ -15,10 +15,20 @@ WITH by_name AS (
 )
 SELECT m.id AS condition_occurrence_id, p.id AS person_id, coalesce(n.concept_id, 0) AS condition_concept_id,
        pt_date(a.st) AS condition_start_date, pt_ts(a.st) AS condition_start_datetime,
-       pt_date(a.en) AS condition_end_date, pt_ts(a.en) AS condition_end_datetime,
+       -- A partial end (2025-03) is the earliest day of its period not before the start: its first day
+       -- came before a start in the same month, which failed DQD's plausibleStartBeforeEnd and blocked
+       -- the publish. An end whose period lies wholly before the start the gate holds
+       -- (plausibility.end_before_start).
+       CASE WHEN length(a.en) < 10 THEN greatest(pt_date(a.en), pt_date(a.st)) ELSE pt_date(a.en) END AS condition_end_date,
+       pt_ts(a.en) AS condition_end_datetime,
        $crf AS condition_type_concept_id,
-       (SELECT min(v.visit_occurrence_id) FROM _pt_visit_key v
-        WHERE v.pseudonym = a.pseudonym AND pt_date(a.st) BETWEEN v.visit_start_date AND v.visit_end_date) AS visit_occurrence_id,
+       -- The visit under way at the AE's start: several visits can share its day (an infusion visit and
+       -- a follow-up), and the lowest id was taken, whichever it was.
+       (SELECT v.visit_occurrence_id FROM _pt_visit_key v
+        WHERE v.pseudonym = a.pseudonym AND pt_date(a.st) BETWEEN v.visit_start_date AND v.visit_end_date
+        ORDER BY coalesce(pt_ts(a.st) BETWEEN v.visit_start_datetime AND v.visit_end_datetime, false) DESC,
+                 v.visit_occurrence_id
+        LIMIT 1) AS visit_occurrence_id,
        a.decod AS condition_source_value, 0 AS condition_source_concept_id
 FROM _pt_ae a
 JOIN {meta}.omop_id_map m ON m.table_name = 'condition_occurrence' AND m.natural_key = a.natural_key

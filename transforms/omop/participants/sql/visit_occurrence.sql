@@ -25,6 +25,7 @@ WHERE pt_date(s.st) IS NOT NULL;
 
 -- Visit of a row: by VISITNUM, else the participant's visit whose dates contain the row's date.
 CREATE OR REPLACE TEMP TABLE _pt_visit_key AS
-SELECT s.pseudonym, s.visitnum, o.visit_occurrence_id, o.visit_start_date, o.visit_end_date
+SELECT s.pseudonym, s.visitnum, o.visit_occurrence_id, o.visit_start_date, o.visit_end_date,
+       o.visit_start_datetime, o.visit_end_datetime
 FROM _pt_sv s JOIN {meta}.omop_id_map m ON m.table_name = 'visit_occurrence' AND m.natural_key = s.natural_key
 JOIN _pt_visit_occurrence o ON o.visit_occurrence_id = m.id;
