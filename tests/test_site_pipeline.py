@@ -1,5 +1,7 @@
 """Site deliveries through the whole pipeline: gate, OMOP person-level tables, FHIR subjects, publish."""
 import json
+import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -9,7 +11,7 @@ from tests.conftest import CTGOV
 from transforms.omop.participants.queries import run_query
 from trialhouse.runner import run_pipeline
 from trialhouse.settings import Settings
-from trialhouse.synth_site import generate_delivery, plant
+from trialhouse.synth_site import generate_delivery, plant, write_manifest
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +231,33 @@ def test_an_event_ending_before_it_starts_or_a_negative_dose_holds_that_row_not_
         published = con.execute(f"SELECT count(*) FROM omop.{table}").fetchone()[0]
         raw = con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = ?", [domain]).fetchone()[0]
         assert published == raw - 1
+
+
+def test_a_participant_a_newer_delivery_leaves_out_goes_from_fhir_and_its_export_too(tmp_path):
+    """The newer delivery of the site leaves out two participants: OMOP dropped their persons, but
+    their Patient and ResearchSubject stayed in fhir.resource and the bulk export (their ids name no
+    study, so the by-study replacement never reached them)."""
+    landing, settings, _ = _seed_with_a_site(tmp_path)
+
+    def fhir_people():
+        with duckdb.connect(settings.warehouse, read_only=True) as con:
+            rows = con.execute("SELECT resource_type, count(*) FROM fhir.resource WHERE resource_type IN "
+                               "('Patient', 'ResearchSubject') GROUP BY 1 ORDER BY 1").fetchall()
+        lines = sum(len(p.read_text().splitlines()) for p in (Path(settings.export) / "fhir" / "Patient").glob("*.ndjson"))
+        return rows, lines
+
+    assert fhir_people() == ([("Patient", 8), ("ResearchSubject", 8)], 8)
+    (folder,) = generate_delivery(tmp_path / "later", participants=8, sites=1, seed=11, cutoff="2026-09-30")
+    for name in ("dm", "ds", "sv", "ex", "vs", "qs", "ae"):  # participants 0007 and 0008 left out
+        path = folder / f"{name}.csv"
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(line for line in lines if "-0007," not in line and "-0008," not in line))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    write_manifest(folder, manifest, [f["name"] for f in manifest["files"]])
+    shutil.copytree(folder, landing / "sites" / folder.name)
+
+    report = run_pipeline(settings)
+
+    assert report.success, report.failures
+    assert _persons(settings)[0] == 6
+    assert fhir_people() == ([("Patient", 6), ("ResearchSubject", 6)], 6)

@@ -6,6 +6,7 @@ import dagster as dg
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from schemas.omop.ddl import create_omop_schema
 from transforms.fhir.export import PART_SQL, clear_pending, export_pending
+from transforms.fhir.participant_publish import drop_unstaged_participants
 from transforms.fhir.store import create_fhir_schema
 from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.publish import cover_events, merge_stage
@@ -39,6 +40,7 @@ def merge_fhir(con, run_id: str) -> dict[str, int]:
                       " ORDER BY ALL LIMIT 1").fetchone()
     if dup:
         raise ValueError(f"stage_fhir.resource holds {dup[0]}/{dup[1]} {dup[2]} times: nothing is published")
+    drop_unstaged_participants(con, run_id)  # a participant no current delivery holds any more
     # Delete then insert, not INSERT OR REPLACE: DuckDB's upsert holds the whole batch in memory
     # (1.2 M resources ran out of memory under a 1 GB cap; the plain insert spills and took 7.8 s).
     con.execute("DELETE FROM fhir.resource WHERE (resource_type, id) IN (SELECT resource_type, id FROM stage_fhir.resource)")

@@ -16,7 +16,7 @@ from transforms.fhir.store import write_resources
 from transforms.fhir.validate import validate_resources
 from transforms.omop.participants import map_participants
 from transforms.sites.fingerprint import (ensure_tables, last_published, registry_records, site_fingerprint,
-                                         stage_fingerprint)
+                                         stage_fingerprint, stage_scope)
 from trialhouse.settings import GateLimits, pseudonym_key
 
 STAGE_KEY = dg.AssetKey(["stage", "site_data"])
@@ -48,6 +48,7 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
     with warehouse.connect() as con:
         ensure_tables(con)
         stage_fingerprint(con, None)
+        stage_scope(con, run_id, [])
         delivered = [r[0] for r in con.execute(
             "SELECT DISTINCT nct_id FROM raw.site_delivery_current ORDER BY 1").fetchall()] if _has_sites(con) else []
         rows = registry_records(con, delivered)
@@ -75,6 +76,7 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
         if problems:  # a mapping fault, not bad input: block rather than publish half
             raise RuntimeError(f"{len(problems)} FHIR validation problem(s) in participant resources: {problems[:3]}")
         write_resources(con, "stage_fhir", resources, replace_studies=False)
+        stage_scope(con, run_id, list(registry))  # their published participants not staged again go
         dqd = validate_stage(con, runner, run_id)
         stage_fingerprint(con, fingerprint)
     return dg.MaterializeResult(metadata={

@@ -40,6 +40,7 @@ def ensure_tables(con) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS meta.site_state (fingerprint VARCHAR NOT NULL, run_id VARCHAR, "
                 "published_at TIMESTAMP NOT NULL)")
     con.execute("CREATE TABLE IF NOT EXISTS stage.site_fingerprint (fingerprint VARCHAR NOT NULL)")
+    con.execute("CREATE TABLE IF NOT EXISTS stage.site_scope (nct_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL)")
 
 
 def last_published(con) -> str | None:
@@ -52,6 +53,15 @@ def stage_fingerprint(con, fingerprint: str | None) -> None:
     con.execute("DELETE FROM stage.site_fingerprint")
     if fingerprint:
         con.execute("INSERT INTO stage.site_fingerprint VALUES (?)", [fingerprint])
+
+
+def stage_scope(con, run_id: str, nct_ids: list[str]) -> None:
+    """The studies whose participants this run staged whole (every current delivery of each), so the
+    publish can drop the published participants of theirs it no longer stages: one a newer delivery
+    left out, or the gate now holds."""
+    con.execute("DELETE FROM stage.site_scope")
+    if nct_ids:
+        con.execute("INSERT INTO stage.site_scope SELECT unnest(?::VARCHAR[]), ?", [sorted(nct_ids), run_id])
 
 
 def publish_fingerprint(con, run_id: str, now) -> int:
