@@ -241,3 +241,28 @@ def test_an_ae_links_to_the_visit_under_way_at_its_start(mapped):
     during = [(cid, linked, under) for cid, linked, under in rows if under]
     assert len(during) >= 5
     assert all(linked in under for _, linked, under in during)
+
+
+def test_every_vital_sign_and_unit_the_contract_accepts_maps_where_the_vocabulary_has_it(con, tmp_path, pt):
+    """vs.schema.json accepts TEMP, RESP and OXYSAT in C, breaths/min and %: they fell to concept 0 and a
+    NULL unit though the vocabulary holds Body temperature, Respiratory rate, degree Celsius and percent.
+    OXYSAT has no concept the shared files verify (concept 0); an unmapped unit is 0, not NULL."""
+    pt.prepare(con, tmp_path / "landing", participants=4, sites=1, seed=2)
+    rows = con.execute("SELECT delivery_key, row_number FROM raw.sdtm_row WHERE domain = 'VS' ORDER BY row_number "
+                       "LIMIT 3").fetchall()
+    for (key, number), (testcd, value, unit) in zip(rows, [("TEMP", "37.2", "C"), ("RESP", "16", "breaths/min"),
+                                                            ("OXYSAT", "97", "%")]):
+        con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('VSTESTCD', ?, "
+                    "'VSORRES', ?, 'VSSTRESC', ?, 'VSSTRESN', ?, 'VSORRESU', ?, 'VSSTRESU', ?)) "
+                    "WHERE delivery_key = ? AND domain = 'VS' AND row_number = ?",
+                    [testcd, value, value, value, unit, unit, key, number])
+    map_participants(con, pseudonym_key=pt.key)
+    got = con.execute("SELECT measurement_source_value, measurement_concept_id, unit_source_value, unit_concept_id "
+                      "FROM stage_omop.measurement WHERE measurement_source_value IN ('TEMP', 'RESP', 'OXYSAT') "
+                      "ORDER BY 1").fetchall()
+    assert got == [("OXYSAT", 0, "%", 8554), ("RESP", 3024171, "breaths/min", 8541), ("TEMP", 3020891, "C", 586323)]
+    concepts = dict(con.execute("SELECT concept_id, standard_concept FROM omop.concept WHERE concept_id IN "
+                                "(3020891, 3024171, 586323, 8541, 8554)").fetchall())
+    assert concepts == {c: "S" for c in (3020891, 3024171, 586323, 8541, 8554)}
+    assert con.execute("SELECT count(*) FROM stage_omop.measurement WHERE unit_source_value IS NOT NULL "
+                       "AND unit_concept_id IS NULL").fetchone()[0] == 0

@@ -19,7 +19,9 @@ SELECT pseudonym || '|' || domain || '|' || v[1] AS natural_key, owner, pseudony
 FROM x;
 
 CREATE OR REPLACE TEMP TABLE _pt_result_routed AS
-SELECT x.*, coalesce(c.concept_id, 0) AS concept_id, u.concept_id AS unit_concept_id,
+-- A unit given but not mapped is concept 0 (unit_source_value keeps it); no unit at all stays NULL.
+SELECT x.*, coalesce(c.concept_id, 0) AS concept_id,
+       CASE WHEN x.unit IS NOT NULL THEN coalesce(u.concept_id, 0) END AS unit_concept_id,
        CASE WHEN coalesce(c.concept_id, 0) <> 0 AND vc.domain_id = 'Observation' THEN 'observation'
             ELSE 'measurement' END AS target
 FROM _pt_result x
