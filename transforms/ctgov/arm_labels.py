@@ -5,7 +5,7 @@ normalised key. But the key drops symbols: "Age ≥ 65 years" and "Age < 65 year
 "age 65 years", as are "HER2+" and "HER2-", and labels in a non-Latin script are all "".
 Matching on such a key put every participant of one arm in the other, with nothing said. So a
 key shared by two different labels of a study is *ambiguous*: those labels match only exactly
-(after trimming), and a value that names neither exactly names no arm (the site gate holds it).
+(after trimming spaces), and a value that names neither exactly names no arm (the site gate holds it).
 
 The same rule is written in SQL for OMOP (``transforms/omop/sql/cohort_definition_stage.sql``,
 ``transforms/omop/participants/sql/cohort.sql``); ``arm_norm`` is DuckDB's
@@ -23,24 +23,31 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def arm_norm(text) -> str:
-    decomposed = unicodedata.normalize("NFKD", str(text or "").lower())
+    # NFD, not NFKD: DuckDB's strip_accents keeps "²", "Ⅱ" and "ﬁ", which the pattern then drops; NFKD
+    # made them "2", "ii" and "fi", a key the SQL never computes.
+    decomposed = unicodedata.normalize("NFD", str(text or "").lower())
     plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _NON_ALNUM.sub(" ", plain).strip()
+
+
+def _trim(text: str) -> str:
+    """Spaces only, as DuckDB's trim(): a label's tab is part of its exact text on both sides."""
+    return text.strip(" ")
 
 
 def ambiguous_norms(labels: Iterable[str]) -> set[str]:
     """Keys that cannot name one arm: shared by two different labels, or empty."""
     by_norm: dict[str, set[str]] = {}
     for label in labels:
-        if label and label.strip():
-            by_norm.setdefault(arm_norm(label), set()).add(label.strip())
+        if label and _trim(label):
+            by_norm.setdefault(arm_norm(label), set()).add(_trim(label))
     return {n for n, ls in by_norm.items() if len(ls) > 1 or not n}
 
 
 def arm_lookup(pairs: Iterable[tuple[str, V]]) -> dict[str, V]:
     """(registry label, value) -> a lookup for ``find_arm``: every label exactly, and by its key
     unless the key is ambiguous. The first value of a label (or key) wins."""
-    pairs = [(label.strip(), value) for label, value in pairs if label and label.strip()]
+    pairs = [(_trim(label), value) for label, value in pairs if label and _trim(label)]
     unclear = ambiguous_norms(label for label, _ in pairs)
     out: dict[str, V] = {}
     for label, value in pairs:
@@ -52,7 +59,7 @@ def arm_lookup(pairs: Iterable[tuple[str, V]]) -> dict[str, V]:
 
 def find_arm(lookup: dict[str, V], value) -> V | None:
     """The value of the arm ``value`` names: by its exact label first, then by its key."""
-    text = str(value or "").strip()
+    text = _trim(str(value or ""))
     if not text:
         return None
     exact = lookup.get("=" + text)

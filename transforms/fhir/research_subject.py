@@ -37,8 +37,8 @@ def arm_link_ids(registry: dict | None, labels: list[str] = ()) -> dict[str, str
         groups = registry.get("protocolSection", {}).get("armsInterventionsModule", {}).get("armGroups") or []
         pairs = []
         for i, arm in enumerate(groups):
-            label = (arm.get("label") or "").strip()
-            if label:
+            label = arm.get("label") or ""
+            if label.strip():
                 pairs.append((label, alloc.take(slug(label) or f"arm-{i + 1}")))
         return arm_lookup(pairs)
     return arm_lookup((x, slug(x)) for x in labels if x and slug(x))

@@ -36,8 +36,14 @@ def test_labels_that_differ_only_in_symbols_or_script_match_only_exactly():
 
 
 def test_the_key_is_duckdbs_as_the_omop_sql_writes_it():
-    labels = [*_labels("NCT06668571"), "Age ≥ 65 years", "Ärzte-Gruppe (n=12)", "第一组", "  HER2+  "]
+    labels = [*_labels("NCT06668571"), "Age ≥ 65 years", "Ärzte-Gruppe (n=12)", "第一组", "  HER2+  ",
+              "Ketamine 0.5 mg/m²", "Cohort Ⅱ", "ﬁrst-line", "CO₂ group", "Arm\tB", "Ｗide Ａrm", "Ñandú"]
     con = duckdb.connect()
     sql = [r[0] for r in con.execute("SELECT trim(regexp_replace(lower(strip_accents(x)), '[^a-z0-9]+', ' ', 'g')) "
                                      "FROM unnest(?::VARCHAR[]) WITH ORDINALITY t(x, i) ORDER BY i", [labels]).fetchall()]
     assert sql == [arm_norm(x) for x in labels]
+    trimmed = [r[0] for r in con.execute("SELECT trim(x) FROM unnest(?::VARCHAR[]) WITH ORDINALITY t(x, i) ORDER BY i",
+                                         [[" a ", "\tb\t", "c\n"]]).fetchall()]
+    lookup = arm_lookup((x, x) for x in ["Age ≥ 65 years\t", "Age < 65 years"])
+    assert trimmed == [" a ".strip(" "), "\tb\t".strip(" "), "c\n".strip(" ")]
+    assert find_arm(lookup, "Age ≥ 65 years") is None and find_arm(lookup, "Age ≥ 65 years\t ") == "Age ≥ 65 years\t"
