@@ -149,9 +149,9 @@ def _implausible_dates(r: dict, rec: dict, domain: str, latest: dt.date) -> list
 
 
 # An event's end before its start: an AE mapped so blocked the whole publish (DQD's
-# plausibleStartBeforeEnd on condition_occurrence, a batch rule), and an exposure's end was moved to
-# its start without a word. Now the row is held, alone.
-_START_END = {"AE": ("AESTDTC", "AEENDTC"), "EX": ("EXSTDTC", "EXENDTC")}
+# plausibleStartBeforeEnd on condition_occurrence, a batch rule), and an exposure's or a visit's end
+# was moved to its start without a word. Now the row is held, alone.
+_START_END = {"AE": ("AESTDTC", "AEENDTC"), "EX": ("EXSTDTC", "EXENDTC"), "SV": ("SVSTDTC", "SVENDTC")}
 
 
 def _row_plausibility(r: dict, rec: dict, domain: str) -> tuple[list[dict], list[dict]]:
@@ -300,7 +300,7 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
         _true("plausibility.date", "dates", "plausible", "value", "--DTC",
               "lies outside the plausible dates of the OMOP field it maps to (DQD's plausibleValueLow/High)"),
         _true("plausibility.end_before_start", "date_order", "ordered", "value", "--ENDTC",
-              "lies before the row's start date (AESTDTC / EXSTDTC)"),
+              "lies before the row's start date (AESTDTC / EXSTDTC / SVSTDTC)"),
         _true("plausibility.negative_dose", "dose_sign", "non_negative", "value", "ex.EXDOSE", "is a negative dose"),
         _pair("protocol.dose_rule", "dose", "tolerance_pct", "deviation_pct", "EXDOSE", "ex.EXDOSE",
               "deviates from the protocol's weight-based dose by more than the tolerance"),

@@ -257,3 +257,20 @@ def test_a_partial_ae_end_maps_within_its_period_and_one_wholly_before_the_start
                        "WHERE condition_end_date < condition_start_date").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM stage_omop.condition_occurrence WHERE condition_start_date = ? "
                        "AND condition_end_date = condition_start_date", [st1[:10]]).fetchone()[0] >= 1
+
+
+def test_a_visit_ending_before_it_starts_holds_that_visit_alone(con, landing, runner):
+    """Its end was moved to its start (greatest() in visit_occurrence.sql) without a word."""
+    load(con, landing)
+    key, number, start = con.execute(
+        "SELECT delivery_key, row_number, json_extract_string(record, 'SVSTDTC') FROM raw.sdtm_row "
+        "WHERE domain = 'SV' ORDER BY row_number LIMIT 1").fetchone()
+    end = (dt.date.fromisoformat(start[:10]) - dt.timedelta(days=1)).isoformat()
+    con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('SVENDTC', ?)) "
+                "WHERE delivery_key = ? AND domain = 'SV' AND row_number = ?", [end, key, number])
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [] and [r.split("/")[-1] for r in res.rows_held] == [f"SV row {number}"]
+    assert [(r[0], r[1]) for r in quarantined(con)] == [("plausibility.end_before_start", "sv.SVENDTC")]
+    counts = map_valid(con)
+    sv = con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'SV'").fetchone()[0]
+    assert counts["visit_occurrence"] == sv - 1
