@@ -108,7 +108,7 @@ def note_cuts(con: duckdb.DuckDBPyConnection, table: str, source: str, present: 
         return
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {CUTS} (table_name VARCHAR, column_name VARCHAR, row_key VARCHAR, "
                 "spec_length INTEGER, length BIGINT, head VARCHAR, cut VARCHAR)")
-    key = spec.primary_key[0] if len(spec.primary_key) == 1 else None
+    key = _row_key(spec)
     parts, params = [], []
     for f in fields:
         value = f"CAST({quote(f.name)} AS VARCHAR)"
@@ -117,6 +117,11 @@ def note_cuts(con: duckdb.DuckDBPyConnection, table: str, source: str, present: 
                      f"FROM {source} WHERE length({value}) > ?")
         params += [table, f.name, f.max_length, f.max_length, f.max_length]
     con.execute(f"INSERT INTO {CUTS} " + " UNION ALL ".join(parts), params)
+
+
+def _row_key(spec) -> str | None:
+    """The column naming a row in the cut notes: a one-column primary key, else none (the value's md5)."""
+    return spec.primary_key[0] if len(spec.primary_key) == 1 else None
 
 
 def reset_cuts(con: duckdb.DuckDBPyConnection) -> None:
@@ -140,7 +145,7 @@ def keep_cuts(con: duckdb.DuckDBPyConnection, schema: str) -> str:
     for table, column in con.execute(f"SELECT DISTINCT table_name, column_name FROM {CUTS} ORDER BY ALL").fetchall():
         spec = tables[check_identifier(table)]
         col = quote(spec.field(column).name)
-        key = spec.primary_key[0] if len(spec.primary_key) == 1 else None
+        key = _row_key(spec)
         held = (f"CAST(t.{quote(key)} AS VARCHAR) = n.row_key AND t.{col} = n.cut" if key else f"t.{col} = n.cut")
         con.execute(f"""
             INSERT INTO {KEPT_CUTS}

@@ -20,7 +20,7 @@ import pandas as pd
 
 from schemas import ensure_base_schemas, ensure_site_schemas
 from schemas.sites import contract
-from transforms.ctgov.ingest import sha256_file
+from transforms.ctgov.ingest import is_candidate, sha256_file
 from transforms.sites import sql_text
 from transforms.sites.check import ParsedFile, Problem, check_csv, check_manifest
 
@@ -60,7 +60,7 @@ def scan_sites(landing: Path, deliveries: list[str] | None = None) -> list[Path]
         return []
     wanted = None if deliveries is None else set(deliveries)
     return sorted(p for p in root.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and not p.name.endswith((".partial", ".tmp"))
+                  if p.is_dir() and is_candidate(p.name)
                   and (wanted is None or p.name in wanted))
 
 
