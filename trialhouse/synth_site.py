@@ -51,7 +51,7 @@ RACES = (("WHITE", 78), ("BLACK OR AFRICAN AMERICAN", 8), ("ASIAN", 6), ("AMERIC
 ETHNICITIES = (("NOT HISPANIC OR LATINO", 90), ("HISPANIC OR LATINO", 7), ("NOT REPORTED", 3))
 VIOLATIONS = ("dose_above_rule", "age_70", "bmi_43", "ex_subject_not_in_dm", "arm_not_in_registry",
               "checksum_mismatch", "missing_file", "missing_column", "bad_date", "unknown_code", "implausible_date",
-              "ae_end_before_start", "negative_dose")
+              "ae_end_before_start", "negative_dose", "death_without_date", "data_after_death")
 
 
 def _pick(rng: random.Random, weighted) -> str:
@@ -202,6 +202,20 @@ def _simulate(rng: random.Random, s: _Subject, screen: dt.date) -> None:
     dm["RFENDTC"] = _dtc(exposures[-1] + dt.timedelta(minutes=INFUSION_MINUTES))
 
 
+def _die(rng: random.Random, s: _Subject) -> None:
+    """A death after the participant's last data (none of it dated later), said in all three places SDTM
+    keeps one: DM (DTHFL, DTHDTC), a DS DEATH disposition and a serious AE with outcome FATAL whose end is
+    the death. Its own random stream, so the other participants' data do not change with ``deaths``."""
+    last = max(dt.date.fromisoformat(v[:10]) for rows in s.rows.values() for r in rows
+               for k, v in r.items() if k.endswith("DTC") and k != "BRTHDTC" and v)
+    death = max(last, min(last + dt.timedelta(days=rng.randint(3, 30)), s.cutoff))
+    onset = max(last, death - dt.timedelta(days=rng.randint(0, 2)))
+    s.add("ae", AETERM="Myocardial infarction", AEDECOD="MYOCARDIAL INFARCTION", AESEV="SEVERE", AESER="Y",
+          AEREL="NONE", AEOUT="FATAL", EPOCH="FOLLOW-UP", AESTDTC=onset.isoformat(), AEENDTC=death.isoformat())
+    s.add("ds", DSTERM="Death", DSDECOD="DEATH", DSCAT="DISPOSITION EVENT", EPOCH="FOLLOW-UP", DSSTDTC=death.isoformat())
+    s.rows["dm"][0].update(DTHFL="Y", DTHDTC=death.isoformat())
+
+
 def _site_row(study: str, site_id: str, k: int, enrolled: int) -> dict:
     if k == 1 and study == SEED_STUDY:
         place = dict(REAL_SITE)
@@ -238,15 +252,17 @@ def write_manifest(folder: Path, meta: dict, names: list[str]) -> Path:
 
 
 def generate_delivery(out_dir: Path, *, study: str = SEED_STUDY, participants: int, sites: int, seed: int,
-                      delivery_id: str | None = None, cutoff: str | None = None) -> list[Path]:
+                      delivery_id: str | None = None, cutoff: str | None = None, deaths: int = 0) -> list[Path]:
     """Write one delivery folder per site under out_dir and return the folders, sorted.
 
     Participants are enrolled in order from the study start to three weeks before the cut-off,
     randomised centrally in permuted blocks of two (so arms differ by at most one overall), and
-    dealt to sites a block at a time.
+    dealt to sites a block at a time. ``deaths`` of them, drawn by the seed, die after their last visit.
     """
     if participants < 1 or sites < 1:
         raise ValueError("participants and sites must be at least 1")
+    if not 0 <= deaths <= participants:
+        raise ValueError(f"deaths must be from 0 to the {participants} participants")
     try:
         cut = dt.date.fromisoformat(cutoff or DEFAULT_CUTOFF)
     except ValueError:
@@ -260,12 +276,15 @@ def generate_delivery(out_dir: Path, *, study: str = SEED_STUDY, participants: i
         arms += blocks.sample(ARMS, 2)
     site_ids = [f"{k:03d}" for k in range(1, sites + 1)]
     subjects: dict[str, list[_Subject]] = {sid: [] for sid in site_ids}
+    dying = set(random.Random(f"{seed}:{study}:deaths").sample(range(participants), deaths))
     for i in range(participants):
         rng = random.Random(f"{seed}:{study}:{i}")
         sid = site_ids[(i // 2) % sites]  # whole blocks per site: each site balanced too
         s = _Subject(study, sid, len(subjects[sid]) + 1, arms[i], cut)
         screen = STUDY_START + dt.timedelta(days=(span * i) // participants + rng.randrange(max(1, span // participants)))
         _simulate(rng, s, min(screen, STUDY_START + dt.timedelta(days=span)))
+        if i in dying:
+            _die(random.Random(f"{seed}:{study}:{i}:death"), s)
         subjects[sid].append(s)
     out_dir = Path(out_dir)
     folders = []
@@ -324,7 +343,8 @@ def plant(delivery_dir: Path, violation: str) -> str:
         return "ae.csv: listed in the manifest, removed from the folder"
     file = {"dose_above_rule": "ex", "age_70": "dm", "bmi_43": "vs", "ex_subject_not_in_dm": "ex",
             "arm_not_in_registry": "dm", "missing_column": "ds", "bad_date": "dm", "unknown_code": "ae",
-            "implausible_date": "ae", "ae_end_before_start": "ae", "negative_dose": "ex"}.get(violation)
+            "implausible_date": "ae", "ae_end_before_start": "ae", "negative_dose": "ex", "death_without_date": "dm",
+            "data_after_death": "dm"}.get(violation)
     if file is None:
         raise ValueError(f"unknown violation {violation!r}; expected one of {', '.join(VIOLATIONS)}")
     path = folder / f"{file}.csv"
@@ -371,6 +391,12 @@ def plant(delivery_dir: Path, violation: str) -> str:
     elif violation == "negative_dose":
         r["EXDOSE"] = "-1"
         what = f"ex.csv {subject} EXSEQ {r['EXSEQ']}: EXDOSE -1"
+    elif violation in ("death_without_date", "data_after_death"):
+        cols += [c for c in ("DTHDTC", "DTHFL") if c not in cols]
+        r["DTHFL"] = "Y"
+        if violation == "data_after_death":  # died the day of consent: every later visit is after it
+            r["DTHDTC"] = r["RFICDTC"]
+        what = f"dm.csv {subject}: DTHFL Y" + (f", DTHDTC {r['DTHDTC']}" if r.get("DTHDTC") else ", no date of death")
     else:
         r["AESEV"] = "EXTREME"
         what = f"ae.csv row 1 {subject}: AESEV EXTREME"
@@ -383,7 +409,7 @@ def plant(delivery_dir: Path, violation: str) -> str:
 def _run(args) -> int:
     try:
         folders = generate_delivery(Path(args.out), study=args.study, participants=args.participants, sites=args.sites,
-                                    seed=args.seed, delivery_id=args.delivery_id, cutoff=args.cutoff)
+                                    seed=args.seed, delivery_id=args.delivery_id, cutoff=args.cutoff, deaths=args.deaths)
     except ValueError as exc:  # arguments the generator cannot follow: said as such, not a traceback
         print(f"synth-site: {exc}; nothing was written", file=sys.stderr)
         return 2
@@ -405,6 +431,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder to write <delivery_id>/ folders into, e.g. <landing>/sites")
     p.add_argument("--delivery-id", help="delivery id (suffixed with -<site> when --sites > 1)")
     p.add_argument("--cutoff", help=f"data cut-off date YYYY-MM-DD (default {DEFAULT_CUTOFF})")
+    p.add_argument("--deaths", type=int, default=0, help="participants who die after their last visit (drawn by the seed)")
     p.add_argument("--plant", action="append", choices=VIOLATIONS, help="break a rule in the first delivery (repeatable)")
     p.set_defaults(func=_run)
     return p

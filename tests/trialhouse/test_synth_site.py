@@ -205,8 +205,36 @@ def test_command_line(tmp_path, capsys):
     assert all(Path(d, "manifest.json").is_file() for d in out["deliveries"])
 
 
+def test_deaths_come_after_the_last_data_in_dm_ds_and_a_fatal_ae_and_change_no_one_else(tmp_path):
+    base = generate_delivery(tmp_path / "a", participants=12, sites=2, seed=5)
+    died = generate_delivery(tmp_path / "b", participants=12, sites=2, seed=5, deaths=3)
+    assert generate_delivery(tmp_path / "c", participants=12, sites=2, seed=5, deaths=3) and \
+        snapshot(tmp_path / "b") == snapshot(tmp_path / "c")
+    for folder in died:
+        manifest, problems = check_manifest((folder / "manifest.json").read_bytes(), folder.name)
+        assert problems == [] and all(check_csv(folder / f"{k}.csv", k, manifest)[1] == [] for k in contract.CSV_KINDS)
+    dm = {r["USUBJID"]: r for r in all_rows(died, "dm")}
+    dead = {u: r["DTHDTC"] for u, r in dm.items() if r["DTHFL"] == "Y"}
+    assert len(dead) == 3 and all(r["DTHDTC"] == "" for u, r in dm.items() if u not in dead)
+    for u, day in dead.items():
+        assert [r["DSSTDTC"] for r in all_rows(died, "ds") if r["USUBJID"] == u and r["DSDECOD"] == "DEATH"] == [day]
+        fatal = [r for r in all_rows(died, "ae") if r["USUBJID"] == u and r["AEOUT"] == "FATAL"]
+        assert [(r["AEDECOD"], r["AESER"], r["AEENDTC"]) for r in fatal] == [("MYOCARDIAL INFARCTION", "Y", day)]
+        dated = [v[:10] for k in ("sv", "ex", "vs", "qs", "ae", "ds") for r in all_rows(died, k) if r["USUBJID"] == u
+                 for c, v in r.items() if c.endswith("DTC") and v]
+        assert max(dated) == day <= "2026-06-30"
+    # everyone else's rows are as without deaths (the new DM columns aside)
+    for kind in ("dm", "sv", "ex", "vs", "qs", "ae", "ds"):
+        keep = lambda rows: sorted(json.dumps({k: v for k, v in r.items() if not k.endswith("SEQ") and k not in ("DTHFL", "DTHDTC")},
+                                              sort_keys=True) for r in rows if r["USUBJID"] not in dead)  # noqa: E731
+        assert keep(all_rows(died, kind)) == keep(all_rows(base, kind)), kind
+    with pytest.raises(ValueError):
+        generate_delivery(tmp_path / "d", participants=2, sites=1, seed=1, deaths=3)
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--participants", "-5"], "participants and sites must be at least 1"),
+    (["--participants", "2", "--deaths", "3"], "deaths must be from 0 to the 2 participants"),
     (["--participants", "4", "--sites", "0"], "participants and sites must be at least 1"),
     (["--participants", "4", "--cutoff", "notadate"], "cutoff 'notadate' is not a date YYYY-MM-DD"),
 ])

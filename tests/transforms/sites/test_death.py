@@ -1,0 +1,29 @@
+"""The death rule (transforms/sites/death.py): which rows say a participant died, which date counts, and
+which data lie after it. Its SQL twin is tested in tests/transforms/omop/participants/test_death.py."""
+from transforms.sites.death import after, dates_after, death_of
+
+
+def test_any_of_the_three_places_says_died_and_dm_gives_the_date_first():
+    dm = {"DTHFL": "Y", "DTHDTC": "2025-05-02"}
+    ds = [{"DSDECOD": "COMPLETED", "DSSTDTC": "2025-04-01"}, {"DSDECOD": "DEATH", "DSSTDTC": "2025-05-03"}]
+    ae = [{"AEOUT": "FATAL", "AEENDTC": "2025-05-04"}, {"AEOUT": "RECOVERED/RESOLVED", "AEENDTC": "2025-03-01"}]
+    d = death_of({"DM": [dm], "DS": ds, "AE": ae})
+    assert (d.dtc, d.field, d.signal) == ("2025-05-02", "dm.DTHDTC", "dm.DTHFL = 'Y'")
+    d = death_of({"DM": [{"DTHFL": "Y"}], "DS": ds, "AE": ae})
+    assert (d.dtc, d.field) == ("2025-05-03", "ds.DSSTDTC")
+    d = death_of({"DM": [{}], "DS": ds[:1], "AE": ae + [{"AEOUT": "fatal", "AEENDTC": "2025-04"}]})
+    assert (d.dtc, d.field, d.signal) == ("2025-04", "ae.AEENDTC", "ae.AEOUT = 'FATAL'")
+    d = death_of({"DM": [{"DTHFL": "Y", "DTHDTC": " "}], "AE": [{"AEOUT": "FATAL"}]})
+    assert (d.dtc, d.field, d.signal) == (None, "dm.DTHFL", "dm.DTHFL = 'Y'")
+    assert death_of({"DM": [{"DTHDTC": "2025"}]}).signal == "dm.DTHDTC = '2025'"
+    assert death_of({"DM": [{"DTHFL": ""}], "DS": ds[:1], "AE": ae[1:]}) is None
+
+
+def test_after_compares_at_the_precision_both_dates_have():
+    assert not after("2025-03", "2025-03-07") and not after("2025-03-07T10:00", "2025-03-07")
+    assert after("2025-03-08", "2025-03") is False and after("2025-04-01", "2025-03") is True
+    assert after("2025-03-07T10:00", "2025-03-07T09:59") and not after("2025-03-06T23:00", "2025-03-07")
+    rows = {"DM": [{"BRTHDTC": "2030", "DTHDTC": "2025-03-07", "RFICDTC": "2025-01-02", "RFENDTC": "2025-03-09"}],
+            "SV": [{"SVSTDTC": "2025-03-07T08:00", "SVENDTC": "2025-03-08"}]}
+    assert [(d, n, v) for d, _, n, v in dates_after(rows, "2025-03-07")] == [("DM", "RFENDTC", "2025-03-09"),
+                                                                              ("SV", "SVENDTC", "2025-03-08")]

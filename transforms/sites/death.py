@@ -1,0 +1,79 @@
+"""Whether a participant died, and when, from their SDTM rows: one rule for the gate and FHIR, with
+its SQL twin in ``transforms/omop/participants/sql/death.sql`` (a test holds the two together).
+
+SDTM records a death in up to three places: DM (``DTHFL`` = Y, ``DTHDTC``), a DS disposition event
+``DSDECOD`` = DEATH (its ``DSSTDTC``), and an AE whose outcome ``AEOUT`` is FATAL (its ``AEENDTC``).
+Any one of them says the participant died. The date is taken in that order, DM first: it is the
+subject-level value SDTM derives from the others, and OHDSI's trial ETL reads it alone
+(ClinicalTrialsWGETL ``docs/death.md``). Among several DS or AE rows the earliest date counts. The
+dates are ISO text of any SDTM precision; comparing them as text is comparing them in time, as long
+as only the precision both have is compared (``after``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Where a date comes from, in the order it is taken: (domain, variable holding it, variable, value that marks a death)
+SOURCES = (("DM", "DTHDTC", None, None), ("DS", "DSSTDTC", "DSDECOD", "DEATH"), ("AE", "AEENDTC", "AEOUT", "FATAL"))
+
+
+@dataclass(frozen=True)
+class Death:
+    dtc: str | None    # the death date as sent (any SDTM precision), or None when no row gives one
+    field: str         # where it came from (dm.DTHDTC, ds.DSSTDTC, ae.AEENDTC), or what said "died" without a date
+    signal: str        # the first variable that says the participant died, e.g. "dm.DTHFL = 'Y'"
+
+
+def _text(rec: dict, name: str) -> str | None:
+    value = rec.get(name)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def death_of(rows: dict[str, list[dict]]) -> Death | None:
+    """``{domain: [SDTM record, ...]}`` of one participant -> their Death, or None if nothing says they died."""
+    dm = (rows.get("DM") or [{}])[0]
+    signals: list[str] = []
+    if (_text(dm, "DTHFL") or "").upper() == "Y":
+        signals.append("dm.DTHFL = 'Y'")
+    dates: list[tuple[str, str]] = []
+    for domain, date_var, flag_var, flag in SOURCES:
+        found = []
+        for rec in rows.get(domain) or []:
+            if flag_var is not None:
+                if (_text(rec, flag_var) or "").upper() != flag:
+                    continue
+                signals.append(f"{domain.lower()}.{flag_var} = '{flag}'")
+            value = _text(rec, date_var)
+            if value:
+                found.append(value)
+                if flag_var is None:
+                    signals.append(f"dm.{date_var} = '{value}'")
+        if found:
+            dates.append((min(found), f"{domain.lower()}.{date_var}"))
+    if not signals:
+        return None
+    if dates:
+        return Death(dates[0][0], dates[0][1], signals[0])
+    return Death(None, signals[0].split(" = ")[0], signals[0])
+
+
+def after(value: str, death_dtc: str) -> bool:
+    """Is the SDTM date ``value`` after the death date, at the precision both have? ``2025-03`` is not
+    after ``2025-03-07``, nor ``2025-03-07T10:00`` after ``2025-03-07``."""
+    n = min(len(value), len(death_dtc))
+    return value[:n] > death_dtc[:n]
+
+
+def dates_after(rows: dict[str, list[dict]], death_dtc: str) -> list[tuple[str, dict, str, str]]:
+    """Every SDTM date of the participant later than their death: (domain, record, variable, value).
+    Birth and the death date itself are not events; anything else dated after the death is."""
+    out = []
+    for domain, records in rows.items():
+        for rec in records:
+            for name, value in rec.items():
+                if (not name.endswith("DTC") or name in ("BRTHDTC", "DTHDTC") or not isinstance(value, str)
+                        or not value.strip()):
+                    continue
+                if after(value.strip(), death_dtc):
+                    out.append((domain, rec, name, value.strip()))
+    return out
