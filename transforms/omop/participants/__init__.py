@@ -27,6 +27,7 @@ from transforms.omop.id_map import ensure_id_map
 from transforms.omop.participants._common import CONCEPTS_CSV, clear_sites, run_sql
 from transforms.omop.participants.cohort import map_cohort
 from transforms.omop.participants.condition_occurrence import map_condition_occurrence
+from transforms.omop.participants.death import map_death
 from transforms.omop.participants.drug_exposure import map_drug_exposure
 from transforms.omop.participants.measurement import map_measurement
 from transforms.omop.participants.observation import map_observation
@@ -41,14 +42,14 @@ __all__ = ["map_participants", "pseudonym"]
 _TEMP = ("_pt_owner", "_pt_src", "_pt_map", "_pt_pseudonym", "_pt_subject", "_pt_keys",
          "_pt_person_src", "_pt_person", "_pt_op_src", "_pt_observation_period", "_pt_sv", "_pt_visit_occurrence",
          "_pt_visit_key", "_pt_ex", "_pt_drug_exposure", "_pt_result", "_pt_result_routed", "_pt_measurement_src",
-         "_pt_measurement", "_pt_ae", "_pt_condition_occurrence", "_pt_observation_src", "_pt_observation",
+         "_pt_measurement", "_pt_ae", "_pt_condition_occurrence", "_pt_death", "_pt_observation_src", "_pt_observation",
          "_pt_cohort", "_pt_no_exclusions", "_trial_site", "_trial_site_contact", "_trial_official",
          "_omop_site_keys", "_omop_location", "_omop_care_site", "_trial_provider", "_omop_provider_keys",
          "_omop_provider")
 _STEPS = (("person", map_person), ("observation_period", map_observation_period),
           ("visit_occurrence", map_visit_occurrence), ("drug_exposure", map_drug_exposure),
           ("measurement", map_measurement), ("condition_occurrence", map_condition_occurrence),
-          ("observation", map_observation), ("cohort", map_cohort))
+          ("death", map_death), ("observation", map_observation), ("cohort", map_cohort))
 
 
 def map_participants(

@@ -95,8 +95,10 @@ def clear_sites(con: duckdb.DuckDBPyConnection, schema: str, id_map_schema: str,
     rows whole: a participant or record the new delivery no longer carries goes too."""
     s, m = quote(schema), quote(id_map_schema)
     check_relation(owners)
-    con.execute(f"DELETE FROM {s}.cohort WHERE subject_id IN (SELECT id FROM {m}.omop_id_map "
-                f"WHERE table_name = 'person' AND owner IN (SELECT owner FROM {owners}))")
+    # cohort and death have no primary key of their own: their rows go by the person they are about
+    for table, person in (("cohort", "subject_id"), ("death", "person_id")):
+        con.execute(f"DELETE FROM {s}.{quote(table)} WHERE {quote(person)} IN (SELECT id FROM {m}.omop_id_map "
+                    f"WHERE table_name = 'person' AND owner IN (SELECT owner FROM {owners}))")
     for table, pk in PK.items():
         con.execute(f"DELETE FROM {s}.{quote(table)} WHERE {quote(pk)} IN (SELECT id FROM {m}.omop_id_map "
                     f"WHERE table_name = ? AND owner IN (SELECT owner FROM {owners}))", [table])

@@ -19,7 +19,8 @@ SELECT dm.usubjid, dm.nct_id, dm.site_id, dm.record, p.pseudonym,
        dm.nct_id || '|site:' || dm.site_id AS owner,
        pt_date(pt_text(dm.record, 'RFICDTC')) AS consent_date,
        least(pt_date(pt_text(dm.record, 'RFICDTC')), e.first_date) AS start_date,
-       greatest(pt_date(pt_text(dm.record, 'RFICDTC')), pt_date(pt_text(dm.record, 'RFENDTC')), e.last_date) AS end_date
+       greatest(pt_date(pt_text(dm.record, 'RFICDTC')), pt_date(pt_text(dm.record, 'RFENDTC')),
+                pt_date(pt_text(dm.record, 'DTHDTC')), e.last_date) AS end_date
 FROM dm
 JOIN _pt_pseudonym p USING (usubjid)
 LEFT JOIN events e USING (usubjid);
