@@ -73,6 +73,8 @@ def _reason(rule, row: dict, fld: str) -> str:
     text = f"{where}: {fld} = {_plain(value)!r} {rule.message} (rule {rule.id})"
     if rule.id == "protocol.dose_rule":
         text += f"; expected {row.get('expected')} mg for {row.get('weight')} kg"
+    elif rule.id == "plausibility.after_death":
+        text += f" ({row.get('expected')})"
     return text
 
 

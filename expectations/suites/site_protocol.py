@@ -10,7 +10,9 @@ by record, before anything is mapped:
 * study-specific, from `expectations/protocols/<NCT id>.json` (data: thresholds and test codes, so a
   protocol amendment is a file change): screening limits (PHQ-9, BMI), the weight-based dose rule,
   the infusion duration;
-* referential: every USUBJID of DS/SV/EX/VS/QS/AE is in the delivery's DM.
+* referential: every USUBJID of DS/SV/EX/VS/QS/AE is in the delivery's DM;
+* death (transforms/sites/death.py): a participant said to have died has a date of death, and no data
+  dated after it.
 
 Thresholds travel in the frames as columns (per row, from that row's study), and the expectations
 compare columns (`ExpectColumnPairValuesAToBeGreaterThanB`), so one suite serves many studies.
@@ -28,6 +30,7 @@ import pandas as pd
 
 from expectations.runtime import Rule
 from transforms.ctgov.arm_labels import arm_lookup, find_arm
+from transforms.sites.death import dates_after, death_of
 
 SUITE = "site_protocol"
 PROTOCOL_DIR = Path(__file__).resolve().parents[1] / "protocols"
@@ -171,6 +174,36 @@ def _row_plausibility(r: dict, rec: dict, domain: str) -> tuple[list[dict], list
     return order, sign
 
 
+def _death_frames(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(undated deaths, data dated after a death): a row per DM row of a participant said to have died
+    with no date anywhere (OMOP's death_date is required, so the death would vanish), and a row per
+    SDTM date of a participant later than their death (transforms.sites.death)."""
+    by_subject: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_subject.setdefault((r["delivery_key"], r["usubjid"]), []).append(r)
+    undated, later = [], []
+    for subject_rows in by_subject.values():
+        domains: dict[str, list[dict]] = {}
+        for r in subject_rows:
+            # An AE ending before it starts is held alone (plausibility.end_before_start): its end cannot
+            # date a death, or the mapping, which never sees the row, would drop the death for want of a date.
+            if r["domain"] == "AE" and _row_plausibility(r, r["record"], "AE")[0]:
+                continue
+            domains.setdefault(r["domain"], []).append(r["record"])
+        death = death_of(domains)
+        if death is None:
+            continue
+        if death.dtc is None:
+            undated += [{**_key(r), "value": death.signal.split(" = ")[1].strip("'"), "dated": False,
+                         "field": death.signal.split(" = ")[0]} for r in subject_rows if r["domain"] == "DM"]
+            continue
+        row_of = {id(r["record"]): r for r in subject_rows}
+        for domain, rec, name, value in dates_after(domains, death.dtc):
+            later.append({**_key(row_of[id(rec)]), "value": value, "before_death": False,
+                          "field": f"{domain.lower()}.{name}", "expected": f"on or before {death.dtc} ({death.field})"})
+    return undated, later
+
+
 def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.DataFrame]:
     """Frames for `rules()`. `rows`: SDTM rows (KEYS + `record` dict) of studies in `registries`
     (nct_id -> API v2 record)."""
@@ -178,6 +211,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
     out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": [],
                                   "dates": [], "date_order": [], "dose_sign": []}
+    out["death_undated"], out["after_death"] = _death_frames(rows)
     latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
@@ -301,6 +335,11 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
               "lies outside the plausible dates of the OMOP field it maps to (DQD's plausibleValueLow/High)"),
         _true("plausibility.end_before_start", "date_order", "ordered", "value", "--ENDTC",
               "lies before the row's start date (AESTDTC / EXSTDTC / SVSTDTC)"),
+        _true("completeness.death_date", "death_undated", "dated", "value", "dm.DTHDTC",
+              "says the participant died, but no DTHDTC, DS DEATH DSSTDTC or fatal AE's AEENDTC gives the date "
+              "(OMOP's death_date is required)"),
+        _true("plausibility.after_death", "after_death", "before_death", "value", "--DTC",
+              "lies after the participant's death date"),
         _true("plausibility.negative_dose", "dose_sign", "non_negative", "value", "ex.EXDOSE", "is a negative dose"),
         _pair("protocol.dose_rule", "dose", "tolerance_pct", "deviation_pct", "EXDOSE", "ex.EXDOSE",
               "deviates from the protocol's weight-based dose by more than the tolerance"),

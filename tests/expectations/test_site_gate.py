@@ -26,8 +26,8 @@ def runner():
     return GxRunner()
 
 
-def load(con, landing, violation=None, participants=10):
-    (folder,) = generate_delivery(landing.root / "sites", participants=participants, sites=1, seed=7)
+def load(con, landing, violation=None, participants=10, deaths=0):
+    (folder,) = generate_delivery(landing.root / "sites", participants=participants, sites=1, seed=7, deaths=deaths)
     what = plant(folder, violation) if violation else None
     ingest_site_deliveries(con, landing.root, run_id="t")
     return what
@@ -80,6 +80,7 @@ PARTICIPANT_CASES = {
     "bmi_43": ("protocol.screening_bmi_max", "vs.VSSTRESN", "NCT06668571-001-0001"),
     "arm_not_in_registry": ("arm.arm_in_registry", "dm.ARM", "NCT06668571-001-0001"),
     "ex_subject_not_in_dm": ("referential.subject_in_dm", "ex.USUBJID", "NCT06668571-001-9999"),
+    "death_without_date": ("completeness.death_date", "dm.DTHFL", "NCT06668571-001-0001"),
 }
 
 
@@ -274,3 +275,43 @@ def test_a_visit_ending_before_it_starts_holds_that_visit_alone(con, landing, ru
     counts = map_valid(con)
     sv = con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'SV'").fetchone()[0]
     assert counts["visit_occurrence"] == sv - 1
+
+
+def test_deaths_with_their_dates_hold_nothing_and_map(con, landing, runner):
+    load(con, landing, deaths=2)
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [] and res.rows_held == [] and quarantined(con) == []
+    assert map_valid(con)["death"] == 2
+
+
+def test_data_dated_after_the_death_hold_the_participant(con, landing, runner):
+    """Died the day of consent, yet visited and dosed later: the death or the data are wrong, and OMOP
+    would hold events after the death (DQD's plausibleBeforeDeath)."""
+    what = load(con, landing, "data_after_death")
+    subject, consent = what.split()[1].rstrip(":"), what.rsplit(" ", 1)[1]
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [f"{DELIVERY}/{subject}"]
+    rows = quarantined(con)
+    later = [r for r in rows if r[0] == "plausibility.after_death"]
+    assert {r[1] for r in later} >= {"dm.RFSTDTC", "sv.SVSTDTC", "ex.EXSTDTC", "vs.VSDTC"}
+    assert all(f"on or before {consent} (dm.DTHDTC)" in r[5] and subject in r[5] for r in later)
+    assert con.execute(f"SELECT count(*) FROM {EXCLUDED}").fetchone()[0] == subject_rows(con, subject)
+    counts = map_valid(con)
+    assert counts["person"] == 9 and counts["death"] == 0
+
+
+def test_a_death_dated_only_by_an_ae_the_gate_holds_holds_its_participant(con, landing, runner):
+    """The fatal AE ends before it starts, so it is held alone; had its end dated the death, the mapping
+    (which never sees the row) would have dropped the death without a word."""
+    load(con, landing, deaths=1)
+    (subject,) = con.execute("SELECT usubjid FROM raw.sdtm_row WHERE domain = 'DM' "
+                             "AND json_extract_string(record, 'DTHFL') = 'Y'").fetchall()[0]
+    for domain, where, patch in (
+            ("DM", "TRUE", {"DTHDTC": None}),
+            ("DS", "json_extract_string(record, 'DSDECOD') = 'DEATH'", {"DSDECOD": "LOST TO FOLLOW-UP"}),
+            ("AE", "json_extract_string(record, 'AEOUT') = 'FATAL'", {"AEENDTC": "2025-01-01"})):
+        con.execute(f"UPDATE raw.sdtm_row SET record = json_merge_patch(record, ?) WHERE usubjid = ? AND domain = ? "
+                    f"AND {where}", [json.dumps(patch), subject, domain])
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [f"{DELIVERY}/{subject}"]
+    assert {r[0] for r in quarantined(con)} >= {"completeness.death_date", "plausibility.end_before_start"}
