@@ -20,7 +20,7 @@ def published(tmp_path_factory):
     landing = tmp / "landing"
     (landing / "ctgov").mkdir(parents=True)
     (landing / "ctgov" / "NCT06668571.json").write_bytes((CTGOV / "NCT06668571.json").read_bytes())
-    first, second, third = generate_delivery(landing / "sites", participants=60, sites=3, seed=7)
+    first, second, third = generate_delivery(landing / "sites", participants=60, sites=3, seed=7, deaths=6)
     plant(first, "age_70")
     plant(first, "dose_above_rule")
     plant(third, "checksum_mismatch")
@@ -70,6 +70,23 @@ def test_fhir_subjects_published(published):
     counts = dict(con.execute("SELECT resource_type, count(*) FROM fhir.resource GROUP BY ALL").fetchall())
     persons = con.execute("SELECT count(*) FROM omop.person").fetchone()[0]
     assert counts["Patient"] == persons and counts["ResearchSubject"] == persons
+
+
+def test_deaths_are_published_alike_in_omop_and_fhir(published):
+    """Each death of a participant published: one omop.death row (cause the fatal AE's condition) and the
+    Patient's deceasedDateTime, the same day; a held participant's death is in neither."""
+    con, *_ = published
+    dead = con.execute(
+        "SELECT count(*) FROM raw.sdtm_row_current r WHERE domain = 'DM' AND json_extract_string(record, 'DTHFL') = 'Y' "
+        "AND NOT EXISTS (SELECT 1 FROM stage.site_row_excluded x WHERE x.delivery_key = r.delivery_key "
+        "AND x.usubjid = r.usubjid)").fetchone()[0]
+    omop = dict(con.execute("SELECT 'pt-' || p.person_source_value, d.death_date::VARCHAR FROM omop.death d "
+                            "JOIN omop.person p USING (person_id)").fetchall())
+    fhir = dict(con.execute("SELECT json_extract_string(resource, 'id'), json_extract_string(resource, 'deceasedDateTime') "
+                            "FROM fhir.resource WHERE resource_type = 'Patient' "
+                            "AND json_extract_string(resource, 'deceasedDateTime') IS NOT NULL").fetchall())
+    assert 0 < dead == len(omop) and omop == fhir
+    assert con.execute("SELECT DISTINCT cause_concept_id, death_type_concept_id FROM omop.death").fetchall() == [(4329847, 32809)]
 
 
 def test_cdm_source_release_date_is_on_or_after_every_published_event(published):

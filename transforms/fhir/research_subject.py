@@ -10,7 +10,7 @@ Progress (type Enrollment, states from terminology.hl7.org research-subject-stat
   screening               from RFICDTC (informed consent)
   on-study-intervention   RFSTDTC .. RFENDTC (first to last exposure)
   follow-up               from RFENDTC, while no disposition event is recorded
-  off-study               DS COMPLETED
+  off-study               DS COMPLETED, and DS DEATH (reason DEATH: no longer followed, not withdrawn)
   ineligible              DS SCREEN FAILURE
   withdrawn               any other DS reason (reason = DSDECOD)
 """
@@ -22,10 +22,11 @@ from transforms.ctgov.arm_labels import arm_lookup, find_arm
 from transforms.fhir.ids import IdAllocator, slug, study_id
 from transforms.fhir.patient import map_patient, patient_id
 from transforms.omop.participants.pseudonym import pseudonym
+from transforms.sites.death import death_of
 
 STATE_SYSTEM = "http://terminology.hl7.org/CodeSystem/research-subject-state"
 STATE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/research-subject-state-type"
-_DS_STATE = {"COMPLETED": "off-study", "SCREEN FAILURE": "ineligible"}
+_DS_STATE = {"COMPLETED": "off-study", "DEATH": "off-study", "SCREEN FAILURE": "ineligible"}
 
 
 def arm_link_ids(registry: dict | None, labels: list[str] = ()) -> dict[str, str]:
@@ -72,7 +73,9 @@ def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key
         progress.append(_state("follow-up", last))
     for r in ds:
         code = _DS_STATE.get(r.get("DSDECOD") or "", "withdrawn")
-        progress.append(_state(code, _date(r.get("DSSTDTC")), reason=r.get("DSDECOD") if code == "withdrawn" else None))
+        decod = r.get("DSDECOD") or ""
+        progress.append(_state(code, _date(r.get("DSSTDTC")),
+                               reason=decod if code == "withdrawn" or decod == "DEATH" else None))
     res = {"resourceType": "ResearchSubject", "id": "rs-" + pseudonym(dm["USUBJID"], pseudonym_key),
            "status": "active", "progress": progress,
            "study": {"reference": f"ResearchStudy/{study_id(nct_id)}"},
@@ -98,7 +101,7 @@ def map_participants_fhir(rows_by_subject: dict[str, dict[str, list[dict]]], nct
         rows = {d.upper(): v for d, v in rows_by_subject[usubjid].items()}
         if not rows.get("DM"):
             continue
-        out.append(map_patient(rows["DM"][0], pseudonym_key))
+        out.append(map_patient(rows["DM"][0], pseudonym_key, death_of(rows)))
         out.append(map_research_subject(rows, nct_id, pseudonym_key, links))
     return out
 

@@ -93,3 +93,36 @@ def test_subjects_without_dm_are_skipped_and_age_only_has_no_birth_date():
     assert "birthDate" not in out[0]
     assert state_codes(out[1]) == ["screening"]
     assert validate_resources(out, mode="full") == {}
+
+
+def test_a_participant_who_died_is_deceased_at_the_date_and_off_study(tmp_path):
+    """Generated deaths: DM DTHFL/DTHDTC, DS DEATH and a fatal AE. Patient.deceasedDateTime is the day
+    (SDTM times have no offset, which FHIR requires of a time); the DS DEATH is off-study, reason DEATH,
+    not a withdrawal."""
+    import duckdb
+
+    from transforms.fhir.research_subject import subject_rows
+    from transforms.sites.ingest import ingest_site_deliveries
+    from trialhouse.synth_site import generate_delivery
+
+    generate_delivery(tmp_path / "sites", participants=8, sites=1, seed=3, deaths=2)
+    con = duckdb.connect()
+    ingest_site_deliveries(con, tmp_path)
+    rows = subject_rows(con, "NCT06668571")
+    dead = {u: r["DM"][0]["DTHDTC"] for u, r in rows.items() if r["DM"][0].get("DTHFL") == "Y"}
+    assert len(dead) == 2
+    # one death given to the minute and another only as a month, in DM alone
+    first, second = sorted(dead)
+    rows[first]["DM"][0]["DTHDTC"] += "T14:30"
+    rows[second]["DM"][0]["DTHDTC"] = dead[second][:7]
+    for u in (second,):
+        rows[u]["DS"] = [r for r in rows[u]["DS"] if r["DSDECOD"] != "DEATH"]
+        rows[u]["AE"] = [r for r in rows[u]["AE"] if r.get("AEOUT") != "FATAL"]
+    out = map_participants_fhir(rows, "NCT06668571", KEY, registry=RECORD)
+    assert validate_resources(out) == {} and validate_resources(out, mode="full") == {}
+    patients = {r["id"]: r for r in out if r["resourceType"] == "Patient"}
+    deceased = {u: patients["pt-" + pseudonym(u, KEY)].get("deceasedDateTime") for u in rows}
+    assert deceased == {u: {first: dead[first], second: dead[second][:7]}.get(u) for u in rows}
+    rs = next(r for r in out if r["id"] == "rs-" + pseudonym(first, KEY))
+    assert rs["progress"][-1]["subjectState"]["coding"][0]["code"] == "off-study"
+    assert rs["progress"][-1]["reason"] == {"text": "DEATH"} and rs["progress"][-1]["startDate"] == dead[first]
