@@ -45,6 +45,9 @@ def test_run_json_summary_and_exit_code(tmp_path, landing, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert code == 0  # a failed file is reported, not a crash
     assert summary["files_seen"] == 3 and summary["files_failed"] == 1
+    # which file, and why: the count alone sent the reader to the Dagster log
+    assert [e.split(":")[0] for e in summary["failed_files"]] == ["ctgov/broken.json"], summary["failed_files"]
+    assert "invalid JSON" in summary["failed_files"][0]
     assert summary["studies_seen"] == 2 and summary["new_versions"] == 2
     assert {"published", "quarantined", "blocked"} <= summary.keys()
     assert summary["warnings"] == []  # no value of these two studies is longer than its OMOP column
@@ -133,7 +136,23 @@ def test_a_blocked_run_prints_the_rules_that_blocked_it(capsys):
     out = capsys.readouterr().out
     assert "blocked by stage/ctgov_study:ctgov_registry_gate:\n    - quarantine_share: 2 of 5 records" in out
     assert "Data Docs: /x/data_docs/r/index.html" in out
+    assert "`trialhouse quarantine list` says what is held and why" in out
     assert _listed("none") == [] and _listed(None) == []
+
+
+def test_the_human_summary_names_each_failed_file(capsys):
+    from trialhouse.cli import _print_human
+
+    summary = {"run_id": "r", "success": True, "files_seen": 25, "files_failed": 22, "studies_seen": 3, "new_versions": 3,
+               "site_deliveries_loaded": 0, "site_deliveries_held": 0, "site_deliveries_waiting": 0, "published": 3,
+               "quarantined": 0, "blocked": False, "failures": [],
+               "failed_files": [f"ctgov/b{i}.json: invalid JSON at line 1 column 2" for i in range(20)]}
+    _print_human(summary)
+    out = capsys.readouterr().out
+    assert "  failed file: ctgov/b0.json: invalid JSON at line 1 column 2\n" in out
+    assert out.count("  failed file: ") == 20
+    assert "... 2 more failed file(s)" in out  # the asset's metadata lists 20
+    assert "`trialhouse quarantine list`" in out
 
 
 def test_a_dagster_run_on_a_landing_folder_that_is_not_there_fails_naming_it(tmp_path):

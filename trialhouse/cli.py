@@ -19,6 +19,8 @@ def _summary(report, settings: Settings) -> dict:
         "warehouse": str(settings.warehouse),
         "files_seen": raw.get("files_seen", 0),
         "files_failed": raw.get("files_failed", 0),
+        # each failed file's error, naming the file (and the record and field where there is one)
+        "failed_files": _listed(raw.get("failed_files")),
         # beside ctgov/ and sites/, where no step reads (a file at the landing folder's top, a zip in sites/)
         "unread_paths": raw.get("unread_paths", []),
         "studies_seen": raw.get("studies_seen", 0),
@@ -76,6 +78,12 @@ def _print_human(summary: dict) -> None:
         print(f"  not read: {rel} (registry records go under ctgov/, site deliveries in sites/<delivery id>/)")
     for f in summary["failures"]:
         print(f"  failure: {f}")
+    for error in summary.get("failed_files", []):
+        print(f"  failed file: {error}")
+    if summary["files_failed"] > len(summary.get("failed_files", [])):
+        print(f"  ... {summary['files_failed'] - len(summary['failed_files'])} more failed file(s): see `trialhouse quarantine list`")
+    if summary["quarantined"] or summary["files_failed"]:
+        print("  `trialhouse quarantine list` says what is held and why; `trialhouse quarantine retry` tries it again after a fix")
 
 
 def _exit_code(summary: dict) -> int:

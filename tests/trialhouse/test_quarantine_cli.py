@@ -54,6 +54,46 @@ def test_list_shows_what_is_held_and_retry_publishes_after_a_fix(landing, tmp_pa
         assert con.execute("SELECT status FROM meta.study_state WHERE nct_id = 'NCT06668571' AND status = 'published'").fetchall()
     assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
     assert "nothing is held" in capsys.readouterr().out
-    # narrowed, it says what it looked for: "nothing is held" read as if the whole quarantine were empty
-    assert main(["quarantine", "list", *args(landing, tmp_path), "--nct", "NCT00000000", "--rule", "x"]) == 0
-    assert "nothing held in quarantine matches --nct NCT00000000 --rule x" in capsys.readouterr().out
+
+
+def test_list_shows_files_that_could_not_be_read_and_retry_reads_them_again(landing, tmp_path, capsys):
+    """A file with no readable record (not JSON) is held whole: `list` shows it, as `retry` re-reads it."""
+    landing.drop(CTGOV / "NCT00184067.json")
+    broken = landing.write("NCT06668571.json", '{"protocolSection": {')
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["files_failed"] == 1
+
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)
+    assert [(h["source_file"], h["suite"], h["rule"], h["record_key"]) for h in held] == [
+        ("ctgov/NCT06668571.json", "raw_ingest", "file_readable", None)]
+    assert held[0]["reason"].startswith("ctgov/NCT06668571.json: invalid JSON at line 1")
+    assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "- ctgov/NCT06668571.json  [raw_ingest/file_readable]" in out and "invalid JSON" in out
+    # a failed file has no study: narrowed to one, it is not listed; narrowed to its rule, it is
+    for narrowed, expected in ((["--nct", "NCT06668571"], 0), (["--rule", "file_readable"], 1),
+                               (["--rule", "enum.overall_status"], 0)):
+        assert main(["quarantine", "list", *args(landing, tmp_path), *narrowed, "--json"]) == 0
+        assert len(json.loads(capsys.readouterr().out)) == expected, narrowed
+
+    # Fixed at its path and read by a plain run, it is no longer held: the path holds new content.
+    other = landing.write("NCT00276835.json", "not json")
+    broken.write_bytes((CTGOV / "NCT06668571.json").read_bytes())
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1  # not read yet: still what the warehouse knows
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["published"] == 1
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
+    assert [h["source_file"] for h in json.loads(capsys.readouterr().out)] == ["ctgov/NCT00276835.json"]
+
+    # retry re-reads a failed file: unfixed, it fails again and is listed again
+    assert main(["quarantine", "retry", *args(landing, tmp_path)]) == 0
+    assert "released 0 record(s) (0 study version(s), 1 file(s) to re-read)" in capsys.readouterr().out
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
+    assert [h["source_file"] for h in json.loads(capsys.readouterr().out)] == ["ctgov/NCT00276835.json"]
+    other.write_bytes((CTGOV / "NCT00276835.json").read_bytes())
+    assert main(["quarantine", "retry", *args(landing, tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["published"] == 1
+    assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
+    assert "nothing is held" in capsys.readouterr().out
