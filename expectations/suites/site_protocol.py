@@ -30,7 +30,7 @@ import pandas as pd
 
 from expectations.runtime import Rule
 from transforms.ctgov.arm_labels import arm_lookup, find_arm
-from transforms.sites.death import dates_after, death_of
+from transforms.sites.death import Death, dates_after, death_of
 
 SUITE = "site_protocol"
 PROTOCOL_DIR = Path(__file__).resolve().parents[1] / "protocols"
@@ -184,7 +184,9 @@ def _death_frames(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     undated, later = [], []
     for subject_rows in by_subject.values():
         domains: dict[str, list[dict]] = {}
+        every: dict[str, list[dict]] = {}
         for r in subject_rows:
+            every.setdefault(r["domain"], []).append(r["record"])
             # An AE ending before it starts is held alone (plausibility.end_before_start): its end cannot
             # date a death, or the mapping, which never sees the row, would drop the death for want of a date.
             if r["domain"] == "AE" and _row_plausibility(r, r["record"], "AE")[0]:
@@ -192,7 +194,10 @@ def _death_frames(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             domains.setdefault(r["domain"], []).append(r["record"])
         death = death_of(domains)
         if death is None:
-            continue
+            said = death_of(every)  # but it still says they died: the participant is held, not published alive
+            if said is None:
+                continue
+            death = Death(None, said.signal.split(" = ")[0], said.signal)
         if death.dtc is None:
             undated += [{**_key(r), "value": death.signal.split(" = ")[1].strip("'"), "dated": False,
                          "field": death.signal.split(" = ")[0]} for r in subject_rows if r["domain"] == "DM"]

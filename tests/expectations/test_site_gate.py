@@ -300,14 +300,17 @@ def test_data_dated_after_the_death_hold_the_participant(con, landing, runner):
     assert counts["person"] == 9 and counts["death"] == 0
 
 
-def test_a_death_dated_only_by_an_ae_the_gate_holds_holds_its_participant(con, landing, runner):
+@pytest.mark.parametrize("dm_patch", [{"DTHDTC": None}, {"DTHDTC": None, "DTHFL": None}],
+                         ids=["dm-says-died", "only-the-ae-says-died"])
+def test_a_death_dated_only_by_an_ae_the_gate_holds_holds_its_participant(con, landing, runner, dm_patch):
     """The fatal AE ends before it starts, so it is held alone; had its end dated the death, the mapping
-    (which never sees the row) would have dropped the death without a word."""
+    (which never sees the row) would have dropped the death without a word. When that AE alone says
+    the participant died, they were published alive."""
     load(con, landing, deaths=1)
     (subject,) = con.execute("SELECT usubjid FROM raw.sdtm_row WHERE domain = 'DM' "
                              "AND json_extract_string(record, 'DTHFL') = 'Y'").fetchall()[0]
     for domain, where, patch in (
-            ("DM", "TRUE", {"DTHDTC": None}),
+            ("DM", "TRUE", dm_patch),
             ("DS", "json_extract_string(record, 'DSDECOD') = 'DEATH'", {"DSDECOD": "LOST TO FOLLOW-UP"}),
             ("AE", "json_extract_string(record, 'AEOUT') = 'FATAL'", {"AEENDTC": "2025-01-01"})):
         con.execute(f"UPDATE raw.sdtm_row SET record = json_merge_patch(record, ?) WHERE usubjid = ? AND domain = ? "

@@ -22,7 +22,7 @@ from transforms.ctgov.arm_labels import arm_lookup, find_arm
 from transforms.fhir.ids import IdAllocator, slug, study_id
 from transforms.fhir.patient import map_patient, patient_id
 from transforms.omop.participants.pseudonym import pseudonym
-from transforms.sites.death import death_of
+from transforms.sites.death import Death, death_of
 
 STATE_SYSTEM = "http://terminology.hl7.org/CodeSystem/research-subject-state"
 STATE_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/research-subject-state-type"
@@ -62,7 +62,8 @@ def _state(code: str, start: str | None, end: str | None = None, reason: str | N
     return p
 
 
-def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key: bytes, links: dict[str, str]) -> dict:
+def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key: bytes, links: dict[str, str],
+                         death: Death | None = None) -> dict:
     dm = rows["DM"][0]
     consent, first, last = _date(dm.get("RFICDTC")), _date(dm.get("RFSTDTC")), _date(dm.get("RFENDTC"))
     progress = [_state("screening", consent, first)]
@@ -76,11 +77,17 @@ def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key
         decod = r.get("DSDECOD") or ""
         progress.append(_state(code, _date(r.get("DSSTDTC")),
                                reason=decod if code == "withdrawn" or decod == "DEATH" else None))
+    # A death DM or a fatal AE reports without a DS DEATH row still ends the participant's time on study:
+    # the Patient says deceased, and an open follow-up would say they are still followed.
+    died_on = _date(death.dtc) if death and death.dtc else None
+    if death and not any((r.get("DSDECOD") or "") == "DEATH" for r in ds):
+        progress.append(_state("off-study", died_on, reason="DEATH"))
     res = {"resourceType": "ResearchSubject", "id": "rs-" + pseudonym(dm["USUBJID"], pseudonym_key),
            "status": "active", "progress": progress,
            "study": {"reference": f"ResearchStudy/{study_id(nct_id)}"},
            "subject": {"reference": f"Patient/{patient_id(dm['USUBJID'], pseudonym_key)}"}}
-    period = {k: v for k, v in (("start", consent), ("end", _date(ds[-1].get("DSSTDTC")) if ds else None)) if v}
+    end = max((d for d in (_date(ds[-1].get("DSSTDTC")) if ds else None, died_on) if d), default=None)
+    period = {k: v for k, v in (("start", consent), ("end", end)) if v}
     if period:
         res["period"] = period
     for field, var in (("assignedComparisonGroup", "ARM"), ("actualComparisonGroup", "ACTARM")):
@@ -101,8 +108,9 @@ def map_participants_fhir(rows_by_subject: dict[str, dict[str, list[dict]]], nct
         rows = {d.upper(): v for d, v in rows_by_subject[usubjid].items()}
         if not rows.get("DM"):
             continue
-        out.append(map_patient(rows["DM"][0], pseudonym_key, death_of(rows)))
-        out.append(map_research_subject(rows, nct_id, pseudonym_key, links))
+        death = death_of(rows)
+        out.append(map_patient(rows["DM"][0], pseudonym_key, death))
+        out.append(map_research_subject(rows, nct_id, pseudonym_key, links, death))
     return out
 
 

@@ -5,7 +5,8 @@ SDTM records a death in up to three places: DM (``DTHFL`` = Y, ``DTHDTC``), a DS
 ``DSDECOD`` = DEATH (its ``DSSTDTC``), and an AE whose outcome ``AEOUT`` is FATAL (its ``AEENDTC``).
 Any one of them says the participant died. The date is taken in that order, DM first: it is the
 subject-level value SDTM derives from the others, and OHDSI's trial ETL reads it alone
-(ClinicalTrialsWGETL ``docs/death.md``). Among several DS or AE rows the earliest date counts. The
+(ClinicalTrialsWGETL ``docs/death.md``). Among several DS or AE rows the earliest date counts, and
+where another source gives that date more precisely, it is taken at that precision (``refine``). The
 dates are ISO text of any SDTM precision; comparing them as text is comparing them in time, as long
 as only the precision both have is compared (``after``).
 """
@@ -35,7 +36,8 @@ def death_of(rows: dict[str, list[dict]]) -> Death | None:
     signals: list[str] = []
     if (_text(dm, "DTHFL") or "").upper() == "Y":
         signals.append("dm.DTHFL = 'Y'")
-    dates: list[tuple[str, str]] = []
+    dates: list[tuple[str, str]] = []   # (earliest date of a source, where), in the sources' order
+    every: list[tuple[str, str]] = []   # every date any source gives, and where, for refine()
     for domain, date_var, flag_var, flag in SOURCES:
         found = []
         for rec in rows.get(domain) or []:
@@ -50,11 +52,24 @@ def death_of(rows: dict[str, list[dict]]) -> Death | None:
                     signals.append(f"dm.{date_var} = '{value}'")
         if found:
             dates.append((min(found), f"{domain.lower()}.{date_var}"))
+            every += [(v, f"{domain.lower()}.{date_var}") for v in found]
     if not signals:
         return None
     if dates:
-        return Death(dates[0][0], dates[0][1], signals[0])
+        return Death(*refine(dates[0], every), signals[0])
     return Death(None, signals[0].split(" = ")[0], signals[0])
+
+
+def refine(chosen: tuple[str, str], dates: list[tuple[str, str]]) -> tuple[str, str]:
+    """The chosen (date, where), or the same date given more precisely by another source: DM's
+    ``2026-02`` with a DS DEATH on ``2026-02-03`` died on the 3rd (data on the 4th is after the death,
+    and OMOP's date is not guessed within the month). The most precise such date counts, the earliest
+    of equally precise ones; a date that disagrees with the chosen one (is not within it) does not move it."""
+    within = [d for d in dates if d[0].startswith(chosen[0])]
+    return min(within, key=lambda d: (-len(d[0]), d[0], _ORDER[d[1]])) if within else chosen
+
+
+_ORDER = {f"{domain.lower()}.{var}": i for i, (domain, var, _, _) in enumerate(SOURCES)}
 
 
 def after(value: str, death_dtc: str) -> bool:

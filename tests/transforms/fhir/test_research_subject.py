@@ -126,3 +126,11 @@ def test_a_participant_who_died_is_deceased_at_the_date_and_off_study(tmp_path):
     rs = next(r for r in out if r["id"] == "rs-" + pseudonym(first, KEY))
     assert rs["progress"][-1]["subjectState"]["coding"][0]["code"] == "off-study"
     assert rs["progress"][-1]["reason"] == {"text": "DEATH"} and rs["progress"][-1]["startDate"] == dead[first]
+    # DM alone says the second died: no DS DEATH row, yet off-study from the death, not an open follow-up
+    rs = next(r for r in out if r["id"] == "rs-" + pseudonym(second, KEY))
+    assert [(p["subjectState"]["coding"][0]["code"], p.get("startDate"), p.get("reason")) for p in rs["progress"]][-1] == (
+        "off-study", dead[second][:7], {"text": "DEATH"})
+    assert rs["period"]["end"] >= dead[second][:7]
+    alive = [r for r in out if r["resourceType"] == "ResearchSubject"
+             and r["id"] not in ("rs-" + pseudonym(first, KEY), "rs-" + pseudonym(second, KEY))]
+    assert alive and not any(p.get("reason") == {"text": "DEATH"} for r in alive for p in r["progress"])

@@ -27,3 +27,23 @@ def test_after_compares_at_the_precision_both_dates_have():
             "SV": [{"SVSTDTC": "2025-03-07T08:00", "SVENDTC": "2025-03-08"}]}
     assert [(d, n, v) for d, _, n, v in dates_after(rows, "2025-03-07")] == [("DM", "RFENDTC", "2025-03-09"),
                                                                               ("SV", "SVENDTC", "2025-03-08")]
+
+
+def test_the_date_is_taken_at_the_most_precise_any_source_gives_it():
+    """DM's month with DS's day in it died on that day; the month alone let data of the next day pass
+    the gate and put OMOP's date on the last data day. A date that disagrees does not move the choice."""
+    ds = [{"DSDECOD": "DEATH", "DSSTDTC": "2026-02-03"}]
+    ae = [{"AEOUT": "FATAL", "AEENDTC": "2026-02-03T14:30"}]
+    d = death_of({"DM": [{"DTHFL": "Y", "DTHDTC": "2026-02"}], "DS": ds})
+    assert (d.dtc, d.field, d.signal) == ("2026-02-03", "ds.DSSTDTC", "dm.DTHFL = 'Y'")
+    d = death_of({"DM": [{"DTHDTC": "2026-02"}], "DS": ds, "AE": ae})
+    assert (d.dtc, d.field) == ("2026-02-03T14:30", "ae.AEENDTC")
+    # two DS rows, the month and a day in it: the earliest is the month as text, the day is the date
+    two = [{"DSDECOD": "DEATH", "DSSTDTC": "2026-04"}, {"DSDECOD": "DEATH", "DSSTDTC": "2026-04-18"}]
+    assert death_of({"DM": [{}], "DS": two}).dtc == "2026-04-18"
+    # equally precise: the earliest; not within the chosen date: no refinement
+    assert death_of({"DM": [{"DTHDTC": "2026"}], "DS": [{"DSDECOD": "DEATH", "DSSTDTC": "2026-05-02"},
+                                                      {"DSDECOD": "DEATH", "DSSTDTC": "2026-03-09"}]}).dtc == "2026-03-09"
+    assert death_of({"DM": [{"DTHDTC": "2026-02-05"}], "DS": ds, "AE": ae}).dtc == "2026-02-05"
+    rows = {"DM": [{"DTHDTC": "2026-02"}], "DS": ds, "SV": [{"SVSTDTC": "2026-02-04"}]}
+    assert [v for _, _, _, v in dates_after(rows, death_of(rows).dtc)] == ["2026-02-04"]

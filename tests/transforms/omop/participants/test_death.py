@@ -21,14 +21,14 @@ def _patch(con, usubjid, domain, where, **values):
 
 
 def test_the_omop_mapping_takes_the_date_the_rule_takes(con, tmp_path, pt):
-    """Generated deaths say it in DM, DS and a fatal AE; three are changed so each source in turn gives
-    the date, one to a partial date. death_date is the rule's date; a partial one lies in its period,
-    on no day before the participant's last data."""
-    pt.prepare(con, tmp_path / "landing", participants=12, sites=1, seed=5, deaths=4)
+    """Generated deaths say it in DM, DS and a fatal AE; four are changed so each source in turn gives
+    the date, one to a partial date alone, one to a partial date DS gives to the day. death_date is the
+    rule's date; a partial one lies in its period, on no day before the participant's last data."""
+    pt.prepare(con, tmp_path / "landing", participants=12, sites=1, seed=5, deaths=5)
     dead = [u for (u,) in con.execute("SELECT usubjid FROM raw.sdtm_row_current WHERE domain = 'DM' "
                                       "AND json_extract_string(record, 'DTHFL') = 'Y' ORDER BY usubjid").fetchall()]
-    assert len(dead) == 4
-    ds_only, ae_only, partial, dm_first = dead
+    assert len(dead) == 5
+    ds_only, ae_only, partial, dm_first, refined = dead
 
     def day_before(u, domain, var):
         value = con.execute(f"SELECT json_extract_string(record, '{var}') FROM raw.sdtm_row WHERE usubjid = ? "
@@ -46,6 +46,12 @@ def test_the_omop_mapping_takes_the_date_the_rule_takes(con, tmp_path, pt):
     month = con.execute("SELECT json_extract_string(record, 'DTHDTC') FROM raw.sdtm_row WHERE usubjid = ? AND domain = 'DM'",
                         [partial]).fetchone()[0][:7]
     _patch(con, partial, "DM", "TRUE", DTHDTC=month)
+    _patch(con, partial, "DS", "json_extract_string(record, 'DSDECOD') = 'DEATH'", DSDECOD="LOST TO FOLLOW-UP")
+    _patch(con, partial, "AE", "json_extract_string(record, 'AEOUT') = 'FATAL'", AEOUT="NOT RECOVERED/NOT RESOLVED")
+    # DM's month, DS's day within it (a day before the AE's): the day counts, from DS
+    refined_day = day_before(refined, "DS", "DSSTDTC")
+    _patch(con, refined, "DS", "json_extract_string(record, 'DSDECOD') = 'DEATH'", DSSTDTC=refined_day)
+    _patch(con, refined, "DM", "TRUE", DTHDTC=refined_day[:7])
     map_participants(con, pseudonym_key=pt.key)
 
     rows: dict[str, dict[str, list[dict]]] = {}
@@ -56,7 +62,9 @@ def test_the_omop_mapping_takes_the_date_the_rule_takes(con, tmp_path, pt):
                               "JOIN stage_omop.person p USING (person_id)").fetchall())
     assert set(by_sql) == {k for k, v in by_python.items() if v is not None} == {pseudonym(u, pt.key) for u in dead}
     fields = {u: by_python[pseudonym(u, pt.key)].field for u in dead}
-    assert [fields[u] for u in (ds_only, ae_only, partial, dm_first)] == ["ds.DSSTDTC", "ae.AEENDTC", "dm.DTHDTC", "dm.DTHDTC"]
+    assert [fields[u] for u in (ds_only, ae_only, partial, dm_first, refined)] == [
+        "ds.DSSTDTC", "ae.AEENDTC", "dm.DTHDTC", "dm.DTHDTC", "ds.DSSTDTC"]
+    assert by_python[pseudonym(refined, pt.key)].dtc == refined_day
     for u in dead:
         death, day = by_python[pseudonym(u, pt.key)], by_sql[pseudonym(u, pt.key)]
         if len(death.dtc) >= 10:
@@ -66,8 +74,9 @@ def test_the_omop_mapping_takes_the_date_the_rule_takes(con, tmp_path, pt):
                        if k.endswith("DTC") and k not in ("BRTHDTC", "DTHDTC") and v and v[:7] == month)
             assert day.isoformat()[:7] == month and day == max(dt.date.fromisoformat(last), day.replace(day=1)), u
     causes = con.execute("SELECT DISTINCT death_type_concept_id, cause_concept_id, cause_source_value, "
-                         "cause_source_concept_id FROM stage_omop.death").fetchall()
-    assert causes == [(32809, 4329847, "MYOCARDIAL INFARCTION", 0)]  # 4329847 Myocardial infarction, by AEDECOD
+                         "cause_source_concept_id FROM stage_omop.death ORDER BY ALL").fetchall()
+    # 4329847 Myocardial infarction, by AEDECOD; no cause where no AE was fatal
+    assert causes == [(32809, 4329847, "MYOCARDIAL INFARCTION", 0), (32809, None, None, None)]
     assert con.execute("SELECT count(*) FROM stage_omop.death d JOIN stage_omop.observation_period o USING (person_id) "
                        "WHERE d.death_date NOT BETWEEN o.observation_period_start_date "
                        "AND o.observation_period_end_date").fetchone()[0] == 0

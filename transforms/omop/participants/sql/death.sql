@@ -1,7 +1,8 @@
 -- Death: one row per participant whom DM (DTHFL = Y or DTHDTC), a DS DEATH or a FATAL AE says died.
 -- The SQL twin of transforms/sites/death.py (death_of): the date from DM.DTHDTC, else the earliest
--- DS DEATH DSSTDTC, else the earliest FATAL AE's AEENDTC; the gate holds a participant said to have
--- died with none of them (completeness.death_date) or with data dated after it (plausibility.after_death).
+-- DS DEATH DSSTDTC, else the earliest FATAL AE's AEENDTC, taken at the most precise any source gives
+-- it; the gate holds a participant said to have died with none of them (completeness.death_date) or
+-- with data dated after it (plausibility.after_death).
 -- Cause: the fatal AE whose end gives the earliest date (then the lowest AESEQ), as its condition maps
 -- (OHDSI CT WG docs/death.md: cause from the AE with AEOUT = FATAL).
 CREATE OR REPLACE TEMP TABLE _pt_death AS
@@ -19,7 +20,7 @@ ae AS (
     WHERE upper(pt_text(a.record, 'AEOUT')) = 'FATAL'
     GROUP BY a.pseudonym
 ),
-died AS (
+chosen AS (
     SELECT s.pseudonym, s.end_date,
            coalesce(pt_text(s.record, 'DTHDTC'), ds.dtc, ae.dtc) AS dtc, ae.cause_concept_id, ae.cause_source_value
     FROM _pt_subject s
@@ -27,6 +28,22 @@ died AS (
     LEFT JOIN ae USING (pseudonym)
     WHERE upper(pt_text(s.record, 'DTHFL')) = 'Y' OR pt_text(s.record, 'DTHDTC') IS NOT NULL
        OR ds.pseudonym IS NOT NULL OR ae.pseudonym IS NOT NULL
+),
+-- Every date a source gives (refine() in death.py): the chosen date, given more precisely by any
+-- source, is taken at the most precise, then earliest, then the sources' order.
+given AS (
+    SELECT pseudonym, pt_text(record, 'DTHDTC') AS dtc, 0 AS ord FROM _pt_subject
+    UNION ALL
+    SELECT pseudonym, pt_text(record, 'DSSTDTC'), 1 FROM _pt_row WHERE domain = 'DS' AND upper(pt_text(record, 'DSDECOD')) = 'DEATH'
+    UNION ALL
+    SELECT pseudonym, en, 2 FROM _pt_ae WHERE upper(pt_text(record, 'AEOUT')) = 'FATAL'
+),
+died AS (
+    SELECT c.pseudonym, c.end_date, c.cause_concept_id, c.cause_source_value,
+           coalesce(arg_min(g.dtc, (-length(g.dtc), g.dtc, g.ord)), c.dtc) AS dtc
+    FROM chosen c
+    LEFT JOIN given g ON g.pseudonym = c.pseudonym AND starts_with(g.dtc, c.dtc)
+    GROUP BY c.pseudonym, c.end_date, c.cause_concept_id, c.cause_source_value, c.dtc
 )
 SELECT p.id AS person_id,
        -- A partial date is the earliest day of its period on which the participant was no longer seen
