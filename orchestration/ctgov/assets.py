@@ -6,7 +6,7 @@ from typing import Optional
 
 from orchestration.quality.publish import finish_unfinished_publish
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
-from transforms.ctgov.ingest import LandingFile, ingest_landing
+from transforms.ctgov.ingest import ingest_landing, landing_file
 from transforms.landing_layout import unread_paths
 from trialhouse.settings import stage_workers
 
@@ -18,13 +18,8 @@ class IngestConfig(dg.Config):
 
 
 def _landing_files(root, rels):
-    out = []
-    for rel in rels:
-        p = root / rel
-        if p.is_file():  # it may have been removed since the sensor saw it
-            st = p.stat()
-            out.append(LandingFile(p, rel, st.st_size, st.st_mtime_ns))
-    return out
+    # a file removed since the sensor saw it is not there to read: None
+    return [f for f in (landing_file(root / rel, rel) for rel in rels) if f is not None]
 
 
 @dg.asset(

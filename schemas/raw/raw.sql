@@ -41,14 +41,19 @@ CREATE TABLE IF NOT EXISTS raw.ctgov_study_version (
 
 -- Every path seen in the landing folder, with the stat that lets a rescan skip re-hashing an
 -- unchanged 10 GB zip. Several paths may carry the same content (sha256). seen_at: when the path was
--- first seen with this size and mtime (a rescan does not write an unchanged, processed file again).
+-- first seen with this size, mtime and ctime (a rescan does not write an unchanged, processed file again).
+-- ctime: a file rewritten in place with its size and mtime kept (`cp -p`, `rsync -t`, a coarse-mtime
+-- mount) has a new ctime, which nothing can set back; NULL in warehouses from before it was kept (such
+-- a path is hashed once more).
 CREATE TABLE IF NOT EXISTS raw.landing_path (
     path        VARCHAR PRIMARY KEY,
     size_bytes  BIGINT NOT NULL,
     mtime_ns    BIGINT NOT NULL,
     sha256      VARCHAR NOT NULL,
-    seen_at     TIMESTAMP NOT NULL
+    seen_at     TIMESTAMP NOT NULL,
+    ctime_ns    BIGINT
 );
+ALTER TABLE raw.landing_path ADD COLUMN IF NOT EXISTS ctime_ns BIGINT;
 
 -- The current version of each study: greatest lastUpdatePostDate, then versionHolder, then arrival.
 -- version_seq numbers a study's versions in that same order (1 = oldest), so it is stable under any arrival order.

@@ -14,6 +14,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import stat
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -46,6 +47,38 @@ class LandingFile:
     rel: str  # relative to the landing root, '/'-separated: what every message and row names
     size: int
     mtime_ns: int
+    ctime_ns: int = 0
+    problem: str | None = None  # why there is nothing to read (a pipe, no permission, a link loop)
+
+
+def landing_file(path: Path, rel: str) -> LandingFile | None:
+    """The file at `path` as the ingest sees it, or None when it is gone (removed since listed, a link
+    to nothing). What cannot be read is a LandingFile with its `problem`, reported as a failed file
+    each run until fixed, instead of crashing the step for the files beside it."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # no permission on the way, a link loop (ELOOP), a name too long
+        return LandingFile(path, rel, -1, -1, -1, f"cannot be read: {exc.strerror or exc}")
+    if not stat.S_ISREG(st.st_mode):  # a pipe would block the read for ever, a device never end
+        return LandingFile(path, rel, -1, -1, -1, "is not a regular file (a pipe, socket or device): nothing to read")
+    return LandingFile(path, rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def utf8_name(name: str) -> bool:
+    """A file name that is not UTF-8 text (bytes Python keeps as surrogates) cannot be stored, logged
+    by Dagster or put in a run key: it is reported for renaming instead."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(name: str) -> str:
+    """A name as messages can carry it: bytes that are not UTF-8 as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -80,14 +113,20 @@ def is_candidate(name: str) -> bool:
     return not name.startswith(".") and not name.endswith((".partial", ".tmp"))
 
 
-def walk_landing(root: Path) -> Iterator[tuple[str, list[str]]]:
+def walk_landing(root: Path, problems: list[tuple[str, str]] | None = None) -> Iterator[tuple[str, list[str]]]:
     """(folder, candidate file names) under `root`, any depth, in a stable order.
 
     A folder that is a symbolic link is walked like any other, each real folder once (a link back
     up does not loop): os.walk's default passed over it without a word, so a download linked into
-    the landing folder never landed, as a linked file does."""
+    the landing folder never landed, as a linked file does. What cannot be walked (a folder without
+    permission, a name that is not UTF-8) goes to `problems` as (path, why), not silently past."""
     seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+
+    def unreadable(exc: OSError) -> None:
+        if problems is not None and not isinstance(exc, FileNotFoundError):
+            problems.append((str(exc.filename or root), f"folder cannot be read: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=unreadable):
         try:
             st = os.stat(dirpath)
         except OSError:  # removed while walked
@@ -97,8 +136,11 @@ def walk_landing(root: Path) -> Iterator[tuple[str, list[str]]]:
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        yield dirpath, sorted(n for n in filenames if is_candidate(n))
+        if problems is not None:
+            problems += [(os.path.join(dirpath, n), f"{'folder' if n in dirnames else 'file'} name is not UTF-8 text: "
+                          "rename it") for n in sorted(dirnames + filenames) if is_candidate(n) and not utf8_name(n)]
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and utf8_name(d))
+        yield dirpath, sorted(n for n in filenames if is_candidate(n) and utf8_name(n))
 
 
 def scan_landing(landing: Path, subdir: str = CTGOV_SUBDIR) -> list[LandingFile]:
@@ -107,14 +149,15 @@ def scan_landing(landing: Path, subdir: str = CTGOV_SUBDIR) -> list[LandingFile]
     found: list[LandingFile] = []
     if not root.is_dir():
         return found
-    for dirpath, filenames in walk_landing(root):
+    problems: list[tuple[str, str]] = []
+    for dirpath, filenames in walk_landing(root, problems):
         for name in filenames:
             p = Path(dirpath) / name
-            try:
-                st = p.stat()
-            except FileNotFoundError:  # removed since listed, or a link to nothing: no content to read
-                continue
-            found.append(LandingFile(p, p.relative_to(landing).as_posix(), st.st_size, st.st_mtime_ns))
+            f = landing_file(p, p.relative_to(landing).as_posix())
+            if f is not None:
+                found.append(f)
+    for path, why in problems:
+        found.append(LandingFile(Path(path), shown(Path(path).relative_to(landing).as_posix()), -1, -1, -1, why))
     return found
 
 
@@ -128,16 +171,17 @@ def sha256_file(path: Path) -> str:
 
 def _known_sha(con, f: LandingFile) -> str | None:
     row = con.execute(
-        "SELECT sha256 FROM raw.landing_path WHERE path = ? AND size_bytes = ? AND mtime_ns = ?",
-        [f.rel, f.size, f.mtime_ns],
+        "SELECT sha256 FROM raw.landing_path WHERE path = ? AND size_bytes = ? AND mtime_ns = ? AND ctime_ns = ?",
+        [f.rel, f.size, f.mtime_ns, f.ctime_ns],
     ).fetchone()
     return row[0] if row else None
 
 
 def _remember_path(con, f: LandingFile, sha: str, now: dt.datetime) -> None:
     con.execute(
-        "INSERT OR REPLACE INTO raw.landing_path VALUES (?, ?, ?, ?, ?)",
-        [f.rel, f.size, f.mtime_ns, sha, now],
+        "INSERT OR REPLACE INTO raw.landing_path (path, size_bytes, mtime_ns, sha256, seen_at, ctime_ns) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [f.rel, f.size, f.mtime_ns, sha, now, f.ctime_ns],
     )
 
 
@@ -323,10 +367,19 @@ def _dumps(record: dict) -> str:
 
 def ingest_file(con, f: LandingFile, run_id: str | None, summary: IngestSummary, workers: int = 1) -> None:
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    problem = f.problem
     try:
-        sha = _known_sha(con, f) or sha256_file(f.path)
+        sha = None if problem else _known_sha(con, f) or sha256_file(f.path)
     except FileNotFoundError:  # removed since the scan: nothing to read; if it lands again, it is read then
         summary.files_vanished.append(f.rel)
+        return
+    except OSError as exc:  # e.g. no permission: read again by the next run
+        problem = f"cannot be read: {exc.strerror or exc}"
+    if problem:
+        # No content to hash, so no raw.landed_file row (its key): the run reports it, and every run
+        # after it, until the file is fixed or removed.
+        summary.files_failed += 1
+        summary.errors.append(f"{f.rel}: {problem}")
         return
     _remember_path(con, f, sha, now)
     if con.execute("SELECT 1 FROM raw.landed_file WHERE sha256 = ?", [sha]).fetchone():
@@ -372,19 +425,19 @@ def ingest_landing(con, landing: Path, run_id: str | None = None,
     done = _processed_unchanged(con, files)
     for f in files:
         summary.files_seen += 1
-        if (f.rel, f.size, f.mtime_ns) not in done:
+        if (f.rel, f.size, f.mtime_ns, f.ctime_ns) not in done:
             ingest_file(con, f, run_id, summary, workers)
     return summary
 
 
 _PROCESSED_UNCHANGED = (
-    "SELECT p.path, p.size_bytes, p.mtime_ns FROM raw.landing_path p WHERE p.path = ANY(?::VARCHAR[]) "
+    "SELECT p.path, p.size_bytes, p.mtime_ns, p.ctime_ns FROM raw.landing_path p WHERE p.path = ANY(?::VARCHAR[]) "
     "AND EXISTS (SELECT 1 FROM raw.landed_file l WHERE l.sha256 = p.sha256)"
 )
 
 
-def _processed_unchanged(con, files: list[LandingFile]) -> set[tuple[str, int, int]]:
-    """(path, size, mtime) of the files whose content was already processed and which have not changed
+def _processed_unchanged(con, files: list[LandingFile]) -> set[tuple[str, int, int, int]]:
+    """(path, size, mtime, ctime) of the files whose content was already processed and which have not changed
     since: one query for the whole scan. Each such file cost three statements (a write among them), ~3 ms,
     so the daily zips a landing folder keeps added time to every later run: 52 old files, +0.17 s a run."""
     if not files:

@@ -160,3 +160,77 @@ def test_a_linked_folder_is_walked_once_and_a_link_back_up_does_not_loop(con, la
     assert sorted(s.rel for s in since) == ["ctgov/again/2026-11/a.json", "ctgov/b.json"]
     ingest_landing(con, landing.root, run_id="r1")
     assert versions(con) == {"NCT99000051", "NCT99000052"}
+
+
+def _failed(summary) -> dict[str, str]:
+    return {e.split(": ", 1)[0]: e.split(": ", 1)[1] for e in summary.errors}
+
+
+def test_what_cannot_be_read_is_reported_by_name_and_the_studies_beside_it_land(con, landing, monkeypatch):
+    """A link loop, a pipe, a file without read permission, a name that is not UTF-8 and a folder that
+    cannot be listed each crashed the step (or hung it, or passed without a word), and the good study
+    beside them was not published. Each is now a failed file naming why, every run until fixed."""
+    import os
+
+    ctgov = landing.root / "ctgov"
+    landing.write("good.json", text("NCT99000061"))
+    (ctgov / "loop.json").symlink_to(ctgov / "loop.json")
+    os.mkfifo(ctgov / "pipe.json")
+    landing.write("locked.json", text("NCT99000062"))
+    (ctgov / os.fsdecode(b"bad\xff.json")).write_text(text("NCT99000063"))
+    (ctgov / "shut").mkdir()
+    (ctgov / "shut" / "inside.json").write_text(text("NCT99000064"))
+    real_sha, real_scandir = ingest.sha256_file, os.scandir
+
+    def no_permission(path):  # as `chmod 000` does to anyone but root, which the tests may run as
+        if path.name == "locked.json":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_sha(path)
+
+    def unlistable(path="."):
+        if os.fspath(path).endswith("/shut"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(ingest, "sha256_file", no_permission)
+    monkeypatch.setattr(os, "scandir", unlistable)
+
+    summary = ingest_landing(con, landing.root, run_id="r1")
+
+    assert versions(con) == {"NCT99000061"}
+    assert _failed(summary) == {
+        "ctgov/bad\\xff.json": "file name is not UTF-8 text: rename it",
+        "ctgov/locked.json": "cannot be read: Permission denied",
+        "ctgov/loop.json": "cannot be read: Too many levels of symbolic links",
+        "ctgov/pipe.json": "is not a regular file (a pipe, socket or device): nothing to read",
+        "ctgov/shut": "folder cannot be read: Permission denied",
+    }
+    assert summary.files_failed == 5 and summary.files_loaded == 1
+    # the sensor's scan passes over them too (a name that is not UTF-8 crashed every tick: its run key)
+    since, _ = landing_scan.scan_since(landing.root, "ctgov", 0, settle_ns=0)
+    assert landing_scan.run_key("ctgov", since) and "ctgov/good.json" in {s.rel for s in since}
+    # reported again next run, and read once fixed
+    assert len(ingest_landing(con, landing.root, run_id="r2").errors) == 5
+    monkeypatch.setattr(ingest, "sha256_file", real_sha)
+    monkeypatch.setattr(os, "scandir", real_scandir)
+    (ctgov / os.fsdecode(b"bad\xff.json")).rename(ctgov / "renamed.json")
+    summary = ingest_landing(con, landing.root, run_id="r3")
+    assert versions(con) == {"NCT99000061", "NCT99000062", "NCT99000063", "NCT99000064"}
+    assert sorted(_failed(summary)) == ["ctgov/loop.json", "ctgov/pipe.json"]
+
+
+def test_a_file_rewritten_with_its_size_and_mtime_kept_is_read_again(con, landing):
+    """`cp -p`, `rsync -t` or a coarse-mtime mount keep (size, mtime) across a rewrite: the new content
+    was never read. Its ctime moves, and nothing sets it back."""
+    import os
+
+    path = landing.write("s.json", text("NCT99000071", "Title A"))
+    ingest_landing(con, landing.root, run_id="r1")
+    st = path.stat()
+    path.write_text(text("NCT99000072", "Title B"))  # as long, another study
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+    ingest_landing(con, landing.root, run_id="r2")
+    assert versions(con) == {"NCT99000071", "NCT99000072"}
+    # unchanged since: not hashed again
+    assert ingest_landing(con, landing.root, run_id="r3").files_new == 0
