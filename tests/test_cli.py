@@ -146,12 +146,14 @@ def test_the_human_summary_names_each_failed_file(capsys):
     summary = {"run_id": "r", "success": True, "files_seen": 25, "files_failed": 22, "studies_seen": 3, "new_versions": 3,
                "site_deliveries_loaded": 0, "site_deliveries_held": 0, "site_deliveries_waiting": 0, "published": 3,
                "quarantined": 0, "blocked": False, "failures": [],
-               "failed_files": [f"ctgov/b{i}.json: invalid JSON at line 1 column 2" for i in range(20)]}
+               "failed_files": [f"ctgov/b{i}.json: invalid JSON at line 1 column 2" for i in range(20)],
+               "site_deliveries_undecided": ["sites/d1: cannot be read: Permission denied (ae.csv)"]}
     _print_human(summary)
     out = capsys.readouterr().out
     assert "  failed file: ctgov/b0.json: invalid JSON at line 1 column 2\n" in out
     assert out.count("  failed file: ") == 20
     assert "... 2 more failed file(s)" in out  # the asset's metadata lists 20
+    assert "  site delivery not decided: sites/d1: cannot be read: Permission denied (ae.csv)\n" in out
     assert "`trialhouse quarantine list`" in out
 
 

@@ -33,6 +33,8 @@ def _summary(report, settings: Settings) -> dict:
         "site_deliveries_held": report.value("raw/site_delivery", "held", 0),
         # folders under sites/ without their manifest.json yet: not decided, not an error
         "site_deliveries_waiting": report.value("raw/site_delivery", "waiting", 0),
+        # delivery folders not decided this run, each with why (cannot be read, changed while read)
+        "site_deliveries_undecided": _listed(report.value("raw/site_delivery", "undecided_folders", None)),
         # How the analysts' file was replaced: 'patched', 'copied', or null when nothing changed.
         "snapshot": report.value("publish/warehouse", "snapshot_mode", None),
         "snapshot_bytes_written": report.value("publish/warehouse", "snapshot_bytes_written", 0),
@@ -82,6 +84,8 @@ def _print_human(summary: dict) -> None:
         print(f"  failed file: {error}")
     if summary["files_failed"] > len(summary.get("failed_files", [])):
         print(f"  ... {summary['files_failed'] - len(summary['failed_files'])} more failed file(s): see `trialhouse quarantine list`")
+    for why in summary.get("site_deliveries_undecided", []):
+        print(f"  site delivery not decided: {why}")
     if summary["quarantined"] or summary["files_failed"]:
         print("  `trialhouse quarantine list` says what is held and why; `trialhouse quarantine retry` tries it again after a fix")
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from schemas import ensure_base_schemas, ensure_site_schemas
 from schemas.sites import contract
-from transforms.ctgov.ingest import is_candidate, sha256_file
+from transforms.ctgov.ingest import is_candidate, sha256_file, shown, utf8_name
 from transforms.sites import sql_text
 from transforms.sites.check import ParsedFile, Problem, check_csv, check_manifest
 
@@ -37,10 +37,14 @@ class SiteIngestSummary:
     superseded: int = 0           # on arrival, or older ones displaced in this run
     rows: dict[str, int] = field(default_factory=dict)  # rows stored per kind (sites, dm, ...)
     reasons: list[str] = field(default_factory=list)    # why deliveries were held or superseded
+    # folders not decided this run, each "sites/<folder>: why" (cannot be read, a name that is not UTF-8,
+    # changed while read): nothing recorded, so every run says it again until it can be decided
+    undecided: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"deliveries_seen": self.deliveries_seen, "unchanged": self.unchanged, "waiting": len(self.waiting),
-                "loaded": self.loaded, "held": self.held, "superseded": self.superseded, "rows": dict(self.rows)}
+                "loaded": self.loaded, "held": self.held, "superseded": self.superseded, "rows": dict(self.rows),
+                "undecided": len(self.undecided)}
 
 
 @dataclass
@@ -53,15 +57,26 @@ class _Folder:
     state_sha: str
 
 
-def scan_sites(landing: Path, deliveries: list[str] | None = None) -> list[Path]:
-    """Delivery folders under `<landing>/sites/`, in name order; hidden and in-flight names skipped."""
+def scan_sites(landing: Path, deliveries: list[str] | None = None,
+               problems: list[str] | None = None) -> list[Path]:
+    """Delivery folders under `<landing>/sites/`, in name order; hidden and in-flight names skipped.
+    A folder whose name is not UTF-8 text (it cannot be stored or logged) goes to `problems`."""
     root = landing / SITES_SUBDIR
     if not root.is_dir():
         return []
     wanted = None if deliveries is None else set(deliveries)
-    return sorted(p for p in root.iterdir()
-                  if p.is_dir() and is_candidate(p.name)
-                  and (wanted is None or p.name in wanted))
+    try:
+        found = sorted(p for p in root.iterdir()
+                       if p.is_dir() and is_candidate(p.name)
+                       and (wanted is None or p.name in wanted))
+    except OSError as exc:  # sites/ itself cannot be listed
+        if problems is not None:
+            problems.append(f"{SITES_SUBDIR}: folder cannot be read: {exc.strerror or exc}")
+        return []
+    bad = [p for p in found if not utf8_name(p.name)]
+    if problems is not None:
+        problems += [f"{SITES_SUBDIR}/{shown(p.name)}: folder name is not UTF-8 text: rename it" for p in bad]
+    return [p for p in found if p not in bad]
 
 
 def _listed_names(manifest_bytes: bytes) -> list[str]:
@@ -155,8 +170,14 @@ def _store_rows(con, key: int, delivery_id: str, parsed: dict[str, ParsedFile]) 
             con.unregister("incoming_sdtm")
 
 
-def _decide(con, folder: Path, seen: _Folder, run_id, now, summary: SiteIngestSummary) -> None:
+def _decide(con, landing: Path, folder: Path, seen: _Folder, run_id, now, summary: SiteIngestSummary) -> None:
     manifest, parsed, problems = _evaluate(folder, seen)
+    # The files were hashed, then read again to parse: a file replaced in between loaded rows that never
+    # matched the manifest. The same state after the parse is the state parsed.
+    again = _observe(landing, folder)
+    if again is None or again.state_sha != seen.state_sha:
+        summary.undecided.append(f"{seen.rel}: changed while it was read; decided once it stops changing")
+        return
     ok = not problems
     m = manifest if isinstance(manifest, dict) and not any(p.rule == "manifest_contract" for p in problems) else {}
     delivery_id = m.get("delivery_id", seen.name)
@@ -221,7 +242,14 @@ def ingest_site_deliveries(con, landing: Path, run_id: str | None = None,
     landing = Path(landing)
     summary = SiteIngestSummary()
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    observed = [(folder, _observe(landing, folder)) for folder in scan_sites(landing, deliveries)]
+    observed = []
+    for folder in scan_sites(landing, deliveries, summary.undecided):
+        try:
+            observed.append((folder, _observe(landing, folder)))
+        except OSError as exc:  # no permission on the folder or a listed file: the other deliveries go on
+            summary.deliveries_seen += 1
+            summary.undecided.append(f"{SITES_SUBDIR}/{folder.name}: cannot be read: {exc.strerror or exc}"
+                                     + (f" ({Path(exc.filename).name})" if exc.filename else ""))
     # States decided in an earlier run, in one query: a statement per folder was half of a scan of
     # unchanged deliveries (300 folders: 0.22 s), and a landing folder keeps its deliveries.
     # A folder is unchanged when its state is its latest row's, not any earlier row's: a folder
@@ -235,5 +263,8 @@ def ingest_site_deliveries(con, landing: Path, run_id: str | None = None,
         elif latest.get(seen.rel) == seen.state_sha:
             summary.unchanged += 1
         else:
-            _decide(con, folder, seen, run_id, now, summary)
+            try:
+                _decide(con, landing, folder, seen, run_id, now, summary)
+            except OSError as exc:  # became unreadable since observed: nothing was written for it
+                summary.undecided.append(f"{seen.rel}: cannot be read: {exc.strerror or exc}")
     return summary

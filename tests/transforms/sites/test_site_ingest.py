@@ -304,3 +304,62 @@ def test_an_implausible_cutoff_date_holds_the_delivery(con, landing, sites, cuto
     (q,) = quarantined(con)
     assert q[1] == "manifest_contract" and q[5] == "manifest.cutoff_date"
     assert q[6].startswith(f"delivery {folder.name}: manifest.json column cutoff_date: ") and needle in q[6]
+
+
+def test_a_folder_that_cannot_be_read_is_not_decided_and_the_others_load(con, landing, sites, monkeypatch):
+    """A listed file or a folder without read permission (`chmod 000`; simulated, as root reads anyway)
+    and a folder name that is not UTF-8 crashed the step: no other delivery loaded, nor the registry."""
+    import os
+
+    folders = generate_delivery(sites, participants=9, sites=3, seed=9)
+    locked, shut = folders[0], folders[1]
+    bad = sites / os.fsdecode(b"site\xff")
+    shutil.copytree(folders[2], bad)
+    real = ingest.sha256_file
+
+    def no_permission(path):
+        if path == locked / "ae.csv":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    real_is_file = Path.is_file
+
+    def shut_folder(self):
+        if self.parent == shut:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(ingest, "sha256_file", no_permission)
+    monkeypatch.setattr(Path, "is_file", shut_folder)
+    s = ingest_site_deliveries(con, landing.root, run_id="r1")
+    assert (s.loaded, s.held) == (1, 0) and status(con) == {folders[2].name: "loaded"}
+    assert sorted(s.undecided) == sorted([f"sites/{locked.name}: cannot be read: Permission denied (ae.csv)",
+                                          f"sites/{shut.name}: cannot be read: Permission denied (manifest.json)",
+                                          "sites/site\\xff: folder name is not UTF-8 text: rename it"])
+    assert s.as_dict()["undecided"] == 3 and quarantined(con) == []
+    monkeypatch.undo()
+    s = ingest_site_deliveries(con, landing.root, run_id="r2")  # readable now: decided
+    assert s.loaded == 2 and s.undecided == ["sites/site\\xff: folder name is not UTF-8 text: rename it"]
+
+
+def test_a_file_replaced_while_the_delivery_is_read_is_not_loaded_that_run(con, landing, sites, monkeypatch):
+    """The files were hashed, then read again to parse: dm.csv replaced in between loaded rows no
+    manifest described, as the delivery's current state."""
+    folder = deliver(sites)
+    real = ingest.check_csv
+
+    def replaced_meanwhile(path, kind, manifest):
+        out = real(path, kind, manifest)
+        if kind == "dm":
+            lines = path.read_text().splitlines(keepends=True)
+            path.write_text("".join(lines[:2]))  # the site's tool rewrites it: one participant left
+        return out
+
+    monkeypatch.setattr(ingest, "check_csv", replaced_meanwhile)
+    s = ingest_site_deliveries(con, landing.root, run_id="r1")
+    assert (s.loaded, s.held) == (0, 0) and status(con) == {}
+    assert s.undecided == [f"sites/{folder.name}: changed while it was read; decided once it stops changing"]
+    monkeypatch.undo()
+    s = ingest_site_deliveries(con, landing.root, run_id="r2")  # the new state, as found: its checksum is wrong
+    assert status(con) == {folder.name: "held"}
+    assert "dm.csv has sha256" in con.execute("SELECT reason FROM quarantine.record").fetchone()[0]
