@@ -166,8 +166,9 @@ class MemberSlice:
 
     names: tuple[str, ...]
     fields: array
-    # Members beside these that are not `.json` files (folders aside): held with that reason, never read.
-    skipped: tuple[str, ...] = ()
+    # Members beside these that are not read (folders aside), as (name, why): not `.json` files, or
+    # names that are not the UTF-8 their flag says. Each is held with its reason.
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.names)
@@ -208,7 +209,7 @@ def zip_slices(path: Path, display: str, size: int) -> list[MemberSlice]:
 def _directory_slices(directory: bytes, concat: int, size: int) -> list[MemberSlice]:
     slices: list[MemberSlice] = []
     names: list[str] = []
-    skipped: list[str] = []
+    skipped: list[tuple[str, str]] = []
     fields = array("q")
     pos, end = 0, len(directory)
     while pos < end:
@@ -226,12 +227,17 @@ def _directory_slices(directory: bytes, concat: int, size: int) -> list[MemberSl
         pos += name_len
         extra = directory[pos:pos + extra_len]
         pos += extra_len + comment_len
-        name = raw_name.decode("utf-8" if flags & _UTF8_NAME else "cp437")
+        try:
+            name = raw_name.decode("utf-8" if flags & _UTF8_NAME else "cp437")
+        except UnicodeDecodeError:  # flagged UTF-8 and is not: failed the whole archive, its good members too
+            skipped.append((raw_name.split(b"\x00", 1)[0].decode("utf-8", "backslashreplace"),
+                            "member name is not UTF-8 text though its flag says so: not read"))
+            continue
         name = name.split("\x00", 1)[0]  # as ZipInfo cuts a name at a NUL
         if name.endswith("/"):
             continue
         if not name.lower().endswith(".json"):
-            skipped.append(name)
+            skipped.append((name, "not a .json member: not read as a study record"))
             continue
         if extra:
             fsize, csize, offset = _zip64_sizes(extra, fsize, csize, offset)
@@ -277,8 +283,8 @@ def slice_records(path: str | Path, display: str, members: MemberSlice) -> Itera
         n = len(_FIELDS)
         yield from _member_records(display, ((name, partial(_read_member, fh, name, *members.fields[k * n:(k + 1) * n]))
                                              for k, name in enumerate(members.names)))
-    for name in members.skipped:
-        yield RawRecord(name, None, None, "not a .json member: not read as a study record", "$")
+    for name, why in members.skipped:
+        yield RawRecord(name, None, None, why, "$")
 
 
 def zip_records(path: str | Path, display: str, slices: list[MemberSlice]) -> Iterator[RawRecord]:

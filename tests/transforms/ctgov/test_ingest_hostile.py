@@ -234,3 +234,21 @@ def test_a_file_rewritten_with_its_size_and_mtime_kept_is_read_again(con, landin
     assert versions(con) == {"NCT99000071", "NCT99000072"}
     # unchanged since: not hashed again
     assert ingest_landing(con, landing.root, run_id="r3").files_new == 0
+
+
+def test_a_zip_member_whose_name_is_not_the_utf8_its_flag_says_is_held_and_the_rest_loads(con, landing):
+    """Its name failed to decode and the whole archive failed, its good members unread and the bad
+    one not named."""
+    path = landing.root / "ctgov" / "names.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("NCT99000081.json", text("NCT99000081"))
+        zf.writestr("NCT9900008\u00e9.json", text("NCT99000082"))  # not ASCII: flagged "the name is UTF-8"
+        zf.writestr("NCT99000083.json", text("NCT99000083"))
+    # the flag stays, the name is not UTF-8 any more (0xff never is)
+    path.write_bytes(path.read_bytes().replace("NCT9900008\u00e9.json".encode(), b"NCT9900008\xff\xa9.json"))
+    summary = ingest_landing(con, landing.root, run_id="r1")
+    assert summary.files_failed == 0 and summary.records_quarantined == 1
+    assert versions(con) == {"NCT99000081", "NCT99000083"}
+    assert held(con) == {"NCT9900008\\xff\\xa9.json": (
+        "$", "ctgov/names.zip record NCT9900008\\xff\\xa9.json: member name is not UTF-8 text though its flag says so: "
+        "not read")}
