@@ -16,16 +16,23 @@ WITH pending AS (
     SELECT DISTINCT v.nct_id
     FROM raw.ctgov_study_version v
     WHERE NOT EXISTS (SELECT 1 FROM meta.study_state s WHERE s.nct_id = v.nct_id AND s.content_hash = v.content_hash)
+), placed AS (
+    -- A tie is not ambiguous where one of the tied contents was replaced at its place (the same file
+    -- path and record) by a later arrival: a file corrected in place keeps its dates. Its held first
+    -- content, released by `quarantine retry`, tied with the correction and held both, run after run.
+    SELECT v.version_key, v.nct_id, v.content_hash, v.last_update_post_date, v.version_holder,
+           v.version_key < max(v.version_key) OVER (PARTITION BY v.nct_id, v.source_file, v.source_record) AS replaced
+    FROM raw.ctgov_study_version v
+    WHERE v.nct_id IN (SELECT nct_id FROM pending)
 ), ranked AS (
     SELECT v.version_key, v.nct_id, v.content_hash,
            rank() OVER (PARTITION BY v.nct_id
                         ORDER BY h.nct_id IS NOT NULL, v.last_update_post_date DESC NULLS LAST,
-                                 v.version_holder DESC NULLS LAST) AS tie_rank,
+                                 v.version_holder DESC NULLS LAST, v.replaced) AS tie_rank,
            row_number() OVER (PARTITION BY v.nct_id
                               ORDER BY v.last_update_post_date NULLS FIRST, v.version_holder NULLS FIRST, v.version_key) AS version_seq
-    FROM raw.ctgov_study_version v
+    FROM placed v
     LEFT JOIN meta.study_state h ON h.nct_id = v.nct_id AND h.content_hash = v.content_hash AND h.status = 'quarantined'
-    WHERE v.nct_id IN (SELECT nct_id FROM pending)
 ), picked AS (
     SELECT r.version_key, r.version_seq
     FROM ranked r

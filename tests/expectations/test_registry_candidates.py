@@ -14,10 +14,15 @@ from tests.conftest import CTGOV
 def every_version(con) -> list[tuple]:
     """The batch's definition, in Python over every stored version: each study's current versions
     (latest update date, then version holder; a missing one ranks last; a version held in quarantine
-    only when every version is) that are undecided, with their place in the study's history (earliest
-    first, missing dates first, then version key)."""
-    rows = con.execute("SELECT version_key, nct_id, content_hash, last_update_post_date, version_holder "
-                       "FROM raw.ctgov_study_version").fetchall()
+    only when every version is; among ties, one replaced at its file path and record by a later
+    arrival only when every tied one is) that are undecided, with their place in the study's history
+    (earliest first, missing dates first, then version key)."""
+    rows = con.execute("SELECT version_key, nct_id, content_hash, last_update_post_date, version_holder, "
+                       "source_file, source_record FROM raw.ctgov_study_version").fetchall()
+    last_at = {}
+    for r in rows:
+        last_at[(r[1], r[5], r[6])] = max(last_at.get((r[1], r[5], r[6]), r[0]), r[0])
+    rows = [r[:5] + (r[0] < last_at[(r[1], r[5], r[6])],) for r in rows]
     decided = set(con.execute("SELECT nct_id, content_hash FROM meta.study_state").fetchall())
     held = set(con.execute("SELECT nct_id, content_hash FROM meta.study_state WHERE status = 'quarantined'").fetchall())
     studies: dict[str, list] = {}
@@ -28,19 +33,23 @@ def every_version(con) -> list[tuple]:
     for nct, versions in studies.items():
         history = sorted(versions, key=lambda v: (v[3] or low, v[4] or low, v[0]))
         ranking = [v for v in versions if (nct, v[2]) not in held] or versions
-        top = max((v[3] is not None, v[3] or low, v[4] is not None, v[4] or low) for v in ranking)
+        def rank(v):
+            return (v[3] is not None, v[3] or low, v[4] is not None, v[4] or low, not v[5])
+
+        top = max(rank(v) for v in ranking)
         for seq, v in enumerate(history, 1):
-            if (v[3] is not None, v[3] or low, v[4] is not None, v[4] or low) == top and (nct, v[2]) not in decided:
+            if rank(v) == top and (nct, v[2]) not in decided:
                 out.append((v[0], nct, seq))
     return sorted(out, key=lambda r: (r[1], r[0]))
 
 
-def _version(con, nct: str, content: str, updated: str | None, holder: str | None = None) -> None:
+def _version(con, nct: str, content: str, updated: str | None, holder: str | None = None, path: str | None = None) -> None:
     payload = json.loads((CTGOV / "NCT06668571.json").read_text())
     payload["protocolSection"]["identificationModule"]["nctId"] = nct
     con.execute("INSERT INTO raw.ctgov_study_version (nct_id, content_hash, last_update_post_date, version_holder, "
                 "payload, source_file, source_record, file_sha256, ingested_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
-                [nct, content, updated, holder, json.dumps(payload), f"{nct}.json", content, dt.datetime(2026, 11, 30)])
+                [nct, content, updated, holder, json.dumps(payload), path or f"{nct}-{content}.json", content,
+                 dt.datetime(2026, 11, 30)])
 
 
 def _decided(con, nct: str, content: str, status: str) -> None:
@@ -80,6 +89,13 @@ def test_candidates_are_those_of_ranking_every_version():
     _version(con, "NCT00000008", "h2", "2025-06-01")
     _decided(con, "NCT00000008", "h1", "published")
     _decided(con, "NCT00000008", "h9", "quarantined")
+    # A file corrected in place, its dates kept (i1 held, then released by a retry): the correction
+    # alone, not an ambiguity. With a third content tied from another file, j3 and the correction tie.
+    _version(con, "NCT00000009", "i1", "2025-03-01", "2025-03-02", path="ctgov/i.json")
+    _version(con, "NCT00000009", "i2", "2025-03-01", "2025-03-02", path="ctgov/i.json")
+    _version(con, "NCT00000010", "j1", "2025-03-01", "2025-03-02", path="ctgov/j.json")
+    _version(con, "NCT00000010", "j2", "2025-03-01", "2025-03-02", path="ctgov/j.json")
+    _version(con, "NCT00000010", "j3", "2025-03-01", "2025-03-02", path="ctgov/pages/p1.json")
 
     expected = every_version(con)
     con.execute(_read_sql("registry_candidates.sql"))
@@ -87,4 +103,5 @@ def test_candidates_are_those_of_ranking_every_version():
                       ).fetchall()
     assert got == expected
     assert [(n, s) for _, n, s in got] == [("NCT00000001", 2), ("NCT00000003", 1), ("NCT00000003", 2),
-                                           ("NCT00000006", 1), ("NCT00000007", 2), ("NCT00000008", 2)]
+                                           ("NCT00000006", 1), ("NCT00000007", 2), ("NCT00000008", 2),
+                                           ("NCT00000009", 2), ("NCT00000010", 2), ("NCT00000010", 3)]

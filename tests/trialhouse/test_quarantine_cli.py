@@ -56,6 +56,27 @@ def test_list_shows_what_is_held_and_retry_publishes_after_a_fix(landing, tmp_pa
     assert "nothing is held" in capsys.readouterr().out
 
 
+def test_a_file_fixed_in_place_with_its_dates_kept_is_published_by_retry(landing, tmp_path, capsys):
+    """The held content, released by retry, tied with its correction (same lastUpdatePostDate and
+    versionHolder): both were held as ambiguous, on every run and retry after. A content replaced at
+    its own path by a later arrival does not tie; two files that disagree still do."""
+    rec = json.loads((CTGOV / "NCT06668571.json").read_text())
+    rec["protocolSection"]["statusModule"]["overallStatus"] = "SORT_OF_RECRUITING"
+    bad = landing.write("NCT06668571.json", json.dumps(rec))
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["quarantined"] == 1
+    bad.write_bytes((CTGOV / "NCT06668571.json").read_bytes())  # fixed by hand, dates as they were
+    assert main(["quarantine", "retry", *args(landing, tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["published"], summary["quarantined"]) == (1, 0), summary
+    assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
+    assert "nothing is held" in capsys.readouterr().out
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT payload->>'$.protocolSection.statusModule.overallStatus' FROM raw.ctgov_study_version v "
+                           "JOIN meta.study_state s USING (nct_id, content_hash) WHERE s.status = 'published'"
+                           ).fetchall() == [(json.loads(bad.read_text())["protocolSection"]["statusModule"]["overallStatus"],)]
+
+
 def test_list_shows_files_that_could_not_be_read_and_retry_reads_them_again(landing, tmp_path, capsys):
     """A file with no readable record (not JSON) is held whole: `list` shows it, as `retry` re-reads it."""
     landing.drop(CTGOV / "NCT00184067.json")
