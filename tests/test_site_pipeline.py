@@ -278,3 +278,28 @@ def test_a_participant_a_newer_delivery_leaves_out_goes_from_fhir_and_its_export
     assert report.success, report.failures
     assert _persons(settings)[0] == 6
     assert fhir_people() == ([("Patient", 6), ("ResearchSubject", 6)], 6)
+
+
+def test_the_automation_s_runs_of_a_new_delivery_without_the_registry_steps_publish_it(tmp_path):
+    """After a publish the staging schemas are gone; the runs the automation makes for a new delivery
+    (the raw step, then the site stage and the publish, or the publish alone) hold no registry step
+    to create them again, and failed on `stage_fhir.resource`."""
+    import dagster as dg
+
+    from orchestration.definitions import build_definitions
+
+    landing = tmp_path / "landing"
+    (landing / "ctgov").mkdir(parents=True)
+    (landing / "ctgov" / "NCT06668571.json").write_bytes((CTGOV / "NCT06668571.json").read_bytes())
+    generate_delivery(landing / "sites", participants=6, sites=1, seed=1)
+    settings = Settings(str(tmp_path / "wh.duckdb"), str(landing), str(tmp_path / "exports"), None)
+    assert run_pipeline(settings).success
+    generate_delivery(landing / "sites", participants=9, sites=1, seed=3, cutoff="2026-07-31", delivery_id="newcut")
+    job = build_definitions(settings).resolve_job_def("pipeline")
+    for selection in (["raw/site_delivery"], ["stage/site_data", "publish/warehouse"], ["publish/warehouse"]):
+        subset = job.get_subset(asset_selection={dg.AssetKey.from_user_string(k) for k in selection})
+        result = subset.execute_in_process(instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        assert result.success, (selection, [e.message for e in result.all_events if e.event_type_value == "STEP_FAILURE"])
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM omop.person").fetchone()[0] == 9
+        assert con.execute("SELECT count(*) FROM fhir.resource WHERE resource_type = 'Patient'").fetchone()[0] == 9

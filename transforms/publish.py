@@ -17,6 +17,23 @@ from schemas.omop.spec import quote
 Merge = Callable[[object, str], dict[str, int]]  # (con, run_id) -> {table: rows merged}
 
 
+def ensure_stages(con) -> None:
+    """The FHIR and OMOP staging schemas, empty where this run has not staged anything yet.
+
+    A publish drops them (their rows are spent), and the registry's steps create them again; a run
+    without those steps (the automation's for a new site delivery: the site stage and the publish,
+    or the publish alone) found no `stage_fhir.resource` and failed. Without primary keys, as the
+    OMOP stage makes them (the gate checks the keys, expectations.omop_gate.reset_stage)."""
+    from schemas.omop.ddl import create_omop_schema
+    from transforms.fhir.store import create_fhir_schema
+
+    have = {r[0] for r in con.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()}
+    if "stage_fhir" not in have:
+        create_fhir_schema(con, "stage_fhir")
+    if "stage_omop" not in have:
+        create_omop_schema(con, "stage_omop", primary_keys=False)
+
+
 def counted_tables(con) -> list[str]:
     rows = con.execute(
         "SELECT schema_name || '.' || table_name FROM duckdb_tables() "

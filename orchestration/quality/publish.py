@@ -10,7 +10,7 @@ from transforms.fhir.participant_publish import drop_unstaged_participants
 from transforms.fhir.store import create_fhir_schema
 from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.publish import cover_events, merge_stage
-from transforms.publish import publish_batch
+from transforms.publish import ensure_stages, publish_batch
 from transforms.sites.fingerprint import publish_fingerprint
 from trialhouse.settings import stage_workers
 from trialhouse.snapshot import clear_owed, mark_owed, owed_path, publish_snapshot
@@ -144,6 +144,7 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
     with warehouse.connect() as con:
         create_fhir_schema(con, "fhir")
         create_omop_schema(con, "omop")
+        ensure_stages(con)  # a run of the publish without the steps that stage
         log = publish_batch(con, context.run.run_id, SUITES, MERGES)
     # A new connection for the export and the swap: what the transaction's deletes pinned in DuckDB goes
     # with the old one (see trialhouse.workfile.delete_headroom).

@@ -15,6 +15,7 @@ from transforms.fhir.research_subject import map_participants_fhir, subject_rows
 from transforms.fhir.store import write_resources
 from transforms.fhir.validate import validate_resources
 from transforms.omop.participants import map_participants
+from transforms.publish import ensure_stages
 from transforms.sites.fingerprint import (ensure_tables, last_published, registry_records, site_fingerprint,
                                          stage_fingerprint, stage_scope)
 from trialhouse.settings import GateLimits, pseudonym_key
@@ -66,6 +67,7 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
             return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(0),
                                                   "studies": dg.MetadataValue.int(len(registry)),
                                                   "skipped": dg.MetadataValue.bool(True), **waiting_md})
+        ensure_stages(con)  # the registry's steps may not be in this run (a new delivery alone)
         res = stage_site_data(con, runner, run_id, registry)
         counts = map_participants(con, schema="stage_omop", vocab_schema="omop", pseudonym_key=key, exclude=res.exclude)
         resources = []
