@@ -8,7 +8,7 @@ import duckdb
 
 from tests.conftest import CTGOV
 from trialhouse.cli import main
-from trialhouse.settings import SAMPLE_LANDING
+from trialhouse.settings import SAMPLE_LANDING, Settings
 
 
 def bundled_studies() -> set[str]:
@@ -148,8 +148,9 @@ def test_the_human_summary_names_each_failed_file(capsys):
                "quarantined": 0, "blocked": False, "failures": [],
                "failed_files": [f"ctgov/b{i}.json: invalid JSON at line 1 column 2" for i in range(20)],
                "site_deliveries_undecided": ["sites/d1: cannot be read: Permission denied (ae.csv)"]}
-    _print_human(summary)
+    _print_human(summary, " --warehouse /tmp/w.duckdb")
     out = capsys.readouterr().out
+    assert "`trialhouse quarantine list --warehouse /tmp/w.duckdb` says" in out
     assert "  failed file: ctgov/b0.json: invalid JSON at line 1 column 2\n" in out
     assert out.count("  failed file: ") == 20
     assert "... 2 more failed file(s)" in out  # the asset's metadata lists 20
@@ -192,3 +193,16 @@ def test_a_file_where_no_step_reads_is_named(tmp_path, landing, capsys):
     assert summary["unread_paths"] == ["NCT00184067.json"] and summary["studies_seen"] == 1
     assert main(args) == 0
     assert "  not read: NCT00184067.json (registry records go under ctgov/" in capsys.readouterr().out
+
+
+def test_the_follow_up_commands_name_the_paths_the_run_was_given(tmp_path, monkeypatch):
+    """A bare `trialhouse quarantine list` after a run on other paths read ./data: "nothing is held"."""
+    from trialhouse.cli import _path_args
+
+    for var in ("TRIALHOUSE_WAREHOUSE", "TRIALHOUSE_LANDING", "TRIALHOUSE_EXPORT", "TRIALHOUSE_VOCAB"):
+        monkeypatch.delenv(var, raising=False)
+    assert _path_args(Settings.from_env()) == ""
+    given = Settings.from_env(warehouse=str(tmp_path / "my wh.duckdb"), landing=str(tmp_path / "in"))
+    assert _path_args(given) == f" --landing {tmp_path}/in --warehouse '{tmp_path}/my wh.duckdb'"
+    monkeypatch.setenv("TRIALHOUSE_LANDING", str(tmp_path / "in"))  # the environment says it already
+    assert _path_args(given) == f" --warehouse '{tmp_path}/my wh.duckdb'"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -63,7 +64,16 @@ def _listed(markdown) -> list[str]:
                                                    for line in text.splitlines() if line.strip()]
 
 
-def _print_human(summary: dict) -> None:
+def _path_args(settings: Settings) -> str:
+    """The options a follow-up command needs to reach the same warehouse, landing, export and vocabulary:
+    those that differ from what it would take from the environment. A bare `trialhouse quarantine list`
+    after a run elsewhere read ./data and said nothing was held."""
+    plain = Settings.from_env()
+    return "".join(f" --{name} {shlex.quote(str(getattr(settings, name)))}" for name in ("landing", "warehouse", "export", "vocab")
+                   if getattr(settings, name) != getattr(plain, name))
+
+
+def _print_human(summary: dict, path_args: str = "") -> None:
     print(f"run {summary['run_id']}: {'completed' if summary['success'] else 'FAILED'}")
     for key in ("files_seen", "files_failed", "studies_seen", "new_versions", "site_deliveries_loaded",
                 "site_deliveries_held", "site_deliveries_waiting", "published", "quarantined", "blocked"):
@@ -87,7 +97,8 @@ def _print_human(summary: dict) -> None:
     for why in summary.get("site_deliveries_undecided", []):
         print(f"  site delivery not decided: {why}")
     if summary["quarantined"] or summary["files_failed"]:
-        print("  `trialhouse quarantine list` says what is held and why; `trialhouse quarantine retry` tries it again after a fix")
+        print(f"  `trialhouse quarantine list{path_args}` says what is held and why; "
+              f"`trialhouse quarantine retry{path_args}` tries it again after a fix")
 
 
 def _exit_code(summary: dict) -> int:
@@ -104,7 +115,7 @@ def cmd_run(args) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        _print_human(summary)
+        _print_human(summary, _path_args(settings))
     return _exit_code(summary)
 
 
@@ -152,7 +163,7 @@ def cmd_demo(args) -> int:
     generate_delivery(landing / "sites", study="NCT06668571", participants=30, sites=1, seed=20251014)
     report = run_pipeline(settings)
     summary = _summary(report, settings)
-    _print_human(summary)
+    _print_human(summary, _path_args(settings))
     print()
     _print_demo_tour(settings)
     return _exit_code(summary)
@@ -260,13 +271,19 @@ def cmd_quarantine(args) -> int:
 
     settings = Settings.from_env(warehouse=args.warehouse, landing=args.landing, export=args.export, vocab=args.vocab)
     if args.action == "list":
+        if not _warehouse_ours(settings, "quarantine list"):  # not a warehouse: a traceback said so
+            return 2
         return quarantine.print_list(settings, args.json, args.nct or None, args.rule)
     if not _paths_usable(settings, "quarantine retry"):  # before anything is released
         return 2
     released = quarantine.release(settings, args.nct or None, args.rule)
     # With --json, stdout is the run's JSON alone: this line goes to stderr.
-    print(f"released {released['records_released']} record(s) "
-          f"({released['study_versions_retried']} study version(s), {released['files_reread']} file(s) to re-read); running",
+    kept = released["deliveries_kept"]
+    print(f"released {released['records_released']} record(s) in {released['rows_released']} row(s) "
+          f"({released['study_versions_retried']} study version(s), {released['participants_regated']} participant(s) "
+          f"to gate again, {released['files_reread']} file(s) to re-read)"
+          + (f"; {kept} delivery(ies) the site contract holds stay held: a delivery is decided again when its "
+             "folder changes" if kept else "") + "; running",
           file=sys.stderr if args.json else sys.stdout)
     return cmd_run(args)
 
@@ -290,8 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("quarantine", help="what the gate holds back and why; retry it after a fix")
     q.add_argument("action", choices=["list", "retry"],
                    help="list: the held records and their reasons; retry: release them and run the pipeline again")
-    q.add_argument("--nct", action="append", help="only this study (repeatable)")
-    q.add_argument("--rule", help="only records held by this rule (the id `list` shows after the suite, e.g. enum.overall_status)")
+    q.add_argument("--nct", action="append", help="only this study: its registry records and its site deliveries' (repeatable)")
+    q.add_argument("--rule", help="only records held by this rule, as `list` shows it (site_protocol/eligibility.age_max) "
+                                  "or without its suite (enum.overall_status)")
     for flag, what in (("--landing", "landing folder a retry runs on (env TRIALHOUSE_LANDING)"),
                        ("--warehouse", "DuckDB file (env TRIALHOUSE_WAREHOUSE)"),
                        ("--export", "export folder a retry writes (env TRIALHOUSE_EXPORT)"),
@@ -324,7 +342,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"trialhouse {args.command}: {problem}; nothing was done", file=sys.stderr)
         if found:
             return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `trialhouse quarantine list | head`: the reader stopped, not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would raise again
+        return 0
 
 
 if __name__ == "__main__":

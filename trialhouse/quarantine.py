@@ -12,8 +12,11 @@ from trialhouse.snapshot import work_path
 from trialhouse.workfile import connect_work
 
 # NULL parameters mean "any": one fixed statement serves every filter, values stay parameters.
-HELD_FILTER = ("released_at IS NULL AND (?::VARCHAR[] IS NULL OR record_key IN (SELECT unnest(?::VARCHAR[]))) "
-               "AND (?::VARCHAR IS NULL OR rule = ?)")
+# A study narrows to its registry records and to its site deliveries' (their keys are the delivery id,
+# or "<delivery id>/<USUBJID>"); a rule may be given as the list shows it, "<suite>/<rule>".
+HELD_FILTER = ("released_at IS NULL AND (?::VARCHAR[] IS NULL OR record_key IN (SELECT unnest(?::VARCHAR[])) "
+               "OR split_part(record_key, '/', 1) IN (SELECT unnest(?::VARCHAR[]))) "
+               "AND (?::VARCHAR IS NULL OR rule = ?) AND (?::VARCHAR IS NULL OR suite = ?)")
 HELD_SQL = ("SELECT quarantined_at, suite, rule, record_key, source_file, source_record, field, reason, run_id "
             "FROM quarantine.record WHERE " + HELD_FILTER + " ORDER BY quarantined_at DESC, record_key, rule")
 
@@ -31,8 +34,14 @@ def _open_for_reading(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, st
     return duckdb.connect(settings.warehouse, read_only=True), settings.warehouse
 
 
-def _filter(nct_ids: list[str] | None, rule: str | None) -> list:
-    return [nct_ids or None, nct_ids or None, rule, rule]
+def _filter(con, nct_ids: list[str] | None, rule: str | None) -> list:
+    suite, rule = rule.split("/", 1) if rule and "/" in rule else (None, rule)
+    deliveries: list[str] = []
+    if nct_ids and con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
+                               "AND table_name = 'site_delivery'").fetchone()[0]:
+        deliveries = [r[0] for r in con.execute("SELECT DISTINCT delivery_id FROM raw.site_delivery "
+                                                "WHERE nct_id IN (SELECT unnest(?::VARCHAR[]))", [nct_ids]).fetchall()]
+    return [nct_ids or None, nct_ids or None, deliveries, rule, rule, suite, suite]
 
 
 # Files that could not be read at all (not JSON, a zip cut short) and are still what lies at their path:
@@ -57,12 +66,12 @@ def held(settings: Settings, nct_ids: list[str] | None = None, rule: str | None 
     con, _ = _open_for_reading(settings)
     with con:
         cols = ["quarantined_at", "suite", "rule", "record_key", "source_file", "source_record", "field", "reason", "run_id"]
-        return [dict(zip(cols, r)) for r in con.execute(HELD_SQL, _filter(nct_ids, rule)).fetchall()]
+        return [dict(zip(cols, r)) for r in con.execute(HELD_SQL, _filter(con, nct_ids, rule)).fetchall()]
 
 
 def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = None, rule: str | None = None) -> int:
     rows = held(settings, nct_ids, rule)
-    if not nct_ids and rule in (None, "file_readable"):  # a failed file has no study to narrow to
+    if not nct_ids and rule in (None, "file_readable", "raw_ingest/file_readable"):  # no study to narrow to
         rows += failed_files(settings)
     if as_json:
         print(json.dumps(rows, default=str))
@@ -71,32 +80,48 @@ def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = No
         narrowed = [f"--nct {n}" for n in nct_ids or []] + ([f"--rule {rule}"] if rule else [])
         print(f"nothing held in quarantine matches {' '.join(narrowed)}" if narrowed else "nothing is held in quarantine")
         return 0
-    print(f"{len(rows)} quarantined record(s) or file(s):")
+    # One entry per held record and rule: a participant held whole is a row per SDTM row of theirs
+    # (82 entries for one participant read as 82 problems); its reason is the row that broke the rule.
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
         # "$" keys a record that is its whole file: the file says more
         head = r["record_key"] if r["record_key"] not in (None, "$") else r["source_file"]
-        print(f"- {head}  [{r['suite']}/{r['rule']}]  {r['quarantined_at']:%Y-%m-%d %H:%M}")
-        print(f"    {r['reason']}")
+        groups.setdefault((head, r["suite"], r["rule"]), []).append(r)
+    print(f"{len(groups)} held record(s) or file(s)" + (f" ({len(rows)} rows of quarantine.record)" if len(rows) > len(groups)
+                                                        else "") + ":")
+    for (head, suite, rule_id), members in groups.items():
+        root = next((r for r in members if " held with participant " not in r["reason"]), members[0])
+        more = f"  ({len(members)} rows)" if len(members) > 1 else ""
+        print(f"- {head}  [{suite}/{rule_id}]  {members[0]['quarantined_at']:%Y-%m-%d %H:%M}{more}")
+        print(f"    {root['reason']}")
     return 0
 
 
-SELECT_KEYS = "SELECT DISTINCT record_key FROM quarantine.record WHERE " + HELD_FILTER
+# A delivery held by the site contract is decided by its folder's state (transforms/sites/ingest.py): a
+# retry cannot decide it again, so its holds stay until the folder changes. Released, they said nothing
+# was held while the delivery still was.
+RELEASABLE = " AND suite <> 'site_contract'"
+SELECT_KEYS = "SELECT DISTINCT record_key, suite FROM quarantine.record WHERE " + HELD_FILTER + RELEASABLE
+COUNT_KEPT = "SELECT count(DISTINCT record_key) FROM quarantine.record WHERE suite = 'site_contract' AND " + HELD_FILTER
 SELECT_RAW_FILES = ("SELECT DISTINCT p.sha256 FROM raw.landing_path p JOIN quarantine.record q ON q.source_file = p.path "
                     "WHERE q.suite = 'raw_ingest' AND q.record_key IN (SELECT unnest(?::VARCHAR[]))")
-MARK_RELEASED = "UPDATE quarantine.record SET released_at = ? WHERE " + HELD_FILTER
+MARK_RELEASED = "UPDATE quarantine.record SET released_at = ? WHERE " + HELD_FILTER + RELEASABLE
 
 
 def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | None = None) -> dict:
-    """Let held records be tried again by the next run: their study versions re-enter the batch, and
-    files that failed or held unkeyable records are re-read from the landing folder."""
+    """Let held records be tried again by the next run: their study versions re-enter the batch, files
+    that failed or held unkeyable records are re-read from the landing folder, and held participants
+    are gated again (site data is otherwise gated only when deliveries or registry versions change)."""
     work = work_path(settings.warehouse)
     if not work.exists():
         raise SystemExit(f"no work database at {work}: nothing to retry")
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    filt = _filter(nct_ids, rule)
     with connect_work(work, duckdb_storage_config()) as con:
+        filt = _filter(con, nct_ids, rule)
         con.execute("BEGIN TRANSACTION")
-        keys = [r[0] for r in con.execute(SELECT_KEYS, filt).fetchall()]
+        found = con.execute(SELECT_KEYS, filt).fetchall()
+        keys = [k for k, _ in found]
+        kept = con.execute(COUNT_KEPT, filt).fetchone()[0]
         states = con.execute(
             "DELETE FROM meta.study_state WHERE status = 'quarantined' AND nct_id IN (SELECT unnest(?::VARCHAR[]))", [keys]
         ).fetchone()[0]
@@ -107,6 +132,10 @@ def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | No
             "DELETE FROM raw.landed_file WHERE status <> 'failed' AND sha256 IN (SELECT unnest(?::VARCHAR[]))", [shas]
         ).fetchone()[0]
         con.execute("DELETE FROM raw.landed_file WHERE status = 'failed'")
-        con.execute(MARK_RELEASED, [now, *filt])
+        rows = con.execute(MARK_RELEASED, [now, *filt]).fetchone()[0]
+        participants = len({k for k, suite in found if suite == "site_protocol"})
+        if participants:  # a published fingerprint no run computes: the next run gates the site data again
+            con.execute("INSERT INTO meta.site_state VALUES ('released by quarantine retry', NULL, ?)", [now])
         con.execute("COMMIT")
-    return {"records_released": len(keys), "study_versions_retried": states, "files_reread": files}
+    return {"records_released": len(keys), "rows_released": rows, "study_versions_retried": states,
+            "participants_regated": participants, "files_reread": files, "deliveries_kept": kept}

@@ -110,7 +110,8 @@ def test_list_shows_files_that_could_not_be_read_and_retry_reads_them_again(land
 
     # retry re-reads a failed file: unfixed, it fails again and is listed again
     assert main(["quarantine", "retry", *args(landing, tmp_path)]) == 0
-    assert "released 0 record(s) (0 study version(s), 1 file(s) to re-read)" in capsys.readouterr().out
+    assert "released 0 record(s) in 0 row(s) (0 study version(s), 0 participant(s) to gate again, 1 file(s) to re-read)" \
+        in capsys.readouterr().out
     assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
     assert [h["source_file"] for h in json.loads(capsys.readouterr().out)] == ["ctgov/NCT00276835.json"]
     other.write_bytes((CTGOV / "NCT00276835.json").read_bytes())
@@ -118,3 +119,68 @@ def test_list_shows_files_that_could_not_be_read_and_retry_reads_them_again(land
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["published"] == 1
     assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
     assert "nothing is held" in capsys.readouterr().out
+
+
+def test_site_holds_narrow_by_study_and_rule_and_retry_gates_the_participant_again(landing, tmp_path, capsys):
+    """Retry marked a held participant released, yet the site data, gated only when deliveries change,
+    was not gated again: `list` said nothing was held while the participant stayed unpublished. A
+    delivery the contract holds stays held (its folder decides it), and says so."""
+    from trialhouse.snapshot import work_path
+    from trialhouse.synth_site import generate_delivery, plant
+
+    landing.drop(CTGOV / "NCT06668571.json")
+    first, second = generate_delivery(landing.root / "sites", participants=16, sites=2, seed=1)
+    plant(first, "age_70")
+    plant(second, "checksum_mismatch")
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    capsys.readouterr()
+
+    assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 held record(s) or file(s) (")  # one participant and one delivery, not a line per row
+    assert "[site_protocol/eligibility.age_max]" in out and "dm.AGE = 70.0 is above" in out
+    for narrowed, expected in ((["--nct", "NCT06668571"], {"eligibility.age_max", "manifest_checksum"}),
+                               (["--nct", "NCT00000000"], set()),
+                               (["--rule", "site_protocol/eligibility.age_max"], {"eligibility.age_max"}),
+                               (["--rule", "raw_ingest/eligibility.age_max"], set())):
+        assert main(["quarantine", "list", *args(landing, tmp_path), *narrowed, "--json"]) == 0
+        assert {h["rule"] for h in json.loads(capsys.readouterr().out)} == expected, narrowed
+
+    def held_since(run_id):
+        with duckdb.connect(str(work_path(str(tmp_path / "wh.duckdb"))), read_only=True) as con:
+            return con.execute("SELECT DISTINCT suite, run_id = ? FROM quarantine.record WHERE released_at IS NULL",
+                               [run_id]).fetchall()
+
+    assert main(["quarantine", "retry", *args(landing, tmp_path), "--json"]) == 0
+    io = capsys.readouterr()
+    assert "1 participant(s) to gate again" in io.err and "1 delivery(ies) the site contract holds stay held" in io.err
+    retry_run = json.loads(io.out.strip().splitlines()[-1])["run_id"]
+    # gated again in the retry's run, and held again (nothing was fixed); the delivery's hold stands
+    assert sorted(held_since(retry_run)) == [("site_contract", False), ("site_protocol", True)]
+
+
+def test_list_refuses_what_is_not_a_warehouse_and_stops_quietly_when_its_reader_does(tmp_path, capsys):
+    """Both ended in a traceback: a text file or a folder given as --warehouse, and `list | head`."""
+    import subprocess
+    import sys
+
+    from schemas import apply_sql, ensure_base_schemas
+
+    (tmp_path / "notes.duckdb").write_text("not a database")
+    for target, says in ((tmp_path / "notes.duckdb", "is not a DuckDB database"), (tmp_path, "is a folder")):
+        assert main(["quarantine", "list", "--warehouse", str(target)]) == 2
+        assert says in capsys.readouterr().err
+
+    wh = tmp_path / "wh.duckdb"
+    with duckdb.connect(str(wh)) as con:
+        ensure_base_schemas(con)
+        apply_sql(con, "meta/meta.sql")
+        con.execute("INSERT INTO quarantine.record (run_id, quarantined_at, source_file, record_key, source_record, suite, "
+                    "rule, field, reason) SELECT 'r', now()::TIMESTAMP, 'ctgov/x.json', 'NCT' || lpad(i::VARCHAR, 8, '0'), "
+                    "'', 'ctgov_registry', 'enum.overall_status', 'f', repeat('a reason ', 20) FROM range(20000) t(i)")
+    proc = subprocess.Popen([sys.executable, "-m", "trialhouse.cli", "quarantine", "list", "--warehouse", str(wh)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"20000 held record(s)")
+    proc.stdout.close()  # as `head -1` does
+    assert proc.wait(timeout=120) == 0
+    assert b"Traceback" not in proc.stderr.read()
