@@ -139,7 +139,8 @@ def walk_landing(root: Path, problems: list[tuple[str, str]] | None = None) -> I
         if problems is not None:
             problems += [(os.path.join(dirpath, n), f"{'folder' if n in dirnames else 'file'} name is not UTF-8 text: "
                           "rename it") for n in sorted(dirnames + filenames) if is_candidate(n) and not utf8_name(n)]
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and utf8_name(d))
+        # hidden and in-flight folders (`<delivery>.partial`) as hidden and in-flight files: not yet landed
+        dirnames[:] = sorted(d for d in dirnames if is_candidate(d) and utf8_name(d))
         yield dirpath, sorted(n for n in filenames if is_candidate(n) and utf8_name(n))
 
 

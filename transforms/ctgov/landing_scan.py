@@ -2,13 +2,16 @@
 
 The cursor is one timestamp, so it never grows with the number of files ever seen. A file counts by
 max(mtime, ctime): ctime moves whenever a file is created, renamed in or rewritten and cannot be set
-back by `cp -p` or rsync, so a copied-in old file is still noticed. Only files older than a settle
+back by `cp -p` or rsync, so a copied-in old file is still noticed; and by when its folder arrived,
+for a folder moved or linked in whole (`_moved_in`). Only files older than a settle
 time are taken, which (a) lets writers finish and (b) guarantees every file with the cursor's
 timestamp was seen in the same evaluation, so nothing is skipped at the boundary.
 """
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,19 +40,36 @@ def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = 
     newest = cursor_ns
     if not root.is_dir():
         return found, cursor_ns
+    arrived: dict[str, int] = {str(root): 0}  # folder -> when it (or a folder above it) was moved or linked in
     for dirpath, filenames in walk_landing(root):
+        folder_stamp = max(arrived.get(os.path.dirname(dirpath), 0), _moved_in(dirpath)) if dirpath != str(root) else 0
+        arrived[dirpath] = folder_stamp
         for name in filenames:
             p = Path(dirpath) / name
             try:
                 st = p.stat()
             except OSError:  # vanished between listing and stat
                 continue
-            stamp = max(st.st_mtime_ns, st.st_ctime_ns)
+            stamp = max(st.st_mtime_ns, st.st_ctime_ns, folder_stamp)
             if cursor_ns < stamp <= horizon:
                 found.append(Seen(p.relative_to(landing).as_posix(), st.st_size, stamp))
                 newest = max(newest, stamp)
     found.sort(key=lambda s: (s.stamp_ns, s.rel))
     return found, newest
+
+
+def _moved_in(folder: str) -> int:
+    """When a folder arrived whole, or 0: a folder moved or renamed in (`mv download ctgov/`, a site's
+    `<id>.partial` renamed to `<id>`) keeps its files' times and gets a ctime of its own later than its
+    mtime (adding or removing entries moves both); a linked folder is as new as its link. Its files
+    count from then, or the cursor, already past their times, never saw them."""
+    try:
+        link = os.lstat(folder)
+        if stat.S_ISLNK(link.st_mode):
+            return link.st_ctime_ns
+        return link.st_ctime_ns if link.st_ctime_ns > link.st_mtime_ns else 0
+    except OSError:
+        return 0
 
 
 def batches(files: list[Seen], max_files: int = MAX_FILES_PER_RUN, max_bytes: int = MAX_BYTES_PER_RUN) -> list[list[Seen]]:
