@@ -22,6 +22,8 @@ def test_demo_builds_a_warehouse_with_every_bundled_study(tmp_path, capsys):
     assert main(["demo", "--dir", str(tmp_path / "data")]) == 0
     out = capsys.readouterr().out
     assert "completed" in out and "raw.ctgov_study_version" in out and "dg dev" in out
+    # on the demo's own folder, which a bare `dg dev` (./data) would not show
+    assert f"TRIALHOUSE_WAREHOUSE={tmp_path}/data/warehouse.duckdb" in out
     # the synthetic site delivery answers the three site questions in the tour
     for title in ("Mean PHQ-9 change from baseline to day 1 by arm", "Adverse events by arm", "Participants per site"):
         assert title in out

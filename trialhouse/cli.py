@@ -228,8 +228,19 @@ def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
         ".sql('select * from fhir.research_study'))\"\n"
         f"  FHIR bulk export: {settings.export}/fhir/ (manifest.json; NDJSON per resource type in parts of NCT id ranges)\n"
         f"  Data Docs:        {settings.export}/data_docs/<run id>/index.html\n"
-        "  Dagster UI:       DAGSTER_HOME=$PWD/dagster_home uv run dg dev   (then open http://127.0.0.1:3000)"
+        f"  Dagster UI:       {_ui_command(settings)}   (then open http://127.0.0.1:3000)"
     )
+
+
+def _ui_command(settings: Settings) -> str:
+    """`dg dev` on this demo's paths: it reads them from the environment, so after `demo --dir` a bare
+    `dg dev` showed ./data instead."""
+    env = {"TRIALHOUSE_LANDING": settings.landing, "TRIALHOUSE_WAREHOUSE": settings.warehouse,
+           "TRIALHOUSE_EXPORT": settings.export}
+    plain = Settings.from_env()
+    given = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items()
+                     if v != getattr(plain, k.removeprefix("TRIALHOUSE_").lower()))
+    return f"DAGSTER_HOME=$PWD/dagster_home {given + ' ' if given else ''}uv run dg dev"
 
 
 def cmd_sync_ctgov(args) -> int:

@@ -267,6 +267,9 @@ def generate_delivery(out_dir: Path, *, study: str = SEED_STUDY, participants: i
         cut = dt.date.fromisoformat(cutoff or DEFAULT_CUTOFF)
     except ValueError:
         raise ValueError(f"cutoff {cutoff!r} is not a date YYYY-MM-DD") from None
+    latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+    if cut > latest:  # the contract holds a delivery cut off in the future: generating one said nothing
+        raise ValueError(f"cutoff {cut} is in the future: a delivery's cut-off is at most the day after today ({latest})")
     span = (cut - dt.timedelta(days=20) - STUDY_START).days
     if span < 10:
         raise ValueError(f"cutoff {cut} must be at least 30 days after the study start {STUDY_START}")

@@ -172,6 +172,9 @@ def test_cutoff_leaves_late_participants_ongoing(tmp_path):
         assert all(r[col][:10] <= cut for r in read(folder, kind)), kind
     with pytest.raises(ValueError):
         generate_delivery(tmp_path, participants=2, sites=1, seed=1, cutoff="2025-03-01")
+    # a cut-off in the future is one the contract holds: refused here, not generated and held later
+    with pytest.raises(ValueError, match="is in the future"):
+        generate_delivery(tmp_path, participants=2, sites=1, seed=1, cutoff="2030-01-01")
 
 
 @pytest.mark.parametrize("violation", [v for v in VIOLATIONS if v not in ("checksum_mismatch", "missing_file")])
