@@ -93,7 +93,7 @@ def _print_human(summary: dict, path_args: str = "") -> None:
     for error in summary.get("failed_files", []):
         print(f"  failed file: {error}")
     if summary["files_failed"] > len(summary.get("failed_files", [])):
-        print(f"  ... {summary['files_failed'] - len(summary['failed_files'])} more failed file(s): see `trialhouse quarantine list`")
+        print(f"  ... {summary['files_failed'] - len(summary['failed_files'])} more failed file(s): the run's log names each")
     for why in summary.get("site_deliveries_undecided", []):
         print(f"  site delivery not decided: {why}")
     if summary["quarantined"] or summary["files_failed"]:
@@ -294,7 +294,7 @@ def cmd_quarantine(args) -> int:
           f"({released['study_versions_retried']} study version(s), {released['participants_regated']} participant(s) "
           f"to gate again, {released['files_reread']} file(s) to re-read)"
           + (f"; {kept} delivery(ies) the site contract holds stay held: a delivery is decided again when its "
-             "folder changes" if kept else "") + "; running",
+             "folder changes (one whose folder is gone is released)" if kept else "") + "; running",
           file=sys.stderr if args.json else sys.stdout)
     return cmd_run(args)
 

@@ -99,10 +99,14 @@ def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = No
 
 # A delivery held by the site contract is decided by its folder's state (transforms/sites/ingest.py): a
 # retry cannot decide it again, so its holds stay until the folder changes. Released, they said nothing
-# was held while the delivery still was.
+# was held while the delivery still was...
 RELEASABLE = " AND suite <> 'site_contract'"
 SELECT_KEYS = "SELECT DISTINCT record_key, suite FROM quarantine.record WHERE " + HELD_FILTER + RELEASABLE
-COUNT_KEPT = "SELECT count(DISTINCT record_key) FROM quarantine.record WHERE suite = 'site_contract' AND " + HELD_FILTER
+CONTRACT_HELD = ("SELECT DISTINCT split_part(source_file, '/', 2) FROM quarantine.record "
+                 "WHERE suite = 'site_contract' AND " + HELD_FILTER)
+# ...unless its folder is gone from the landing folder: then nothing will decide it again.
+RELEASE_GONE = ("UPDATE quarantine.record SET released_at = ? WHERE suite = 'site_contract' "
+                "AND split_part(source_file, '/', 2) IN (SELECT unnest(?::VARCHAR[])) AND " + HELD_FILTER)
 SELECT_RAW_FILES = ("SELECT DISTINCT p.sha256 FROM raw.landing_path p JOIN quarantine.record q ON q.source_file = p.path "
                     "WHERE q.suite = 'raw_ingest' AND q.record_key IN (SELECT unnest(?::VARCHAR[]))")
 MARK_RELEASED = "UPDATE quarantine.record SET released_at = ? WHERE " + HELD_FILTER + RELEASABLE
@@ -121,7 +125,9 @@ def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | No
         con.execute("BEGIN TRANSACTION")
         found = con.execute(SELECT_KEYS, filt).fetchall()
         keys = [k for k, _ in found]
-        kept = con.execute(COUNT_KEPT, filt).fetchone()[0]
+        folders = [r[0] for r in con.execute(CONTRACT_HELD, filt).fetchall()]
+        gone = [f for f in folders if not (Path(settings.landing) / "sites" / f).is_dir()]
+        kept = len(folders) - len(gone)
         states = con.execute(
             "DELETE FROM meta.study_state WHERE status = 'quarantined' AND nct_id IN (SELECT unnest(?::VARCHAR[]))", [keys]
         ).fetchone()[0]
@@ -133,9 +139,10 @@ def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | No
         ).fetchone()[0]
         con.execute("DELETE FROM raw.landed_file WHERE status = 'failed'")
         rows = con.execute(MARK_RELEASED, [now, *filt]).fetchone()[0]
+        rows += con.execute(RELEASE_GONE, [now, gone, *filt]).fetchone()[0]
         participants = len({k for k, suite in found if suite == "site_protocol"})
         if participants:  # a published fingerprint no run computes: the next run gates the site data again
             con.execute("INSERT INTO meta.site_state VALUES ('released by quarantine retry', NULL, ?)", [now])
         con.execute("COMMIT")
-    return {"records_released": len(keys), "rows_released": rows, "study_versions_retried": states,
+    return {"records_released": len(keys) + len(gone), "rows_released": rows, "study_versions_retried": states,
             "participants_regated": participants, "files_reread": files, "deliveries_kept": kept}

@@ -17,18 +17,19 @@ WITH pending AS (
     FROM raw.ctgov_study_version v
     WHERE NOT EXISTS (SELECT 1 FROM meta.study_state s WHERE s.nct_id = v.nct_id AND s.content_hash = v.content_hash)
 ), placed AS (
-    -- A tie is not ambiguous where one of the tied contents was replaced at its place (the same file
-    -- path and record) by a later arrival: a file corrected in place keeps its dates. Its held first
-    -- content, released by `quarantine retry`, tied with the correction and held both, run after run.
+    -- Two contents tied on both dates that arrived in different runs are not ambiguous: the later run's
+    -- is current, as it is when the earlier one was already published. A file corrected in place keeps
+    -- its dates, and `quarantine retry` released its held content into the correction's run: both were
+    -- held as ambiguous, run after run. Tied contents of one run (one zip, one landing batch) still are.
     SELECT v.version_key, v.nct_id, v.content_hash, v.last_update_post_date, v.version_holder,
-           v.version_key < max(v.version_key) OVER (PARTITION BY v.nct_id, v.source_file, v.source_record) AS replaced
+           min(v.ingested_at) OVER (PARTITION BY v.run_id) AS run_started
     FROM raw.ctgov_study_version v
     WHERE v.nct_id IN (SELECT nct_id FROM pending)
 ), ranked AS (
     SELECT v.version_key, v.nct_id, v.content_hash,
            rank() OVER (PARTITION BY v.nct_id
                         ORDER BY h.nct_id IS NOT NULL, v.last_update_post_date DESC NULLS LAST,
-                                 v.version_holder DESC NULLS LAST, v.replaced) AS tie_rank,
+                                 v.version_holder DESC NULLS LAST, v.run_started DESC) AS tie_rank,
            row_number() OVER (PARTITION BY v.nct_id
                               ORDER BY v.last_update_post_date NULLS FIRST, v.version_holder NULLS FIRST, v.version_key) AS version_seq
     FROM placed v

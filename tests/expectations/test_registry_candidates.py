@@ -14,15 +14,15 @@ from tests.conftest import CTGOV
 def every_version(con) -> list[tuple]:
     """The batch's definition, in Python over every stored version: each study's current versions
     (latest update date, then version holder; a missing one ranks last; a version held in quarantine
-    only when every version is; among ties, one replaced at its file path and record by a later
-    arrival only when every tied one is) that are undecided, with their place in the study's history
-    (earliest first, missing dates first, then version key)."""
+    only when every version is; among ties, those of the latest run that landed one) that are
+    undecided, with their place in the study's history (earliest first, missing dates first, then
+    version key)."""
     rows = con.execute("SELECT version_key, nct_id, content_hash, last_update_post_date, version_holder, "
-                       "source_file, source_record FROM raw.ctgov_study_version").fetchall()
-    last_at = {}
+                       "run_id, ingested_at FROM raw.ctgov_study_version").fetchall()
+    started: dict = {}
     for r in rows:
-        last_at[(r[1], r[5], r[6])] = max(last_at.get((r[1], r[5], r[6]), r[0]), r[0])
-    rows = [r[:5] + (r[0] < last_at[(r[1], r[5], r[6])],) for r in rows]
+        started[r[5]] = min(started.get(r[5], r[6]), r[6])
+    rows = [r[:5] + (started[r[5]],) for r in rows]
     decided = set(con.execute("SELECT nct_id, content_hash FROM meta.study_state").fetchall())
     held = set(con.execute("SELECT nct_id, content_hash FROM meta.study_state WHERE status = 'quarantined'").fetchall())
     studies: dict[str, list] = {}
@@ -34,7 +34,7 @@ def every_version(con) -> list[tuple]:
         history = sorted(versions, key=lambda v: (v[3] or low, v[4] or low, v[0]))
         ranking = [v for v in versions if (nct, v[2]) not in held] or versions
         def rank(v):
-            return (v[3] is not None, v[3] or low, v[4] is not None, v[4] or low, not v[5])
+            return (v[3] is not None, v[3] or low, v[4] is not None, v[4] or low, v[5])
 
         top = max(rank(v) for v in ranking)
         for seq, v in enumerate(history, 1):
@@ -43,13 +43,14 @@ def every_version(con) -> list[tuple]:
     return sorted(out, key=lambda r: (r[1], r[0]))
 
 
-def _version(con, nct: str, content: str, updated: str | None, holder: str | None = None, path: str | None = None) -> None:
+def _version(con, nct: str, content: str, updated: str | None, holder: str | None = None, run: int = 0) -> None:
     payload = json.loads((CTGOV / "NCT06668571.json").read_text())
     payload["protocolSection"]["identificationModule"]["nctId"] = nct
+    # run n: its own run id, landed on day n (a run's files a second apart each)
     con.execute("INSERT INTO raw.ctgov_study_version (nct_id, content_hash, last_update_post_date, version_holder, "
-                "payload, source_file, source_record, file_sha256, ingested_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
-                [nct, content, updated, holder, json.dumps(payload), path or f"{nct}-{content}.json", content,
-                 dt.datetime(2026, 11, 30)])
+                "payload, source_file, source_record, file_sha256, ingested_at, run_id) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?)",
+                [nct, content, updated, holder, json.dumps(payload), f"{nct}-{content}.json", content,
+                 dt.datetime(2026, 11, 1 + run, 0, 0, len(content) % 60), f"r{run}"])
 
 
 def _decided(con, nct: str, content: str, status: str) -> None:
@@ -89,13 +90,13 @@ def test_candidates_are_those_of_ranking_every_version():
     _version(con, "NCT00000008", "h2", "2025-06-01")
     _decided(con, "NCT00000008", "h1", "published")
     _decided(con, "NCT00000008", "h9", "quarantined")
-    # A file corrected in place, its dates kept (i1 held, then released by a retry): the correction
-    # alone, not an ambiguity. With a third content tied from another file, j3 and the correction tie.
-    _version(con, "NCT00000009", "i1", "2025-03-01", "2025-03-02", path="ctgov/i.json")
-    _version(con, "NCT00000009", "i2", "2025-03-01", "2025-03-02", path="ctgov/i.json")
-    _version(con, "NCT00000010", "j1", "2025-03-01", "2025-03-02", path="ctgov/j.json")
-    _version(con, "NCT00000010", "j2", "2025-03-01", "2025-03-02", path="ctgov/j.json")
-    _version(con, "NCT00000010", "j3", "2025-03-01", "2025-03-02", path="ctgov/pages/p1.json")
+    # Tied contents of different runs (i1 held, then released by a retry into the run of its correction
+    # i2, the dates kept): the later run's alone. Two tied in that later run (j2, j3) are ambiguous.
+    _version(con, "NCT00000009", "i1", "2025-03-01", "2025-03-02", run=1)
+    _version(con, "NCT00000009", "i2", "2025-03-01", "2025-03-02", run=2)
+    _version(con, "NCT00000010", "j1", "2025-03-01", "2025-03-02", run=1)
+    _version(con, "NCT00000010", "j2", "2025-03-01", "2025-03-02", run=2)
+    _version(con, "NCT00000010", "j3", "2025-03-01", "2025-03-02", run=2)
 
     expected = every_version(con)
     con.execute(_read_sql("registry_candidates.sql"))

@@ -111,10 +111,11 @@ def test_a_landing_folder_that_is_not_there_is_a_skip_that_names_it(tmp_path):
         assert landing_sensor(ctx).skip_message == "no new or changed landing files"
 
 
-def test_folders_renamed_moved_or_linked_in_give_runs_though_their_files_are_old(tmp_path, landing, monkeypatch):
-    """A site's `<id>.partial` renamed to `<id>` (the contract's own way to deliver), a download folder
-    moved or linked into ctgov/: their files keep their times, which the cursor had passed, and no run
-    was ever requested for them."""
+def test_folders_renamed_or_linked_in_give_runs_though_their_files_are_old(tmp_path, landing, monkeypatch):
+    """A site's `<id>.partial` renamed to `<id>` (the contract's own way to deliver) and a download folder
+    linked into ctgov/: their files keep their times, which the cursor had passed, and no run was ever
+    requested for them. A chmod, or a folder's mtime set back (`rsync -a`), re-requests nothing else."""
+    import os
     import shutil
 
     from trialhouse.synth_site import generate_delivery
@@ -122,24 +123,26 @@ def test_folders_renamed_moved_or_linked_in_give_runs_though_their_files_are_old
     monkeypatch.setattr("orchestration.sensors.scan_since",
                         lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
     (landing.root / "sites").mkdir()
-    landing.drop(CTGOV / "NCT06668571.json")
+    landing.drop(CTGOV / "NCT06668571.json", subdir="mirror")
     (partial,) = generate_delivery(landing.root / "sites", participants=4, sites=1, seed=3, delivery_id="d1.partial")
-    outside = tmp_path / "downloads"
-    for name in ("moved", "linked"):
-        (outside / name).mkdir(parents=True)
-        shutil.copy(CTGOV / "NCT00184067.json", outside / name / f"{name}.json")
+    outside = tmp_path / "downloads" / "linked"
+    outside.mkdir(parents=True)
+    shutil.copy(CTGOV / "NCT00184067.json", outside / "linked.json")
     runs, cursor = evaluate(landing.root, tmp_path)
-    # the in-flight folder is not a delivery yet (a run was requested for it, which read nothing)
+    # the in-flight folder is not a delivery yet
     assert [r.run_config["ops"].get("raw__site_delivery") for r in runs] == [None]
     time.sleep(0.01)
     assert evaluate(landing.root, tmp_path, cursor)[0] == []  # the cursor is past every file's time
 
     partial.rename(landing.root / "sites" / "d1")
-    (outside / "moved").rename(landing.root / "ctgov" / "moved")
-    (landing.root / "ctgov" / "linked").symlink_to(outside / "linked", target_is_directory=True)
+    (landing.root / "ctgov" / "linked").symlink_to(outside, target_is_directory=True)
+    mirror = landing.root / "ctgov" / "mirror"
+    os.chmod(mirror, 0o750)
+    new = landing.drop(CTGOV / "NCT00276835.json", subdir="mirror")
+    os.utime(mirror, ns=(0, 10**9))  # as rsync -a sets a folder's time back after adding to it
     runs, cursor = evaluate(landing.root, tmp_path, cursor)
     configs = [r.run_config["ops"] for r in runs]
     assert {"raw__site_delivery": {"config": {"deliveries": ["d1"]}}} in configs
     assert sorted(f for c in configs for f in c.get("raw__ctgov_study_version", {}).get("config", {}).get("files", [])) == [
-        "ctgov/linked/linked.json", "ctgov/moved/moved.json"]
+        "ctgov/linked/linked.json", f"ctgov/mirror/{new.name}"]
     assert evaluate(landing.root, tmp_path, cursor)[0] == []  # once

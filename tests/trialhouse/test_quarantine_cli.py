@@ -1,5 +1,6 @@
 """`trialhouse quarantine list | retry` after a fix upstream."""
 import json
+import shutil
 
 import duckdb
 
@@ -58,8 +59,8 @@ def test_list_shows_what_is_held_and_retry_publishes_after_a_fix(landing, tmp_pa
 
 def test_a_file_fixed_in_place_with_its_dates_kept_is_published_by_retry(landing, tmp_path, capsys):
     """The held content, released by retry, tied with its correction (same lastUpdatePostDate and
-    versionHolder): both were held as ambiguous, on every run and retry after. A content replaced at
-    its own path by a later arrival does not tie; two files that disagree still do."""
+    versionHolder): both were held as ambiguous, on every run and retry after. The later run's content
+    is current, as it is when the earlier one was published; two tied contents of one run still tie."""
     rec = json.loads((CTGOV / "NCT06668571.json").read_text())
     rec["protocolSection"]["statusModule"]["overallStatus"] = "SORT_OF_RECRUITING"
     bad = landing.write("NCT06668571.json", json.dumps(rec))
@@ -157,6 +158,12 @@ def test_site_holds_narrow_by_study_and_rule_and_retry_gates_the_participant_aga
     retry_run = json.loads(io.out.strip().splitlines()[-1])["run_id"]
     # gated again in the retry's run, and held again (nothing was fixed); the delivery's hold stands
     assert sorted(held_since(retry_run)) == [("site_contract", False), ("site_protocol", True)]
+    # ...until its folder is gone: nothing would decide it again, so a retry releases it
+    shutil.rmtree(second)
+    assert main(["quarantine", "retry", *args(landing, tmp_path), "--rule", "manifest_checksum", "--json"]) == 0
+    assert "stay held" not in capsys.readouterr().err
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--rule", "manifest_checksum", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_list_refuses_what_is_not_a_warehouse_and_stops_quietly_when_its_reader_does(tmp_path, capsys):

@@ -3,7 +3,7 @@
 The cursor is one timestamp, so it never grows with the number of files ever seen. A file counts by
 max(mtime, ctime): ctime moves whenever a file is created, renamed in or rewritten and cannot be set
 back by `cp -p` or rsync, so a copied-in old file is still noticed; and by when its folder arrived,
-for a folder moved or linked in whole (`_moved_in`). Only files older than a settle
+for a folder linked in, or a delivery renamed in (`_moved_in`). Only files older than a settle
 time are taken, which (a) lets writers finish and (b) guarantees every file with the cursor's
 timestamp was seen in the same evaluation, so nothing is skipped at the boundary.
 """
@@ -40,9 +40,11 @@ def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = 
     newest = cursor_ns
     if not root.is_dir():
         return found, cursor_ns
-    arrived: dict[str, int] = {str(root): 0}  # folder -> when it (or a folder above it) was moved or linked in
+    arrived: dict[str, int] = {str(root): 0}  # folder -> when it (or a folder above it) was linked or renamed in
     for dirpath, filenames in walk_landing(root):
-        folder_stamp = max(arrived.get(os.path.dirname(dirpath), 0), _moved_in(dirpath)) if dirpath != str(root) else 0
+        delivery = subdir == "sites" and os.path.dirname(dirpath) == str(root)
+        folder_stamp = max(arrived.get(os.path.dirname(dirpath), 0), _moved_in(dirpath, delivery)) \
+            if dirpath != str(root) else 0
         arrived[dirpath] = folder_stamp
         for name in filenames:
             p = Path(dirpath) / name
@@ -58,16 +60,21 @@ def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = 
     return found, newest
 
 
-def _moved_in(folder: str) -> int:
-    """When a folder arrived whole, or 0: a folder moved or renamed in (`mv download ctgov/`, a site's
-    `<id>.partial` renamed to `<id>`) keeps its files' times and gets a ctime of its own later than its
-    mtime (adding or removing entries moves both); a linked folder is as new as its link. Its files
-    count from then, or the cursor, already past their times, never saw them."""
+def _moved_in(folder: str, delivery: bool) -> int:
+    """When a folder arrived whole, or 0, for the folders whose files keep older times: a linked folder
+    (`ln -s ~/downloads ctgov/`) is as new as its link, and a site delivery renamed in (the contract's
+    `<id>.partial` renamed to `<id>`) has a ctime later than its mtime. Its files count from then, or
+    the cursor, already past their times, never saw them.
+
+    Only a delivery's own folder is read that way: a chmod, or `rsync -a` setting a folder's mtime back,
+    gives any folder that state, and a ctgov/ mirror of 100,000 files was requested whole again for
+    one new file. A delivery re-requested is re-hashed and found unchanged, in milliseconds. A folder
+    moved into ctgov/ (not linked) is read by the next full run, not by the sensor."""
     try:
         link = os.lstat(folder)
         if stat.S_ISLNK(link.st_mode):
             return link.st_ctime_ns
-        return link.st_ctime_ns if link.st_ctime_ns > link.st_mtime_ns else 0
+        return link.st_ctime_ns if delivery and link.st_ctime_ns > link.st_mtime_ns else 0
     except OSError:
         return 0
 
