@@ -76,7 +76,9 @@ def test_a_patch_reads_a_checksum_a_block_not_both_files(tmp_path, work, monkeyp
     assert stats.compared == "checksums" and _bytes(published) == _bytes(tmp_path / "wh.work.duckdb")
     # The changed blocks are read whole, every other block 8 bytes from each file.
     assert sum(read) <= stats.bytes_written + 2 * 8 * (stats.size_bytes // (256 << 10) + 1) + 4096
-    assert sum(read) < stats.size_bytes / 4
+    # Comparing the files read both whole (2x the size). What DuckDB rewrites for one changed row varies
+    # with the machine's load (a row group's segments, 4-9 MB of this 28 MB file, in CI 8.7 MB once).
+    assert sum(read) < stats.size_bytes / 2
 
 
 def test_many_changes_in_a_row_keep_the_published_file_the_work_files_bytes(tmp_path):
