@@ -9,7 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from trialhouse.settings import SAMPLE_LANDING, Settings
+from trialhouse.settings import ENV_EXPORT, ENV_LANDING, ENV_WAREHOUSE, SAMPLE_LANDING, Settings
 
 
 def _summary(report, settings: Settings) -> dict:
@@ -64,13 +64,16 @@ def _listed(markdown) -> list[str]:
                                                    for line in text.splitlines() if line.strip()]
 
 
-def _path_args(settings: Settings) -> str:
-    """The options a follow-up command needs to reach the same warehouse, landing, export and vocabulary:
-    those that differ from what it would take from the environment. A bare `trialhouse quarantine list`
-    after a run elsewhere read ./data and said nothing was held."""
+def _not_from_env(settings: Settings, names=("landing", "warehouse", "export", "vocab")) -> list[tuple[str, str]]:
+    """(name, value) of the paths a follow-up command would not take from the environment by itself."""
     plain = Settings.from_env()
-    return "".join(f" --{name} {shlex.quote(str(getattr(settings, name)))}" for name in ("landing", "warehouse", "export", "vocab")
-                   if getattr(settings, name) != getattr(plain, name))
+    return [(n, str(getattr(settings, n))) for n in names if getattr(settings, n) != getattr(plain, n)]
+
+
+def _path_args(settings: Settings) -> str:
+    """The options a follow-up command needs to reach the same warehouse, landing, export and vocabulary.
+    A bare `trialhouse quarantine list` after a run elsewhere read ./data and said nothing was held."""
+    return "".join(f" --{name} {shlex.quote(value)}" for name, value in _not_from_env(settings))
 
 
 def _print_human(summary: dict, path_args: str = "") -> None:
@@ -235,11 +238,8 @@ def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
 def _ui_command(settings: Settings) -> str:
     """`dg dev` on this demo's paths: it reads them from the environment, so after `demo --dir` a bare
     `dg dev` showed ./data instead."""
-    env = {"TRIALHOUSE_LANDING": settings.landing, "TRIALHOUSE_WAREHOUSE": settings.warehouse,
-           "TRIALHOUSE_EXPORT": settings.export}
-    plain = Settings.from_env()
-    given = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items()
-                     if v != getattr(plain, k.removeprefix("TRIALHOUSE_").lower()))
+    env = {"landing": ENV_LANDING, "warehouse": ENV_WAREHOUSE, "export": ENV_EXPORT}
+    given = " ".join(f"{env[n]}={shlex.quote(v)}" for n, v in _not_from_env(settings, tuple(env)))
     return f"DAGSTER_HOME=$PWD/dagster_home {given + ' ' if given else ''}uv run dg dev"
 
 

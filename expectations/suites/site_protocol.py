@@ -174,10 +174,11 @@ def _row_plausibility(r: dict, rec: dict, domain: str) -> tuple[list[dict], list
     return order, sign
 
 
-def _death_frames(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+def _death_frames(rows: list[dict], held_rows: set[int]) -> tuple[list[dict], list[dict]]:
     """(undated deaths, data dated after a death): a row per DM row of a participant said to have died
     with no date anywhere (OMOP's death_date is required, so the death would vanish), and a row per
-    SDTM date of a participant later than their death (transforms.sites.death)."""
+    SDTM date of a participant later than their death (transforms.sites.death). `held_rows`: id() of
+    the AE rows held alone for ending before they start."""
     by_subject: dict[tuple, list[dict]] = {}
     for r in rows:
         by_subject.setdefault((r["delivery_key"], r["usubjid"]), []).append(r)
@@ -189,7 +190,7 @@ def _death_frames(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             every.setdefault(r["domain"], []).append(r["record"])
             # An AE ending before it starts is held alone (plausibility.end_before_start): its end cannot
             # date a death, or the mapping, which never sees the row, would drop the death for want of a date.
-            if r["domain"] == "AE" and _row_plausibility(r, r["record"], "AE")[0]:
+            if id(r) in held_rows:
                 continue
             domains.setdefault(r["domain"], []).append(r["record"])
         death = death_of(domains)
@@ -216,7 +217,6 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
     out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": [],
                                   "dates": [], "date_order": [], "dose_sign": []}
-    out["death_undated"], out["after_death"] = _death_frames(rows)
     latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
@@ -234,11 +234,14 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
             if w is not None:
                 weights.setdefault((r["delivery_key"], r["usubjid"], rec.get("VSTESTCD")), []).append(
                     (rec.get("VISITNUM"), rec.get("VSDTC") or "", w))
+    ended_early: set[int] = set()  # AE rows held alone for ending before they start
     for r in rows:
         rec, t, proto = r["record"], terms[r["nct_id"]], load_protocol(r["nct_id"])
         d = r["domain"]
         out["dates"] += _implausible_dates(r, rec, d, latest)
         order, sign = _row_plausibility(r, rec, d)
+        if order and d == "AE":
+            ended_early.add(id(r))
         out["date_order"] += order
         out["dose_sign"] += sign
         if d == "DM":
@@ -278,6 +281,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
                 minutes = (en - st).total_seconds() / 60
                 out["infusion"].append({**_key(r), "minutes": minutes, "deviation_min": abs(minutes - inf["minutes"]),
                                         "tolerance_min": float(inf["tolerance_minutes"])})
+    out["death_undated"], out["after_death"] = _death_frames(rows, ended_early)
     frames = {name: pd.DataFrame(v, columns=None if v else KEYS) for name, v in out.items()}
     frames["dm_age"] = frames["dm"][frames["dm"]["age"].notna()] if "age" in frames["dm"] else frames["dm"]
     for name, v in limits.items():

@@ -136,12 +136,17 @@ def walk_landing(root: Path, problems: list[tuple[str, str]] | None = None) -> I
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        if problems is not None:
-            problems += [(os.path.join(dirpath, n), f"{'folder' if n in dirnames else 'file'} name is not UTF-8 text: "
-                          "rename it") for n in sorted(dirnames + filenames) if is_candidate(n) and not utf8_name(n)]
         # hidden and in-flight folders (`<delivery>.partial`) as hidden and in-flight files: not yet landed
-        dirnames[:] = sorted(d for d in dirnames if is_candidate(d) and utf8_name(d))
-        yield dirpath, sorted(n for n in filenames if is_candidate(n) and utf8_name(n))
+        dirs = [d for d in dirnames if is_candidate(d)]
+        files = [n for n in filenames if is_candidate(n)]
+        bad = {n for n in dirs + files if not utf8_name(n)}
+        if bad:
+            if problems is not None:
+                problems += [(os.path.join(dirpath, n), f"{'folder' if n in dirs else 'file'} name is not UTF-8 "
+                              "text: rename it") for n in sorted(bad)]
+            dirs, files = [d for d in dirs if d not in bad], [n for n in files if n not in bad]
+        dirnames[:] = sorted(dirs)
+        yield dirpath, sorted(files)
 
 
 def scan_landing(landing: Path, subdir: str = CTGOV_SUBDIR) -> list[LandingFile]:
