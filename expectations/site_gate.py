@@ -46,6 +46,7 @@ class SiteStageResult:
     rows: int                       # current SDTM rows looked at
     staged: int                     # rows left for mapping
     quarantined: int                # rows held: offending and held with their participant
+    records_held: int               # participants with any row held: what `quarantine list` counts
     participants_held: list[str]    # 'delivery_id/USUBJID'
     rows_held: list[str]            # 'delivery_id/USUBJID/<domain> row <n>' held alone (row scope)
     unchecked: int                  # rows of studies without a registry record (excluded, not quarantined)
@@ -137,8 +138,9 @@ def stage_site_data(con, runner: GxRunner, run_id: str, registry: dict) -> SiteS
     row_only = sorted({f"{r['delivery_id']}/{r['usubjid']}/{r['domain']} row {r['row_number']}"
                        for r, rule, _, _ in offending if scope(rule) != PARTICIPANT
                        and (r["delivery_key"], r["usubjid"]) not in subjects})
+    records_held = len(set(subjects) | {(r["delivery_key"], r["usubjid"]) for r, _, _, _ in offending})
     return SiteStageResult(
-        rows=len(rows), staged=len(checked) - len(held), quarantined=n_quarantined,
+        rows=len(rows), staged=len(checked) - len(held), quarantined=n_quarantined, records_held=records_held,
         participants_held=sorted(f"{by_subject[k][0]['delivery_id']}/{k[1]}" for k in subjects),
         rows_held=row_only, unchecked=len(unchecked), warnings=warnings, suite=result, reasons=reasons)
 

@@ -27,7 +27,8 @@ def _summary(report, settings: Settings) -> dict:
         "studies_seen": raw.get("studies_seen", 0),
         "new_versions": raw.get("new_versions", 0),
         "published": report.value("publish/warehouse", "studies_published", 0),
-        # Every asset that holds records back reports how many under "quarantined".
+        # Records held this run (studies, deliveries, participants), as `quarantine list` counts them:
+        # every asset that holds records back reports how many under "quarantined".
         "quarantined": raw.get("records_quarantined", 0)
         + sum(m.get("quarantined", 0) for k, m in report.metadata.items() if k != "publish/warehouse"),
         "site_deliveries_loaded": report.value("raw/site_delivery", "loaded", 0),
@@ -36,6 +37,10 @@ def _summary(report, settings: Settings) -> dict:
         "site_deliveries_waiting": report.value("raw/site_delivery", "waiting", 0),
         # delivery folders not decided this run, each with why (cannot be read, changed while read)
         "site_deliveries_undecided": _listed(report.value("raw/site_delivery", "undecided_folders", None)),
+        # superseded this run by a newer delivery of the same study and site (on arrival, or an older one
+        # displaced), each with by what: kept in raw.site_delivery, not loaded into the current data
+        "site_deliveries_superseded": report.value("raw/site_delivery", "superseded", 0),
+        "superseded_deliveries": _listed(report.value("raw/site_delivery", "superseded_deliveries", None)),
         # How the analysts' file was replaced: 'patched', 'copied', or null when nothing changed.
         "snapshot": report.value("publish/warehouse", "snapshot_mode", None),
         "snapshot_bytes_written": report.value("publish/warehouse", "snapshot_bytes_written", 0),
@@ -79,8 +84,9 @@ def _path_args(settings: Settings) -> str:
 def _print_human(summary: dict, path_args: str = "") -> None:
     print(f"run {summary['run_id']}: {'completed' if summary['success'] else 'FAILED'}")
     for key in ("files_seen", "files_failed", "studies_seen", "new_versions", "site_deliveries_loaded",
-                "site_deliveries_held", "site_deliveries_waiting", "published", "quarantined", "blocked"):
-        print(f"  {key:<24} {summary[key]}")
+                "site_deliveries_held", "site_deliveries_superseded", "site_deliveries_waiting", "published",
+                "quarantined", "blocked"):
+        print(f"  {key:<27} {summary[key]}")
     for name, why in summary.get("blocked_by", {}).items():
         print(f"  blocked by {name}:")
         for failure in why["batch_rule_failures"] or ["(no batch rule: see the Data Docs)"]:
@@ -99,6 +105,8 @@ def _print_human(summary: dict, path_args: str = "") -> None:
         print(f"  ... {summary['files_failed'] - len(summary['failed_files'])} more failed file(s): the run's log names each")
     for why in summary.get("site_deliveries_undecided", []):
         print(f"  site delivery not decided: {why}")
+    for why in summary.get("superseded_deliveries", []):
+        print(f"  site {why}")
     if summary["quarantined"] or summary["files_failed"]:
         print(f"  `trialhouse quarantine list{path_args}` says what is held and why; "
               f"`trialhouse quarantine retry{path_args}` tries it again after a fix")

@@ -87,8 +87,11 @@ def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = No
         # "$" keys a record that is its whole file: the file says more
         head = r["record_key"] if r["record_key"] not in (None, "$") else r["source_file"]
         groups.setdefault((head, r["suite"], r["rule"]), []).append(r)
-    print(f"{len(groups)} held record(s) or file(s)" + (f" ({len(rows)} rows of quarantine.record)" if len(rows) > len(groups)
-                                                        else "") + ":")
+    # Records as the run's summary counts them (`quarantined`); a record broken two ways is two entries.
+    records = len({head for head, _, _ in groups})
+    detail = [f"{len(groups)} entries, one per record and rule"] if len(groups) > records else []
+    detail += [f"{len(rows)} rows of quarantine.record"] if len(rows) > len(groups) else []
+    print(f"{records} held record(s) or file(s)" + (f" ({'; '.join(detail)})" if detail else "") + ":")
     for (head, suite, rule_id), members in groups.items():
         root = next((r for r in members if " held with participant " not in r["reason"]), members[0])
         more = f"  ({len(members)} rows)" if len(members) > 1 else ""

@@ -49,10 +49,14 @@ def site_delivery(context: dg.AssetExecutionContext, config: DeliveryConfig, war
             context.log.warning(f"sites/{name}: no manifest.json yet; the delivery waits until it arrives")
     for why in s.undecided:
         context.log.warning(why)
+    for why in s.superseded_why:
+        context.log.info(why)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": dg.MetadataValue.int(sum(summary["rows"].values())),
         # not decided this run, each with why (cannot be read, changed while read): said again every run
         "undecided_folders": dg.MetadataValue.md("\n".join(f"- {w}" for w in s.undecided[:20]) or "none"),
+        # superseded this run (on arrival, or displaced by a newer one), each with by what
+        "superseded_deliveries": dg.MetadataValue.md("\n".join(f"- {w}" for w in s.superseded_why[:20]) or "none"),
         **{k: dg.MetadataValue.int(v) for k, v in summary.items() if isinstance(v, int)},
         "rows_per_file": dg.MetadataValue.json(summary["rows"]),
         "current_deliveries": dg.MetadataValue.int(current),

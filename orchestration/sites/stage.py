@@ -86,7 +86,9 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
         "studies": dg.MetadataValue.int(len(registry)),
         "skipped": dg.MetadataValue.bool(False),
         "sdtm_rows": dg.MetadataValue.int(res.rows),
-        "quarantined": dg.MetadataValue.int(res.quarantined),
+        # records, as every asset reports them and `quarantine list` counts them: here participants
+        "quarantined": dg.MetadataValue.int(res.records_held),
+        "quarantined_rows": dg.MetadataValue.int(res.quarantined),
         "participants_held": dg.MetadataValue.int(len(res.participants_held)),
         "rows_held_alone": dg.MetadataValue.int(len(res.rows_held)),
         "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in res.warnings) or "none"),

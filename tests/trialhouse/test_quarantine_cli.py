@@ -134,7 +134,8 @@ def test_site_holds_narrow_by_study_and_rule_and_retry_gates_the_participant_aga
     plant(first, "age_70")
     plant(second, "checksum_mismatch")
     assert main(["run", *args(landing, tmp_path), "--json"]) == 0
-    capsys.readouterr()
+    # records, as the list counts them: the participant's ~80 held rows were counted one by one
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["quarantined"] == 2
 
     assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -191,3 +192,19 @@ def test_list_refuses_what_is_not_a_warehouse_and_stops_quietly_when_its_reader_
     proc.stdout.close()  # as `head -1` does
     assert proc.wait(timeout=120) == 0
     assert b"Traceback" not in proc.stderr.read()
+
+
+def test_the_run_summary_names_a_delivery_superseded_on_arrival(landing, tmp_path, capsys):
+    """A delivery that arrived after another of its site with the same cut-off and a later id was
+    superseded on arrival: the summary said loaded 0, held 0, waiting 0, and nothing of the folder."""
+    from trialhouse.synth_site import generate_delivery
+
+    landing.drop(CTGOV / "NCT06668571.json")
+    generate_delivery(landing.root / "sites", participants=6, sites=1, seed=1, delivery_id="D-b")
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    capsys.readouterr()
+    generate_delivery(landing.root / "sites", participants=6, sites=1, seed=2, delivery_id="D-a")
+    assert main(["run", *args(landing, tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "site_deliveries_superseded  1" in out
+    assert "site delivery D-a: superseded on arrival by D-b (cut-off 2026-06-30, the same as this one's" in out

@@ -37,6 +37,9 @@ class SiteIngestSummary:
     superseded: int = 0           # on arrival, or older ones displaced in this run
     rows: dict[str, int] = field(default_factory=dict)  # rows stored per kind (sites, dm, ...)
     reasons: list[str] = field(default_factory=list)    # why deliveries were held or superseded
+    # each superseded delivery and by what: a delivery superseded on arrival is otherwise not loaded,
+    # not held and not waiting, and a run summary without it said nothing of the folder at all
+    superseded_why: list[str] = field(default_factory=list)
     # folders not decided this run, each "sites/<folder>: why" (cannot be read, a name that is not UTF-8,
     # changed while read): nothing recorded, so every run says it again until it can be decided
     undecided: list[str] = field(default_factory=list)
@@ -190,7 +193,10 @@ def _decide(con, landing: Path, folder: Path, seen: _Folder, run_id, now, summar
                             [m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id]).fetchone()
         if newer:
             status = "superseded"
-            reason = f"delivery {delivery_id}: superseded on arrival by {newer[0]} (cut-off {newer[1]})"
+            reason = f"delivery {delivery_id}: superseded on arrival by {newer[0]} (cut-off {newer[1]}"
+            if str(newer[1]) == str(m["cutoff_date"]):  # the tie-break, or the user cannot tell why
+                reason += f", the same as this one's: of two deliveries with one cut-off, the later delivery id is kept"
+            reason += ")"
     else:
         status = "held"
         reason = "; ".join(p.message for p in problems[:3])
@@ -215,6 +221,9 @@ def _decide(con, landing: Path, folder: Path, seen: _Folder, run_id, now, summar
                 f"superseded by delivery {delivery_id} (cut-off {m['cutoff_date']})"]).fetchall()
             summary.superseded += len(displaced)
             summary.reasons += [f"delivery {d[0]}: superseded by {delivery_id}" for d in displaced]
+            summary.superseded_why += [f"delivery {d[0]}: superseded by {delivery_id}" for d in displaced]
+            con.execute(sql_text("release_superseded.sql"), [
+                m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id, key, now])
         if problems:
             _quarantine(con, seen, delivery_id, problems, run_id, now)
         else:  # an earlier state of this delivery was held: its quarantine rows are resolved now
@@ -229,6 +238,7 @@ def _decide(con, landing: Path, folder: Path, seen: _Folder, run_id, now, summar
     elif status == "superseded":
         summary.superseded += 1
         summary.reasons.append(reason)
+        summary.superseded_why.append(reason)
     else:
         summary.held += 1
         summary.reasons.append(reason)

@@ -158,6 +158,53 @@ def test_same_cutoff_later_delivery_id_wins(con, landing, sites):
     assert status(con) == {a.name: "superseded", b.name: "loaded"}
 
 
+def test_superseded_on_arrival_says_by_what_and_why_on_a_tie(con, landing, sites):
+    """A later-arriving delivery with the same cut-off but an earlier id is superseded on arrival: not
+    loaded, held or waiting. The run's summary said nothing of it; now each superseding is listed, and a
+    tie says the rule that broke it."""
+    b = deliver(sites, delivery_id="D-2026-06-b")
+    ingest_site_deliveries(con, landing.root)
+    a = deliver(sites, delivery_id="D-2026-06-a", seed=5)
+    s = ingest_site_deliveries(con, landing.root)
+    assert (s.loaded, s.held, s.superseded, s.waiting) == (0, 0, 1, [])
+    (why,) = s.superseded_why
+    assert why.startswith(f"delivery {a.name}: superseded on arrival by {b.name} (cut-off 2026-06-30, the same")
+    assert "the later delivery id is kept" in why
+    newer = deliver(sites, delivery_id="D-2026-09", cutoff="2026-09-30", seed=6)
+    s = ingest_site_deliveries(con, landing.root)
+    assert s.superseded_why == [f"delivery {b.name}: superseded by {newer.name}"]
+    assert "the same" not in con.execute("SELECT reason FROM raw.site_delivery WHERE delivery_id = ?",
+                                         [b.name]).fetchone()[0]  # a later cut-off needs no tie-break
+
+
+def test_a_newer_delivery_releases_the_holds_of_those_it_supersedes(con, landing, sites):
+    """Holds of a superseded delivery, its participants' (site_protocol) or its own (site_contract), stayed
+    in `quarantine list` for good: nothing decides a superseded delivery again. Another site's delivery
+    keeps its holds."""
+    held = deliver(sites, delivery_id="D-03", cutoff="2026-03-31")
+    plant(held, "checksum_mismatch")
+    ingest_site_deliveries(con, landing.root)
+    assert status(con) == {"D-03": "held"}
+
+    def held_keys():
+        return sorted(r[0] for r in con.execute(
+            "SELECT DISTINCT record_key FROM quarantine.record WHERE released_at IS NULL").fetchall())
+
+    assert held_keys() == ["D-03"]
+    generate_delivery(sites, participants=8, sites=2, seed=7, delivery_id="D-04", cutoff="2026-04-30")
+    ingest_site_deliveries(con, landing.root)
+    assert status(con) == {"D-03": "held", "D-04-001": "loaded", "D-04-002": "loaded"}  # raw keeps what was decided
+    assert held_keys() == []  # D-04-001 supersedes D-03: its hold is moot
+    for delivery, usubjid in (("D-04-001", "NCT06668571-001-0001"), ("D-04-002", "NCT06668571-002-0001")):
+        con.execute("INSERT INTO quarantine.record (run_id, quarantined_at, source_file, record_key, source_record, "
+                    "suite, rule, field, reason) VALUES ('r', now()::TIMESTAMP, ?, ?, 'dm row 1', 'site_protocol', "
+                    "'eligibility.age_max', 'dm.AGE', 'too old')", [f"sites/{delivery}/dm.csv", f"{delivery}/{usubjid}"])
+    newest = deliver(sites, delivery_id="D-06", cutoff="2026-06-30", seed=9)
+    s = ingest_site_deliveries(con, landing.root)
+    assert s.superseded_why == [f"delivery D-04-001: superseded by {newest.name}"]
+    assert held_keys() == ["D-04-002/NCT06668571-002-0001"]
+
+
 def test_roster_only_delivery_loads_without_hiding_participant_data(con, landing, sites):
     data = deliver(sites, cutoff="2026-03-31")
     roster = sites / "roster-2026-05"
