@@ -28,6 +28,8 @@ def test_demo_builds_a_warehouse_with_every_bundled_study(tmp_path, capsys):
     for title in ("Mean PHQ-9 change from baseline to day 1 by arm", "Adverse events by arm", "Participants per site"):
         assert title in out
     assert "Ketamine Group" in out and "Mayo Clinic" in out
+    # one synthetic participant dies, so the tour shows omop.death with its cause
+    assert "Deaths in the synthetic site data (omop.death)" in out and "Myocardial infarction" in out
     assert "shown)" not in out  # DuckDB's "7 columns (6 shown)": the tour hid a column of adverse events by arm
     # sites whose "city, state, zip, country" is longer than location_source_value's 50 characters
     # (once: the site gate, which validates the OMOP stage again, repeats the OMOP gate's warnings)
@@ -128,7 +130,7 @@ def test_a_blocked_run_prints_the_rules_that_blocked_it(capsys):
     from trialhouse.cli import _listed, _print_human
 
     summary = {"run_id": "r", "success": True, "files_seen": 5, "files_failed": 0, "studies_seen": 5, "new_versions": 5,
-               "site_deliveries_loaded": 0, "site_deliveries_held": 0, "site_deliveries_waiting": 0, "published": 0,
+               "site_deliveries_loaded": 0, "site_deliveries_held": 0, "site_deliveries_superseded": 0, "site_deliveries_waiting": 0, "published": 0,
                "quarantined": 2,
                "blocked": True, "failures": [],
                "blocked_by": {"stage/ctgov_study:ctgov_registry_gate": {
@@ -146,7 +148,7 @@ def test_the_human_summary_names_each_failed_file(capsys):
     from trialhouse.cli import _print_human
 
     summary = {"run_id": "r", "success": True, "files_seen": 25, "files_failed": 22, "studies_seen": 3, "new_versions": 3,
-               "site_deliveries_loaded": 0, "site_deliveries_held": 0, "site_deliveries_waiting": 0, "published": 3,
+               "site_deliveries_loaded": 0, "site_deliveries_held": 0, "site_deliveries_superseded": 0, "site_deliveries_waiting": 0, "published": 3,
                "quarantined": 0, "blocked": False, "failures": [],
                "failed_files": [f"ctgov/b{i}.json: invalid JSON at line 1 column 2" for i in range(20)],
                "site_deliveries_undecided": ["sites/d1: cannot be read: Permission denied (ae.csv)"]}
@@ -182,7 +184,7 @@ def test_a_site_folder_without_its_manifest_is_counted_as_waiting(tmp_path, land
     code = main(["run", "--landing", str(landing.root), "--warehouse", str(tmp_path / "w.duckdb"),
                  "--export", str(tmp_path / "x")])
     out = capsys.readouterr().out
-    assert code == 0 and "site_deliveries_waiting  1" in out
+    assert code == 0 and "site_deliveries_waiting     1" in out
 
 
 def test_a_file_where_no_step_reads_is_named(tmp_path, landing, capsys):

@@ -171,7 +171,8 @@ def cmd_demo(args) -> int:
     # A synthetic site delivery for the seed study (generated, never real participant data).
     from trialhouse.synth_site import generate_delivery
 
-    generate_delivery(landing / "sites", study="NCT06668571", participants=30, sites=1, seed=20251014)
+    # One participant dies after their last visit, so omop.death and Patient.deceased are shown too.
+    generate_delivery(landing / "sites", study="NCT06668571", participants=30, sites=1, seed=20251014, deaths=1)
     report = run_pipeline(settings)
     summary = _summary(report, settings)
     _print_human(summary, _path_args(settings))
@@ -190,6 +191,9 @@ DEMO_QUERIES = [
     ("The seed study's arms in OMOP (omop.cohort_definition)",
      "SELECT cohort_definition_id, cohort_definition_name FROM omop.cohort_definition "
      "WHERE cohort_definition_name LIKE 'NCT06668571:%' ORDER BY 1"),
+    ("Deaths in the synthetic site data (omop.death)",
+     "SELECT d.person_id, d.death_date, d.cause_source_value AS cause, c.concept_name AS cause_concept "
+     "FROM omop.death d LEFT JOIN omop.concept c ON c.concept_id = d.cause_concept_id ORDER BY 1"),
     ("Held back by the gate (quarantine.record)",
      "SELECT record_key, suite, rule, left(reason, 70) AS reason FROM quarantine.record WHERE released_at IS NULL"),
 ]
