@@ -62,6 +62,20 @@ def _state(code: str, start: str | None, end: str | None = None, reason: str | N
     return p
 
 
+def _close_states(progress: list[dict]) -> None:
+    """Each state left open ends where the next one starts. Enrollment is "a status that can only have a
+    single value at a given point in time" (research-subject-state-type): a participant who completed and
+    then died was off-study twice at once, and one in follow-up stayed in it after a DS row moved them on.
+    A later start known only to its month or year, one that contains this state's start, leaves it open:
+    which came first is not known."""
+    for i, state in enumerate(progress):
+        if "endDate" in state:
+            continue
+        later = next((p["startDate"] for p in progress[i + 1:] if p.get("startDate")), None)
+        if later and later >= state.get("startDate", later):
+            state["endDate"] = later
+
+
 def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key: bytes, links: dict[str, str],
                          death: Death | None = None) -> dict:
     dm = rows["DM"][0]
@@ -82,6 +96,7 @@ def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key
     died_on = _date(death.dtc) if death and death.dtc else None
     if death and not any((r.get("DSDECOD") or "") == "DEATH" for r in ds):
         progress.append(_state("off-study", died_on, reason="DEATH"))
+    _close_states(progress)
     res = {"resourceType": "ResearchSubject", "id": "rs-" + pseudonym(dm["USUBJID"], pseudonym_key),
            "status": "active", "progress": progress,
            "study": {"reference": f"ResearchStudy/{study_id(nct_id)}"},

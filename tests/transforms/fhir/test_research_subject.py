@@ -81,7 +81,15 @@ def test_progress_follows_consent_exposure_and_disposition(rows, resources):
         else:
             assert codes[-1] == "withdrawn" and rs["progress"][-1]["reason"]["text"] == ds[-1]["DSDECOD"]
         seen.add(codes[-1])
+        assert one_state_at_a_time(rs), rs["progress"]
     assert "off-study" in seen
+
+
+def one_state_at_a_time(rs: dict) -> bool:
+    """Enrollment has a single value at a time: every state but the last ends where the next begins."""
+    p = rs["progress"]
+    return all(a.get("endDate") and a["endDate"] <= b["startDate"] for a, b in zip(p, p[1:])) and "endDate" not in p[-1] \
+        or p[-1].get("endDate") is not None and all(a.get("endDate") for a in p)
 
 
 def test_subjects_without_dm_are_skipped_and_age_only_has_no_birth_date():
@@ -134,3 +142,9 @@ def test_a_participant_who_died_is_deceased_at_the_date_and_off_study(tmp_path):
     alive = [r for r in out if r["resourceType"] == "ResearchSubject"
              and r["id"] not in ("rs-" + pseudonym(first, KEY), "rs-" + pseudonym(second, KEY))]
     assert alive and not any(p.get("reason") == {"text": "DEATH"} for r in alive for p in r["progress"])
+    # completed, then died: one off-study state closed where the death's begins, not two open at once
+    # (the second's death is known to its month alone, after a day in that month: no order to close on)
+    for r in out:
+        if r["resourceType"] == "ResearchSubject" and r["id"] != "rs-" + pseudonym(second, KEY):
+            assert one_state_at_a_time(r), r["progress"]
+    assert sum(p["subjectState"]["coding"][0]["code"] == "off-study" for p in rs["progress"]) == 2
