@@ -4,7 +4,9 @@ Rewritten only when something in it changes, so that ``cdm_release_date`` (today
 rewritten) does not turn a no-op reload into a change. ``source_release_date`` is the latest
 ``lastUpdatePostDate`` mapped so far (the publish raises it to the newest participant event,
 ``transforms.omop.publish.cover_events``); ``vocabulary_version`` comes from the vocabulary table's
-``None`` row. ``cdm_version_concept_id`` is 0: the CDM v5.4 concept id is not in the verified list.
+``None`` row. ``cdm_version_concept_id`` is the vocabulary's concept for CDM v5.4, found as the spec
+says (``VOCABULARY_ID = 'CDM' AND CONCEPT_CLASS = 'CDM'``), so an Athena download gives it; 0 when
+the vocabulary has none (the bundled demo subset), never an id written into the code.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def map_cdm_source(con: duckdb.DuckDBPyConnection, schema: str, vocab_schema: st
     new = dict(DESCRIPTION)
     new["source_release_date"] = max(dates) if dates else dt.date.today()
     new["vocabulary_version"] = vocabulary_version(con, vocab_schema or schema) or "unknown"
+    new["cdm_version_concept_id"] = cdm_version_concept(con, vocab_schema or schema)
     if old is not None and all(old[k] == new[k] for k in new):
         return 0
     new["cdm_release_date"] = dt.date.today()
@@ -59,3 +62,14 @@ def map_cdm_source(con: duckdb.DuckDBPyConnection, schema: str, vocab_schema: st
         new,
     )
     return 1
+
+
+def cdm_version_concept(con: duckdb.DuckDBPyConnection, vocab_schema: str) -> int:
+    """The CDM vocabulary's valid concept for version 5.4 ("OMOP CDM Version 5.4.0"), or 0."""
+    check_identifier(vocab_schema)
+    row = con.execute(
+        f"SELECT min(concept_id) FROM {quote(vocab_schema)}.concept WHERE vocabulary_id = 'CDM' "
+        "AND concept_class_id = 'CDM' AND invalid_reason IS NULL "
+        "AND regexp_matches(concept_name || ' ' || concept_code, '(^|[^0-9.])5\\.4([^0-9]|$)')"
+    ).fetchone()
+    return row[0] if row and row[0] is not None else 0

@@ -289,6 +289,20 @@ def test_new_version_replaces_the_study_rows(raw_helpers):
     assert str(con.execute("SELECT source_release_date FROM omop.cdm_source").fetchone()[0]) == "2026-01-05"
 
 
+def test_cdm_version_concept_comes_from_the_vocabulary_or_is_zero(raw_helpers):
+    """The spec finds it with VOCABULARY_ID = 'CDM' AND CONCEPT_CLASS = 'CDM': the demo subset has none
+    (0); an Athena download has 756265, which the row then carries (it was 0 whatever the vocabulary)."""
+    con = raw_helpers.connection([CTGOV / f"{SEED}.json"])
+    load_vocabulary(con, "omop")
+    map_trials(con)
+    assert con.execute("SELECT cdm_version_concept_id FROM omop.cdm_source").fetchone()[0] == 0
+    con.execute("INSERT INTO omop.concept VALUES (756264, 'OMOP CDM Version 5.3.1', 'Metadata', 'CDM', 'CDM', 'S', "
+                "'CDM v5.3.1', DATE '2019-01-01', DATE '2099-12-31', NULL), (756265, 'OMOP CDM Version 5.4.0', 'Metadata', "
+                "'CDM', 'CDM', 'S', 'CDM v5.4.0', DATE '2021-01-01', DATE '2099-12-31', NULL)")
+    map_trials(con)
+    assert con.execute("SELECT cdm_version_concept_id FROM omop.cdm_source").fetchone()[0] == 756265
+
+
 def test_source_relation_can_be_a_gated_subset(raw_con):
     load_vocabulary(raw_con, "omop")
     raw_con.execute("CREATE SCHEMA gate")
