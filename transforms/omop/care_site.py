@@ -4,7 +4,10 @@ Natural key (``_trial_site.site_key``, built in ``sql/trial_extract.sql``): faci
 state and country, each lower-cased, accent-stripped and reduced to letters and digits, joined
 by ``|``. So "Mayo Clinic in Rochester, Rochester, Minnesota, United States" is one care site
 whichever study lists it, while a same-named facility in another city is another. The zip is
-left out on purpose: studies disagree on it for the same hospital. A site without a facility
+left out on purpose: studies disagree on it for the same hospital (Loyola's 60153 and 60153-3328, Mayo's
+55905 and none). Except where a study lists one key more than once: AstraZeneca names every site of
+NCT03549754 "Research Site", four of them in Almaty, so there the zip joins the key (``|zip:<zip>``)
+and the study's own listing tells them apart, as FHIR's Locations do. A site without a facility
 name cannot be recognised across studies and is keyed within its study (``study:<nct>|...``).
 Each care site has the location with the same key.
 """

@@ -120,6 +120,25 @@ def test_shared_facility_is_one_care_site_across_studies_and_runs(raw_helpers):
     assert pi == [(first[0][0],)]
 
 
+def test_sites_a_study_lists_under_one_name_and_city_are_told_apart_by_zip(raw_helpers):
+    """NCT03549754 lists 13 sites named "Research Site" in 5 cities (4 in Almaty, zips apart): keyed by
+    facility, city, state and country alone they were 5 care sites, while FHIR kept 13 Locations. Sites
+    listed once keep the key without the zip, which studies disagree on (Mayo stays one care site)."""
+    con = raw_helpers.connection([CTGOV / "NCT03549754.json", CTGOV / f"{SEED}.json", CTGOV / f"{SHARES_MAYO}.json"])
+    load_vocabulary(con, "omop")
+    map_trials(con)
+    research = con.execute(
+        "SELECT l.city, l.zip FROM omop.care_site c JOIN omop.location l USING (location_id) "
+        "WHERE c.care_site_name = 'Research Site' AND l.city IN ('Almaty', 'Taichung', 'Kharkiv', 'Kyiv', 'São Paulo') "
+        "ORDER BY l.city, coalesce(l.zip, '')").fetchall()
+    locations = json.loads((CTGOV / "NCT03549754.json").read_text())["protocolSection"]["contactsLocationsModule"]["locations"]
+    listed = sorted(((x["city"], x.get("zip")) for x in locations if x.get("facility") == "Research Site"
+                     and x["city"] in ("Almaty", "Taichung", "Kharkiv", "Kyiv", "São Paulo")), key=lambda t: (t[0], t[1] or ""))
+    assert len(listed) == 13 and research == listed
+    mayo = con.execute("SELECT count(*) FROM omop.care_site WHERE care_site_name = 'Mayo Clinic in Rochester'").fetchone()[0]
+    assert mayo == 1
+
+
 def test_a_shared_site_is_described_by_the_first_study_listing_it_whole(raw_helpers):
     """Two studies list Mayo Clinic in Rochester; the first by NCT id without its zip and coordinates,
     the second with them.

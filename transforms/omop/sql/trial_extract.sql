@@ -101,16 +101,23 @@ site AS (
            contacts
     FROM field
 )
--- Natural key of a site: normalised facility + city + state + country (see care_site.py).
+-- Natural key of a site: normalised facility + city + state + country (see care_site.py), and the
+-- zip too where the study itself lists that key more than once ("Research Site" in one city, four zips).
 SELECT nct_id, site_idx, facility, city, state, zip, country, latitude, longitude, contacts,
-       CASE WHEN facility IS NULL THEN 'study:' || nct_id || '|' ELSE '' END
-       || concat_ws('|',
-           coalesce(trim(regexp_replace(lower(strip_accents(facility)), '[^a-z0-9]+', ' ', 'g')), ''),
-           coalesce(trim(regexp_replace(lower(strip_accents(city)), '[^a-z0-9]+', ' ', 'g')), ''),
-           coalesce(trim(regexp_replace(lower(strip_accents(state)), '[^a-z0-9]+', ' ', 'g')), ''),
-           coalesce(trim(regexp_replace(lower(strip_accents(country)), '[^a-z0-9]+', ' ', 'g')), ''))
-           AS site_key
-FROM site;
+       CASE WHEN count(*) OVER (PARTITION BY nct_id, base_key) > 1
+            THEN base_key || '|zip:' || coalesce(trim(regexp_replace(lower(zip), '[^a-z0-9]+', ' ', 'g')), '')
+            ELSE base_key END AS site_key
+FROM (
+    SELECT *,
+           CASE WHEN facility IS NULL THEN 'study:' || nct_id || '|' ELSE '' END
+           || concat_ws('|',
+               coalesce(trim(regexp_replace(lower(strip_accents(facility)), '[^a-z0-9]+', ' ', 'g')), ''),
+               coalesce(trim(regexp_replace(lower(strip_accents(city)), '[^a-z0-9]+', ' ', 'g')), ''),
+               coalesce(trim(regexp_replace(lower(strip_accents(state)), '[^a-z0-9]+', ' ', 'g')), ''),
+               coalesce(trim(regexp_replace(lower(strip_accents(country)), '[^a-z0-9]+', ' ', 'g')), ''))
+               AS base_key
+    FROM site
+);
 
 CREATE OR REPLACE TEMP TABLE _trial_site_contact AS
 SELECT s.nct_id, s.site_idx, CAST(c.key AS INTEGER) AS contact_idx, s.site_key,

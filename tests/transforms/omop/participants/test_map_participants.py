@@ -266,3 +266,27 @@ def test_every_vital_sign_and_unit_the_contract_accepts_maps_where_the_vocabular
     assert concepts == {c: "S" for c in (3020891, 3024171, 586323, 8541, 8554)}
     assert con.execute("SELECT count(*) FROM stage_omop.measurement WHERE unit_source_value IS NOT NULL "
                        "AND unit_concept_id IS NULL").fetchone()[0] == 0
+
+
+def test_roster_sites_under_one_name_and_city_are_told_apart_by_zip_whichever_site_is_mapped(con, tmp_path, pt):
+    """Two sites of one study whose rosters give the same facility, city and country ("Research Site",
+    Almaty) and different postal codes were one care_site. They are two, keyed with their zip, and a
+    site's key is the same when it is mapped alone (counted over the study's whole roster)."""
+    pt.prepare(con, tmp_path / "landing", participants=9, sites=3, seed=3)
+    con.execute("UPDATE raw.site_roster_row SET facility = 'Research Site', city = 'Almaty', state = NULL, "
+                "country = 'Kazakhstan', postal_code = CASE site_id WHEN '002' THEN '050000' ELSE '050040' END "
+                "WHERE site_id IN ('002', '003')")
+    con.execute("CREATE TABLE only_002 AS SELECT * FROM raw.sdtm_row_current WHERE site_id = '002'")
+    map_participants(con, pseudonym_key=pt.key, source_rows="only_002")
+    alone = con.execute("SELECT natural_key, id FROM meta.omop_id_map WHERE table_name = 'care_site' "
+                        "AND natural_key LIKE 'research site|almaty%'").fetchall()
+    map_participants(con, pseudonym_key=pt.key)
+    sites = con.execute("SELECT l.zip, c.care_site_id FROM stage_omop.care_site c JOIN stage_omop.location l "
+                        "USING (location_id) WHERE c.care_site_name = 'Research Site' ORDER BY 1").fetchall()
+    assert [z for z, _ in sites] == ["050000", "050040"]
+    assert alone == [("research site|almaty||kazakhstan|zip:050000", sites[0][1])]
+    persons = [con.execute("SELECT count(*) FROM stage_omop.person WHERE care_site_id = ?", [cs]).fetchone()[0]
+               for _, cs in sites]
+    dm = [con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'DM' AND site_id = ?", [s]).fetchone()[0]
+          for s in ("002", "003")]
+    assert persons == dm and min(dm) > 0  # each site's participants at their own care site
