@@ -72,6 +72,24 @@ def test_fhir_subjects_published(published):
     assert counts["Patient"] == persons and counts["ResearchSubject"] == persons
 
 
+def test_fhir_subjects_belong_to_their_study_and_carry_their_delivery_as_version(published):
+    """Their ids name no study: they were stored with no nct_id, version '1' and no lastUpdated, and
+    exported in the shared-xx parts meant for Organizations and Locations."""
+    con, report, _ = published
+    rows = con.execute("SELECT DISTINCT r.nct_id, r.version_id, r.last_updated IS NOT NULL, "
+                       "json_extract_string(r.resource, '$.meta.versionId') = r.version_id "
+                       "FROM fhir.resource r WHERE resource_type IN ('Patient', 'ResearchSubject')").fetchall()
+    keys = {str(k) for (k,) in con.execute("SELECT delivery_key FROM raw.site_delivery_current "
+                                           "WHERE content = 'participant_data'").fetchall()}
+    assert {r[0] for r in rows} == {"NCT06668571"} and {r[1] for r in rows} == keys
+    assert all(r[2] and r[3] for r in rows)
+    # exported in the study's NCT id part, beside its ResearchStudy
+    wh = Path(con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0])
+    for rtype in ("Patient", "ResearchSubject"):
+        parts = sorted(p.name for p in (wh.parent / "exports" / "fhir" / rtype).glob("*.ndjson"))
+        assert parts == ["NCT0666.ndjson"], (rtype, parts)
+
+
 def test_deaths_are_published_alike_in_omop_and_fhir(published):
     """Each death of a participant published: one omop.death row (cause the fatal AE's condition) and the
     Patient's deceasedDateTime, the same day; a held participant's death is in neither."""
@@ -278,6 +296,29 @@ def test_a_participant_a_newer_delivery_leaves_out_goes_from_fhir_and_its_export
     assert report.success, report.failures
     assert _persons(settings)[0] == 6
     assert fhir_people() == ([("Patient", 6), ("ResearchSubject", 6)], 6)
+    with duckdb.connect(settings.warehouse, read_only=True) as con:  # versioned by the newer delivery
+        assert con.execute("SELECT DISTINCT version_id FROM fhir.resource WHERE resource_type = 'Patient'").fetchall() == \
+            con.execute("SELECT CAST(delivery_key AS VARCHAR) FROM raw.site_delivery WHERE delivery_id = ?",
+                        [folder.name]).fetchall()
+
+
+def test_a_new_registry_version_keeps_its_study_s_participants_in_fhir(tmp_path):
+    """Participants carry their study's nct_id; the publish replaces a study's resources by nct_id when a
+    new registry version lands, and must leave its participants to their deliveries."""
+    landing, settings, record = _seed_with_a_site(tmp_path)
+    record["protocolSection"]["identificationModule"]["briefTitle"] += " (updated)"
+    record["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"] = {"date": "2026-10-01", "type": "ACTUAL"}
+    (landing / "ctgov" / "NCT06668571-v2.json").write_text(json.dumps(record))
+    report = run_pipeline(settings)
+    assert report.success, report.failures
+    assert report.value("publish/warehouse", "studies_published") == 1
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        people = con.execute("SELECT resource_type, count(*) FROM fhir.resource WHERE nct_id = 'NCT06668571' AND "
+                             "resource_type IN ('Patient', 'ResearchSubject') GROUP BY 1 ORDER BY 1").fetchall()
+        title = con.execute("SELECT title FROM fhir.research_study").fetchone()[0]
+    assert people == [("Patient", 8), ("ResearchSubject", 8)] and title.endswith("(updated)")
+    lines = sum(len(p.read_text().splitlines()) for p in (Path(settings.export) / "fhir" / "Patient").glob("*.ndjson"))
+    assert lines == 8
 
 
 def test_the_automation_s_runs_of_a_new_delivery_without_the_registry_steps_publish_it(tmp_path):

@@ -7,7 +7,7 @@ from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseReso
 from schemas.omop.ddl import create_omop_schema
 from transforms.fhir.export import PART_SQL, clear_pending, export_pending
 from transforms.fhir.participant_publish import drop_unstaged_participants
-from transforms.fhir.store import create_fhir_schema
+from transforms.fhir.store import NOT_PARTICIPANT, create_fhir_schema
 from transforms.omop.participants.publish import clear_published_sites
 from transforms.omop.publish import cover_events, merge_stage
 from transforms.publish import ensure_stages, publish_batch
@@ -26,6 +26,7 @@ def merge_fhir(con, run_id: str) -> dict[str, int]:
     con.execute(
         f"INSERT INTO meta.fhir_export_pending SELECT DISTINCT resource_type, {PART_SQL}, ? FROM ("
         " SELECT resource_type, nct_id, id FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)"
+        f" AND {NOT_PARTICIPANT}"
         " UNION ALL SELECT resource_type, nct_id, id FROM fhir.resource"
         "  WHERE (resource_type, id) IN (SELECT resource_type, id FROM stage_fhir.resource)"
         " UNION ALL SELECT resource_type, nct_id, id FROM stage_fhir.resource)", [run_id])
@@ -33,7 +34,8 @@ def merge_fhir(con, run_id: str) -> dict[str, int]:
     # batch's studies and the owner of every staged row (the export trusts this list to be complete)
     con.execute("INSERT INTO meta.fhir_export_pending_study SELECT nct_id, ? FROM (SELECT nct_id FROM stage.ctgov_study"
                 " UNION SELECT nct_id FROM stage_fhir.resource WHERE nct_id IS NOT NULL)", [run_id])
-    con.execute("DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
+    # Not their participants: those go with their deliveries (drop_unstaged_participants, below).
+    con.execute(f"DELETE FROM fhir.resource WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study) AND {NOT_PARTICIPANT}")
     # The published table has no PRIMARY KEY (see create_fhir_schema): its keys stay unique because
     # every staged key is deleted before the staged rows go in, and those must be unique themselves.
     dup = con.execute("SELECT resource_type, id, count(*) FROM stage_fhir.resource GROUP BY ALL HAVING count(*) > 1"

@@ -11,7 +11,7 @@ from expectations.suites.site_protocol import SUITE
 from orchestration.quality.gate import gate_result, gx_runner
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from orchestration.sites.assets import RAW_SITES
-from transforms.fhir.research_subject import map_participants_fhir, subject_rows
+from transforms.fhir.research_subject import map_participants_fhir, subject_rows, subject_versions
 from transforms.fhir.store import write_resources
 from transforms.fhir.validate import validate_resources
 from transforms.omop.participants import map_participants
@@ -70,14 +70,15 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
         ensure_stages(con)  # the registry's steps may not be in this run (a new delivery alone)
         res = stage_site_data(con, runner, run_id, registry)
         counts = map_participants(con, schema="stage_omop", vocab_schema="omop", pseudonym_key=key, exclude=res.exclude)
-        resources = []
-        for nct_id, record in registry.items():
-            resources += map_participants_fhir(subject_rows(con, nct_id, exclude=res.exclude), nct_id, key,
-                                               registry=record)
+        by_study = {nct_id: map_participants_fhir(subject_rows(con, nct_id, exclude=res.exclude), nct_id, key,
+                                                  registry=record, versions=subject_versions(con, nct_id))
+                    for nct_id, record in registry.items()}
+        resources = [r for rs in by_study.values() for r in rs]
         problems = [p for ps in validate_resources(resources).values() for p in ps]
         if problems:  # a mapping fault, not bad input: block rather than publish half
             raise RuntimeError(f"{len(problems)} FHIR validation problem(s) in participant resources: {problems[:3]}")
-        write_resources(con, "stage_fhir", resources, replace_studies=False)
+        for nct_id, rs in by_study.items():
+            write_resources(con, "stage_fhir", rs, replace_studies=False, nct_id=nct_id)
         stage_scope(con, run_id, list(registry))  # their published participants not staged again go
         dqd = validate_stage(con, runner, run_id)
         stage_fingerprint(con, fingerprint)

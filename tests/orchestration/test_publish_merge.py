@@ -5,7 +5,8 @@ import pytest
 
 from orchestration.quality.publish import merge_fhir
 from schemas import apply_sql, ensure_base_schemas
-from tests.transforms.fhir.conftest import top_level_resources  # noqa: F401  (the FHIR tests' fixture)
+from tests.transforms.fhir.conftest import (participant_resources, participant_rows, seed_record,  # noqa: F401
+                                           top_level_resources)  # (the FHIR tests' fixtures)
 from transforms.fhir.store import create_fhir_schema, write_resources
 
 
@@ -45,3 +46,19 @@ def test_the_merge_records_the_studies_whose_export_lines_change(con):
     merge_fhir(con, "run-2")
     assert con.execute("SELECT DISTINCT run_id FROM meta.fhir_export_pending_study").fetchall() == [("run-2",)]
     assert pending_studies(con) == set(staged) and len(staged) > 20
+
+
+def test_a_registry_batch_leaves_its_study_s_participants_to_their_deliveries(con, participant_resources):
+    """Participants carry their study's nct_id; a batch restaging the study's registry resources alone (the
+    site stage skipped, or not in the run) deleted them with the study's other resources."""
+    nct = "NCT06668571"
+    write_resources(con, "fhir", participant_resources, replace_studies=False, nct_id=nct)
+    con.execute("INSERT INTO stage.ctgov_study VALUES (?)", [nct])
+    con.execute("DELETE FROM stage_fhir.resource WHERE nct_id IS DISTINCT FROM ?", [nct])
+    merge_fhir(con, "run-2")
+    people = con.execute("SELECT resource_type, count(*), min(nct_id) FROM fhir.resource "
+                         "WHERE resource_type IN ('Patient', 'ResearchSubject') GROUP BY 1 ORDER BY 1").fetchall()
+    n = len(participant_resources) // 2
+    assert people == [("Patient", n, nct), ("ResearchSubject", n, nct)]
+    assert con.execute("SELECT count(*) FROM fhir.resource WHERE resource_type = 'ResearchStudy' AND nct_id = ?",
+                       [nct]).fetchone()[0] >= 1

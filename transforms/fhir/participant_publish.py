@@ -1,9 +1,10 @@
 """Publishing participants' FHIR resources: what a study's current deliveries no longer hold goes.
 
-Patient and ResearchSubject ids name no study (they are pseudonyms), so the publish's by-study
-replacement never touched them: a participant a newer delivery left out, or one the gate now holds,
-kept its Patient and ResearchSubject in `fhir.resource` and the export, while OMOP dropped its person.
-A ResearchSubject names its study and its Patient, which is how they are found here.
+Patient and ResearchSubject ids name no study (they are pseudonyms), and the publish's by-study
+replacement leaves them be (a registry version does not replace its participants). Without this, a
+participant a newer delivery left out, or one the gate now holds, kept its Patient and ResearchSubject
+in `fhir.resource` and the export, while OMOP dropped its person. A ResearchSubject names its study and
+its Patient, which is how they are found here.
 """
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ def drop_unstaged_participants(con, run_id: str) -> int:
     if n:
         con.execute(f"INSERT INTO meta.fhir_export_pending SELECT DISTINCT resource_type, {PART_SQL}, ? "
                     "FROM _stale_participants", [run_id])
+        # their studies too: the export splices a touched NCT id part by the studies it lists
+        con.execute("INSERT INTO meta.fhir_export_pending_study SELECT DISTINCT nct_id, ? FROM _stale_participants "
+                    "WHERE nct_id IS NOT NULL", [run_id])
         con.execute("DELETE FROM fhir.resource WHERE (resource_type, id) IN "
                     "(SELECT resource_type, id FROM _stale_participants)")
     con.execute("DROP TABLE _stale_participants")

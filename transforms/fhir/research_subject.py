@@ -16,6 +16,7 @@ Progress (type Enrollment, states from terminology.hl7.org research-subject-stat
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from transforms.ctgov.arm_labels import arm_lookup, find_arm
@@ -113,9 +114,12 @@ def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key
 
 
 def map_participants_fhir(rows_by_subject: dict[str, dict[str, list[dict]]], nct_id: str, pseudonym_key: bytes,
-                          *, registry: dict | None = None) -> list[dict]:
+                          *, registry: dict | None = None,
+                          versions: dict[str, tuple[int, dt.datetime]] | None = None) -> list[dict]:
     """``{USUBJID: {domain: [SDTM record, ...]}}`` -> [Patient, ResearchSubject, ...], sorted by id.
-    Subjects without a DM record are skipped (nothing to say who they are; the gate quarantines them)."""
+    Subjects without a DM record are skipped (nothing to say who they are; the gate quarantines them).
+    ``versions`` (``subject_versions``) gives each participant's ``meta``: the delivery their data come
+    from, as a registry study's resources carry its version, so a consumer sees a new delivery's change."""
     labels = [r.get(v) for rows in rows_by_subject.values() for r in rows.get("DM", []) for v in ("ARM", "ACTARM")]
     links = arm_link_ids(registry, labels)
     out = []
@@ -124,9 +128,24 @@ def map_participants_fhir(rows_by_subject: dict[str, dict[str, list[dict]]], nct
         if not rows.get("DM"):
             continue
         death = death_of(rows)
-        out.append(map_patient(rows["DM"][0], pseudonym_key, death))
-        out.append(map_research_subject(rows, nct_id, pseudonym_key, links, death))
+        pair = [map_patient(rows["DM"][0], pseudonym_key, death), map_research_subject(rows, nct_id, pseudonym_key, links, death)]
+        if versions and usubjid in versions:
+            delivery_key, landed = versions[usubjid]
+            meta = {"versionId": str(delivery_key), "lastUpdated": landed.isoformat(timespec="milliseconds") + "Z"}
+            pair = [{"resourceType": r["resourceType"], "id": r["id"], "meta": dict(meta), **r} for r in pair]
+        out += pair
     return out
+
+
+def subject_versions(con, nct_id: str, source_rows: str = "raw.sdtm_row_current") -> dict[str, tuple[int, dt.datetime]]:
+    """{USUBJID: (delivery key, when it landed, UTC)} of each participant's DM row: the delivery a
+    participant's resources come from (a newer one supersedes their site's whole)."""
+    from schemas.omop.spec import check_relation
+
+    return {u: (k, t) for u, k, t in con.execute(
+        f"SELECT s.usubjid, max(s.delivery_key), max(d.first_seen) FROM {check_relation(source_rows)} s "
+        "JOIN raw.site_delivery d USING (delivery_key) WHERE s.nct_id = ? AND upper(s.domain) = 'DM' GROUP BY 1",
+        [nct_id]).fetchall()}
 
 
 def subject_rows(con, nct_id: str, source_rows: str = "raw.sdtm_row_current",

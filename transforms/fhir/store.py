@@ -22,10 +22,14 @@ from .terminology import SCHEMA_DIR
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _NCT_PREFIX = re.compile(r"^(nct\d{8})(?:-|$)")
+# Participants' resources. Their ids are pseudonyms and name no study, so the writer gives their study
+# (`write_resources(..., nct_id=)`); a registry version replacing its study's resources leaves them be:
+# participants come and go with their deliveries (participant_publish.drop_unstaged_participants).
+PARTICIPANT_TYPES = ("Patient", "ResearchSubject")
+NOT_PARTICIPANT = "resource_type NOT IN ('Patient', 'ResearchSubject')"
 _DROP_STUDIES = """
 DELETE FROM "{schema}".resource
-WHERE nct_id IN (SELECT DISTINCT nct_id FROM {batch} WHERE nct_id IS NOT NULL)
-"""
+WHERE nct_id IN (SELECT DISTINCT nct_id FROM {batch} WHERE nct_id IS NOT NULL) AND """ + NOT_PARTICIPANT
 # Replace by key as delete + insert, not INSERT OR REPLACE: that needs the PRIMARY KEY, which a
 # staging schema does not have (see create_fhir_schema).
 _DROP_KEYS = """
@@ -107,7 +111,8 @@ def _dedupe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop_duplicates(["resource_type", "id"], keep="first")[_COLUMNS]
 
 
-def write_resources(con, schema: str, resources: Iterable[dict], *, replace_studies: bool = True) -> int:
+def write_resources(con, schema: str, resources: Iterable[dict], *, replace_studies: bool = True,
+                    nct_id: str | None = None) -> int:
     """Replace resources by (resource_type, id); returns the number of rows written. A key given twice
     is written once, as first given; a key already in the table is replaced (a newer batch).
 
@@ -116,8 +121,14 @@ def write_resources(con, schema: str, resources: Iterable[dict], *, replace_stud
     intervention dropped by a new registry version) are deleted first, so no stale resource
     outlives its version. Shared resources (Organization, Location) are only ever upserted.
     The writes are one transaction, or part of the caller's.
+
+    `nct_id` is the study of resources whose ids do not name one (a study's participants): without it
+    they were filed as shared, so a filter on nct_id missed them and the export put them in `shared-xx`.
     """
-    return _write(con, schema, _frame(resources), replace_studies)
+    frame = _frame(resources)
+    if nct_id is not None:
+        frame = frame.assign(nct_id=frame["nct_id"].fillna(nct_id))
+    return _write(con, schema, frame, replace_studies)
 
 
 def append_new_studies(con, schema: str, rows: pd.DataFrame, seq: int, pending_keys: set[str] | None = None) -> int:
