@@ -188,20 +188,23 @@ def _decide(con, landing: Path, folder: Path, seen: _Folder, run_id, now, summar
     if m:
         content = "participant_data" if any(f["name"] != "sites.csv" for f in m["files"]) else "roster"
     status, reason, newer = "loaded", None, None
-    if ok:
+    if m:  # a manifest that keeps the contract names its study, site and cut-off, broken files or not
         newer = con.execute(sql_text("newer_loaded.sql"),
                             [m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id]).fetchone()
-        if newer:
-            status = "superseded"
-            reason = f"delivery {delivery_id}: superseded on arrival by {newer[0]} (cut-off {newer[1]}"
-            if str(newer[1]) == str(m["cutoff_date"]):  # the tie-break, or the user cannot tell why
-                reason += f", the same as this one's: of two deliveries with one cut-off, the later delivery id is kept"
-            reason += ")"
-    else:
+    if not ok:
         status = "held"
         reason = "; ".join(p.message for p in problems[:3])
         if len(problems) > 3:
             reason += f"; and {len(problems) - 3} more problems"
+    if newer:
+        # Superseded whether or not it keeps the contract: held, an older delivery arriving after the newer
+        # one stayed in `quarantine list` for good, where arriving first it was released (order-independent).
+        broke = f"; it broke the contract too: {reason}" if not ok else ""
+        status = "superseded"
+        reason = f"delivery {delivery_id}: superseded on arrival by {newer[0]} (cut-off {newer[1]}"
+        if str(newer[1]) == str(m["cutoff_date"]):  # the tie-break, or the user cannot tell why
+            reason += f", the same as this one's: of two deliveries with one cut-off, the later delivery id is kept"
+        reason += ")" + broke
     manifest_json = json.dumps(manifest) if manifest is not None else None
     counts = {kind: len(pf.rows) for kind, pf in parsed.items()} if ok else None
     con.begin()
@@ -226,6 +229,9 @@ def _decide(con, landing: Path, folder: Path, seen: _Folder, run_id, now, summar
                 m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id, key, now])
         if problems:
             _quarantine(con, seen, delivery_id, problems, run_id, now)
+            if status == "superseded":  # recorded, and moot: released with it
+                con.execute("UPDATE quarantine.record SET released_at = ? WHERE suite = ? AND record_key = ?"
+                            " AND released_at IS NULL", [now, QUARANTINE_SUITE, delivery_id])
         else:  # an earlier state of this delivery was held: its quarantine rows are resolved now
             con.execute("UPDATE quarantine.record SET released_at = ? WHERE suite = ? AND record_key = ?"
                         " AND released_at IS NULL", [now, QUARANTINE_SUITE, delivery_id])

@@ -410,3 +410,45 @@ def test_a_file_replaced_while_the_delivery_is_read_is_not_loaded_that_run(con, 
     s = ingest_site_deliveries(con, landing.root, run_id="r2")  # the new state, as found: its checksum is wrong
     assert status(con) == {folder.name: "held"}
     assert "dm.csv has sha256" in con.execute("SELECT reason FROM quarantine.record").fetchone()[0]
+
+
+def test_a_delivery_id_is_judged_by_its_latest_state_when_holds_are_released(con, landing, sites):
+    """D1 loaded at one cut-off, then re-sent with a later cut-off and broken (held). D5, between the two,
+    superseded D1's old row, and the release matched every row of the id: D1's current hold, on data
+    newer than D5's, was released and left `quarantine list`."""
+    generate_delivery(sites, participants=4, sites=1, seed=1, delivery_id="D1", cutoff="2025-04-30")
+    ingest_site_deliveries(con, landing.root)
+    shutil.rmtree(sites / "D1")
+    (d1,) = generate_delivery(sites, participants=6, sites=1, seed=1, delivery_id="D1", cutoff="2025-09-30")
+    plant(d1, "checksum_mismatch")
+    ingest_site_deliveries(con, landing.root)
+    generate_delivery(sites, participants=5, sites=1, seed=2, delivery_id="D5", cutoff="2025-06-30")
+    ingest_site_deliveries(con, landing.root)
+    rows = con.execute("SELECT delivery_id, cutoff_date::VARCHAR, status FROM raw.site_delivery ORDER BY delivery_key").fetchall()
+    assert rows == [("D1", "2025-04-30", "superseded"), ("D1", "2025-09-30", "held"), ("D5", "2025-06-30", "loaded")]
+    assert con.execute("SELECT DISTINCT record_key FROM quarantine.record WHERE released_at IS NULL").fetchall() == [("D1",)]
+
+
+@pytest.mark.parametrize("broken_first", [True, False])
+def test_an_older_broken_delivery_ends_superseded_whichever_arrives_first(con, landing, sites, broken_first):
+    """Arriving first, the broken older delivery was held, then released when the newer one loaded;
+    arriving after it, it was held for good. Either way it is superseded now, its problems recorded."""
+    def older():
+        (folder,) = generate_delivery(sites, participants=4, sites=1, seed=1, delivery_id="D3", cutoff="2025-03-31")
+        plant(folder, "checksum_mismatch")
+
+    def newer():
+        generate_delivery(sites, participants=4, sites=1, seed=2, delivery_id="D6", cutoff="2025-06-30")
+
+    for make in ((older, newer) if broken_first else (newer, older)):
+        make()
+        ingest_site_deliveries(con, landing.root)
+    assert con.execute("SELECT count(*) FROM quarantine.record WHERE released_at IS NULL").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM quarantine.record WHERE record_key = 'D3'").fetchone()[0] >= 1
+    latest = con.execute("SELECT status, reason FROM raw.site_delivery WHERE delivery_id = 'D3' "
+                         "ORDER BY delivery_key DESC LIMIT 1").fetchone()
+    if broken_first:
+        assert latest[0] == "held"  # decided before D6 came; its hold released by D6
+    else:
+        assert latest[0] == "superseded" and "superseded on arrival by D6" in latest[1]
+        assert "it broke the contract too: " in latest[1]
