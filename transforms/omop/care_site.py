@@ -5,9 +5,14 @@ state and country, each lower-cased, accent-stripped and reduced to letters and 
 by ``|``. So "Mayo Clinic in Rochester, Rochester, Minnesota, United States" is one care site
 whichever study lists it, while a same-named facility in another city is another. The zip is
 left out on purpose: studies disagree on it for the same hospital (Loyola's 60153 and 60153-3328, Mayo's
-55905 and none). Except where a study lists one key more than once: AstraZeneca names every site of
-NCT03549754 "Research Site", four of them in Almaty, so there the zip joins the key (``|zip:<zip>``)
-and the study's own listing tells them apart, as FHIR's Locations do. A site without a facility
+55905 and none). Except where a study lists one key at different zips (no zip counting as one):
+AstraZeneca names every site of NCT03549754 "Research Site", four of them in Almaty, so there the zip
+joins the key (``|zip:<zip>``) and the study's own listing tells them apart, as FHIR's Locations do. A
+roster's site takes such a key when the registry made it (participants/sql/site_extract.sql), so site
+001 and the registry's listing of it stay one care site. The cost: a study that lists one hospital at
+two spellings of its zip (404 and 404328) makes two, and a study whose new version adds a second
+"Research Site" in a city re-keys the first (its old care site stays, as a site a study drops does).
+A site without a facility
 name cannot be recognised across studies and is keyed within its study (``study:<nct>|...``).
 Each care site has the location with the same key.
 """

@@ -139,6 +139,21 @@ def test_sites_a_study_lists_under_one_name_and_city_are_told_apart_by_zip(raw_h
     assert mayo == 1
 
 
+def test_a_site_a_study_lists_twice_at_one_zip_keeps_the_key_other_studies_share(raw_helpers):
+    """Listed twice at one zip (or twice without one) it is one place: the plain key, so the other study
+    listing Mayo Clinic in Rochester still shares its care site (a '|zip:' key kept them apart)."""
+    seed = _seed()
+    locs = seed["protocolSection"]["contactsLocationsModule"]["locations"]
+    locs.append(dict(locs[0]))
+    con = raw_helpers.connection([CTGOV / f"{SHARES_MAYO}.json"])
+    raw_helpers.insert(con, seed, f"constructed/{SEED}-mayo-twice.json")
+    load_vocabulary(con, "omop")
+    map_trials(con)
+    keys = con.execute("SELECT natural_key FROM meta.omop_id_map WHERE table_name = 'care_site' "
+                       "AND natural_key LIKE 'mayo clinic in rochester%'").fetchall()
+    assert keys == [("mayo clinic in rochester|rochester|minnesota|united states",)]
+
+
 def test_a_shared_site_is_described_by_the_first_study_listing_it_whole(raw_helpers):
     """Two studies list Mayo Clinic in Rochester; the first by NCT id without its zip and coordinates,
     the second with them.

@@ -14,7 +14,7 @@ from transforms.omop.provider import map_providers
 
 
 def map_sites(con, schema: str, meta: str, vocab: str, rosters: str) -> dict[str, int]:
-    run_sql(con, "site_extract.sql", rosters=rosters)
+    run_sql(con, "site_extract.sql", rosters=rosters, meta=meta)
     if not con.execute("SELECT count(*) FROM _trial_site").fetchone()[0]:
         return {"location": 0, "care_site": 0, "provider": 0}
     return {"location": map_locations(con, schema, meta, vocab),

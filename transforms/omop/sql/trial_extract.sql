@@ -102,13 +102,15 @@ site AS (
     FROM field
 )
 -- Natural key of a site: normalised facility + city + state + country (see care_site.py), and the
--- zip too where the study itself lists that key more than once ("Research Site" in one city, four zips).
+-- zip too where the study itself lists that key at different zips ("Research Site" in one city, four
+-- zips; no zip counts as one); sites of one key all at one zip, or all without, stay one site under the
+-- plain key, the one other studies' listings of it have.
 SELECT nct_id, site_idx, facility, city, state, zip, country, latitude, longitude, contacts,
-       CASE WHEN count(*) OVER (PARTITION BY nct_id, base_key) > 1
-            THEN base_key || '|zip:' || coalesce(trim(regexp_replace(lower(zip), '[^a-z0-9]+', ' ', 'g')), '')
+       CASE WHEN count(DISTINCT coalesce(zip_key, '')) OVER (PARTITION BY nct_id, base_key) > 1
+            THEN base_key || '|zip:' || coalesce(zip_key, '')
             ELSE base_key END AS site_key
 FROM (
-    SELECT *,
+    SELECT *, nullif(trim(regexp_replace(lower(zip), '[^a-z0-9]+', ' ', 'g')), '') AS zip_key,
            CASE WHEN facility IS NULL THEN 'study:' || nct_id || '|' ELSE '' END
            || concat_ws('|',
                coalesce(trim(regexp_replace(lower(strip_accents(facility)), '[^a-z0-9]+', ' ', 'g')), ''),

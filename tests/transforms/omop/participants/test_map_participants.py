@@ -290,3 +290,31 @@ def test_roster_sites_under_one_name_and_city_are_told_apart_by_zip_whichever_si
     dm = [con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'DM' AND site_id = ?", [s]).fetchone()[0]
           for s in ("002", "003")]
     assert persons == dm and min(dm) > 0  # each site's participants at their own care site
+
+
+def test_a_roster_site_the_registry_lists_among_others_of_its_name_is_the_registry_s_care_site(con, tmp_path, pt):
+    """The registry lists Mayo Clinic in Rochester twice, at two zips, so its keys carry the zip; site 001's
+    roster row (zip 55905) is one of them. Keyed without the zip, the roster made a third Mayo care site
+    and its participants landed there, apart from the registry's sites."""
+    import copy
+    import json
+
+    from transforms.omop.trials import map_trials
+
+    (tmp_path / "landing" / "sites").mkdir(parents=True)
+    generate_delivery(tmp_path / "landing" / "sites", participants=10, sites=1, seed=1)
+    ingest_site_deliveries(con, tmp_path / "landing", run_id="t")
+    con.execute("UPDATE raw.site_roster_row SET postal_code = '55905'")
+    from transforms.omop.vocabulary import load_vocabulary
+    load_vocabulary(con, "omop")
+    rec = copy.deepcopy(pt.record)
+    locs = rec["protocolSection"]["contactsLocationsModule"]["locations"]
+    locs[0]["zip"] = "55905"
+    locs.append({**locs[0], "zip": "55902"})  # the same name and city at another zip
+    con.execute("CREATE OR REPLACE TABLE registry_src AS SELECT ? AS nct_id, ? AS payload", [pt.seed, json.dumps(rec)])
+    map_trials(con, source="registry_src", schema="stage_omop", vocab_schema="omop")
+    map_participants(con, pseudonym_key=pt.key)
+    sites = con.execute("SELECT l.zip, (SELECT count(*) FROM stage_omop.person p WHERE p.care_site_id = c.care_site_id) "
+                        "FROM stage_omop.care_site c JOIN stage_omop.location l USING (location_id) "
+                        "WHERE c.care_site_name = 'Mayo Clinic in Rochester' ORDER BY 1").fetchall()
+    assert sites == [("55902", 0), ("55905", 10)]
