@@ -1,4 +1,5 @@
 """Site data through the gate: protocol conformance, then OMOP person-level rows and FHIR subjects."""
+import datetime as dt
 import json
 
 import dagster as dg
@@ -11,7 +12,7 @@ from expectations.suites.site_protocol import SUITE
 from orchestration.quality.gate import gate_result, gx_runner
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
 from orchestration.sites.assets import RAW_SITES
-from transforms.fhir.research_subject import map_participants_fhir, subject_rows, subject_versions
+from transforms.fhir.research_subject import map_participants_fhir, stamp_versions, subject_rows
 from transforms.fhir.store import write_resources
 from transforms.fhir.validate import validate_resources
 from transforms.omop.participants import map_participants
@@ -71,9 +72,10 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
         res = stage_site_data(con, runner, run_id, registry)
         counts = map_participants(con, schema="stage_omop", vocab_schema="omop", pseudonym_key=key, exclude=res.exclude)
         by_study = {nct_id: map_participants_fhir(subject_rows(con, nct_id, exclude=res.exclude), nct_id, key,
-                                                  registry=record, versions=subject_versions(con, nct_id))
+                                                  registry=record)
                     for nct_id, record in registry.items()}
         resources = [r for rs in by_study.values() for r in rs]
+        stamp_versions(con, resources, dt.datetime.now(dt.timezone.utc))
         problems = [p for ps in validate_resources(resources).values() for p in ps]
         if problems:  # a mapping fault, not bad input: block rather than publish half
             raise RuntimeError(f"{len(problems)} FHIR validation problem(s) in participant resources: {problems[:3]}")

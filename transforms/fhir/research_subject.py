@@ -17,7 +17,10 @@ Progress (type Enrollment, states from terminology.hl7.org research-subject-stat
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+
+import orjson
 
 from transforms.ctgov.arm_labels import arm_lookup, find_arm
 from transforms.fhir.ids import IdAllocator, slug, study_id
@@ -114,12 +117,10 @@ def map_research_subject(rows: dict[str, list[dict]], nct_id: str, pseudonym_key
 
 
 def map_participants_fhir(rows_by_subject: dict[str, dict[str, list[dict]]], nct_id: str, pseudonym_key: bytes,
-                          *, registry: dict | None = None,
-                          versions: dict[str, tuple[int, dt.datetime]] | None = None) -> list[dict]:
+                          *, registry: dict | None = None) -> list[dict]:
     """``{USUBJID: {domain: [SDTM record, ...]}}`` -> [Patient, ResearchSubject, ...], sorted by id.
     Subjects without a DM record are skipped (nothing to say who they are; the gate quarantines them).
-    ``versions`` (``subject_versions``) gives each participant's ``meta``: the delivery their data come
-    from, as a registry study's resources carry its version, so a consumer sees a new delivery's change."""
+    ``stamp_versions`` gives them their ``meta`` once the published copies can be compared."""
     labels = [r.get(v) for rows in rows_by_subject.values() for r in rows.get("DM", []) for v in ("ARM", "ACTARM")]
     links = arm_link_ids(registry, labels)
     out = []
@@ -128,24 +129,39 @@ def map_participants_fhir(rows_by_subject: dict[str, dict[str, list[dict]]], nct
         if not rows.get("DM"):
             continue
         death = death_of(rows)
-        pair = [map_patient(rows["DM"][0], pseudonym_key, death), map_research_subject(rows, nct_id, pseudonym_key, links, death)]
-        if versions and usubjid in versions:
-            delivery_key, landed = versions[usubjid]
-            meta = {"versionId": str(delivery_key), "lastUpdated": landed.isoformat(timespec="milliseconds") + "Z"}
-            pair = [{"resourceType": r["resourceType"], "id": r["id"], "meta": dict(meta), **r} for r in pair]
-        out += pair
+        out.append(map_patient(rows["DM"][0], pseudonym_key, death))
+        out.append(map_research_subject(rows, nct_id, pseudonym_key, links, death))
     return out
 
 
-def subject_versions(con, nct_id: str, source_rows: str = "raw.sdtm_row_current") -> dict[str, tuple[int, dt.datetime]]:
-    """{USUBJID: (delivery key, when it landed, UTC)} of each participant's DM row: the delivery a
-    participant's resources come from (a newer one supersedes their site's whole)."""
+def stamp_versions(con, resources: list[dict], now: dt.datetime, published: str = "fhir.resource") -> None:
+    """Give each participant resource its ``meta``, in place. ``versionId`` is a digest of its content, so
+    it changes exactly when the content does, whatever changed it (a new delivery, a registry version its
+    arms link to, a row the gate now holds); ``lastUpdated`` is when that content was first published:
+    the published copy's while the content is the same, else ``now``. Without them the resources stayed
+    at version '1' with no date, and a consumer asking what changed since a date learnt nothing."""
     from schemas.omop.spec import check_relation
 
-    return {u: (k, t) for u, k, t in con.execute(
-        f"SELECT s.usubjid, max(s.delivery_key), max(d.first_seen) FROM {check_relation(source_rows)} s "
-        "JOIN raw.site_delivery d USING (delivery_key) WHERE s.nct_id = ? AND upper(s.domain) = 'DM' GROUP BY 1",
-        [nct_id]).fetchall()}
+    digests = {(r["resourceType"], r["id"]): hashlib.sha256(orjson.dumps(
+        {k: v for k, v in r.items() if k != "meta"}, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16] for r in resources}
+    kept: dict[tuple[str, str], dt.datetime] = {}
+    schema, _, table = check_relation(published).partition(".")
+    if resources and con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+                                 [schema, table]).fetchone()[0]:
+        for rtype, rid, version, when in con.execute(
+                f"SELECT resource_type, id, version_id, last_updated FROM {published} WHERE resource_type IN "
+                "('Patient', 'ResearchSubject') AND id IN (SELECT unnest(?::VARCHAR[]))",
+                [sorted({i for _, i in digests})]).fetchall():
+            if when is not None and digests.get((rtype, rid)) == version:
+                kept[(rtype, rid)] = when
+    for r in resources:
+        key = (r["resourceType"], r["id"])
+        when = kept.get(key, now).astimezone(dt.timezone.utc)
+        body = {k: v for k, v in r.items() if k not in ("resourceType", "id", "meta")}
+        r.clear()
+        r.update({"resourceType": key[0], "id": key[1],
+                  "meta": {"versionId": digests[key], "lastUpdated": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"},
+                  **body})
 
 
 def subject_rows(con, nct_id: str, source_rows: str = "raw.sdtm_row_current",

@@ -15,8 +15,15 @@ from transforms.sites import sql_text
 DELIVERY_STATES = "SELECT delivery_key, state_sha256 FROM raw.site_delivery_current ORDER BY delivery_key"
 
 
+# Bumped when the participants' mapping changes what it writes for the same input, so a warehouse that
+# published participants under the old mapping maps them again once (2: FHIR participants carry their
+# study's nct_id and a version; partial starts within the consent's period are the consent date).
+MAPPING_VERSION = 2
+
+
 def site_fingerprint(con, registry_hashes: dict[str, str], pseudonym_key: bytes) -> str:
     h = hashlib.sha256()
+    h.update(f"mapping\0{MAPPING_VERSION}\0".encode())
     for key, state in con.execute(DELIVERY_STATES).fetchall():
         h.update(f"delivery\0{key}\0{state}\0".encode())
     for nct_id in sorted(registry_hashes):

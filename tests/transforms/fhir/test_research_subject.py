@@ -148,3 +148,36 @@ def test_a_participant_who_died_is_deceased_at_the_date_and_off_study(tmp_path):
         if r["resourceType"] == "ResearchSubject" and r["id"] != "rs-" + pseudonym(second, KEY):
             assert one_state_at_a_time(r), r["progress"]
     assert sum(p["subjectState"]["coding"][0]["code"] == "off-study" for p in rs["progress"]) == 2
+
+
+def test_versions_change_with_content_and_keep_their_date_while_it_does_not(resources):
+    """versionId is a digest of the content; lastUpdated is when that content was first published."""
+    import copy
+    import datetime as dt
+
+    import duckdb
+
+    from transforms.fhir.research_subject import stamp_versions
+    from transforms.fhir.store import create_fhir_schema, write_resources
+
+    first = dt.datetime(2026, 7, 1, 12, 0, tzinfo=dt.timezone.utc)
+    later = dt.datetime(2026, 8, 1, 9, 30, tzinfo=dt.timezone.utc)
+    con = duckdb.connect()
+    staged = copy.deepcopy(resources)
+    stamp_versions(con, staged, first)  # nothing published yet
+    assert {r["meta"]["lastUpdated"] for r in staged} == {"2026-07-01T12:00:00.000Z"}
+    assert list(staged[0])[:3] == ["resourceType", "id", "meta"]
+    assert validate_resources(staged) == {}
+    create_fhir_schema(con, "fhir")
+    write_resources(con, "fhir", staged, replace_studies=False, nct_id="NCT06668571")
+    again = copy.deepcopy(resources)
+    changed = next(r for r in again if r["resourceType"] == "ResearchSubject")
+    changed["status"] = "retired"
+    stamp_versions(con, again, later)
+    before = {(r["resourceType"], r["id"]): r["meta"] for r in staged}
+    for r in again:
+        old = before[(r["resourceType"], r["id"])]
+        if r is changed:
+            assert r["meta"]["versionId"] != old["versionId"] and r["meta"]["lastUpdated"] == "2026-08-01T09:30:00.000Z"
+        else:
+            assert r["meta"] == old
