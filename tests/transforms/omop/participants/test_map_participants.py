@@ -318,3 +318,38 @@ def test_a_roster_site_the_registry_lists_among_others_of_its_name_is_the_regist
                         "FROM stage_omop.care_site c JOIN stage_omop.location l USING (location_id) "
                         "WHERE c.care_site_name = 'Mayo Clinic in Rochester' ORDER BY 1").fetchall()
     assert sites == [("55902", 0), ("55905", 10)]
+
+
+def test_a_partial_start_in_the_month_of_consent_is_the_consent_date(con, tmp_path, pt):
+    """An AE known only as "2025-03" by a participant who consented on 15 March was dated 1 March: it
+    began before consent and pulled the observation period back with it. Within the consent's month
+    (or year) a partial start is the consent date; in an earlier month it stays that month's first day."""
+    pt.prepare(con, tmp_path / "landing", participants=8, sites=1, seed=2)
+    usubjid = con.execute("SELECT min(usubjid) FROM raw.sdtm_row_current WHERE domain = 'AE'").fetchone()[0]
+    consent = con.execute("SELECT json_extract_string(record, '$.RFICDTC') FROM raw.sdtm_row_current "
+                          "WHERE domain = 'DM' AND usubjid = ?", [usubjid]).fetchone()[0]
+    month, year = consent[:7], consent[:4]
+    seqs = [r[0] for r in con.execute("SELECT row_number FROM raw.sdtm_row_current WHERE domain = 'AE' AND usubjid = ? "
+                                      "ORDER BY row_number", [usubjid]).fetchall()]
+    assert len(seqs) >= 1 and consent[8:10] != "01"
+    con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('AESTDTC', ?, 'AEENDTC', NULL)) "
+                "WHERE domain = 'AE' AND usubjid = ? AND row_number = ?", [month, usubjid, seqs[0]])
+    map_participants(con, pseudonym_key=pt.key)
+    person = con.execute("SELECT person_id FROM stage_omop.person WHERE person_source_value = ?",
+                         [pseudonym(usubjid, pt.key)]).fetchone()[0]
+    starts = [str(r[0]) for r in con.execute("SELECT condition_start_date FROM stage_omop.condition_occurrence "
+                                             "WHERE person_id = ? AND condition_start_date < ?", [person, consent]).fetchall()]
+    assert starts == []
+    op = con.execute("SELECT observation_period_start_date FROM stage_omop.observation_period WHERE person_id = ?",
+                     [person]).fetchone()[0]
+    assert str(op) == consent[:10]
+    assert consent[:10] in [str(r[0]) for r in con.execute(
+        "SELECT condition_start_date FROM stage_omop.condition_occurrence WHERE person_id = ?", [person]).fetchall()]
+    # the year alone: the same; a month before consent's stays its first day
+    before = f"{int(year) - 1}-12"
+    con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('AESTDTC', ?)) "
+                "WHERE domain = 'AE' AND usubjid = ? AND row_number = ?", [before, usubjid, seqs[0]])
+    map_participants(con, pseudonym_key=pt.key)
+    op = con.execute("SELECT observation_period_start_date FROM stage_omop.observation_period WHERE person_id = ?",
+                     [person]).fetchone()[0]
+    assert str(op) == f"{before}-01"

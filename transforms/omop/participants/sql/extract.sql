@@ -3,6 +3,14 @@ CREATE OR REPLACE TEMP MACRO pt_text(r, k) AS nullif(trim(json_extract_string(r,
 -- Partial ISO dates (YYYY, YYYY-MM) are imputed to the first day: OMOP dates are required.
 CREATE OR REPLACE TEMP MACRO pt_date(x) AS TRY_CAST(CASE length(x) WHEN 4 THEN x || '-01-01'
                                                   WHEN 7 THEN x || '-01' ELSE left(x, 10) END AS DATE);
+-- A start given only to its month or year is the first day of that period, unless the participant
+-- consented within it: then the consent date. Imputed to the 1st, an AE of "2025-03" by a participant
+-- who consented on 15 March began before consent and pulled their observation period back with it.
+-- (The SDTM convention of imputing a partial start to the reference start when they share the period.)
+CREATE OR REPLACE TEMP MACRO pt_start(x, consent) AS CASE
+    WHEN length(x) IN (4, 7) AND consent BETWEEN pt_date(x)
+         AND CASE length(x) WHEN 4 THEN make_date(year(pt_date(x)), 12, 31) ELSE last_day(pt_date(x)) END
+    THEN consent ELSE pt_date(x) END;
 CREATE OR REPLACE TEMP MACRO pt_ts(x) AS CASE WHEN length(x) >= 16 THEN TRY_CAST(replace(x, 'T', ' ') AS TIMESTAMP) END;
 CREATE OR REPLACE TEMP MACRO pt_num(x) AS TRY_CAST(x AS DOUBLE);
 CREATE OR REPLACE TEMP MACRO pt_norm(x) AS trim(regexp_replace(lower(strip_accents(x)), '[^a-z0-9]+', ' ', 'g'));

@@ -6,13 +6,15 @@ WITH dm AS (
     FROM _pt_src WHERE domain = 'DM' GROUP BY usubjid
 ),
 events AS (
-    -- one JSON parse per row: a list extraction instead of one json_extract per variable
-    SELECT usubjid, min(pt_date(coalesce(d[1], d[3], d[5], d[6], d[7], d[9]))) AS first_date,
-           max(greatest(pt_date(coalesce(d[2], d[1])), pt_date(coalesce(d[4], d[3])), pt_date(d[5]), pt_date(d[6]),
-                        pt_date(coalesce(d[8], d[7])), pt_date(d[9]))) AS last_date
-    FROM (SELECT usubjid, list_transform(json_extract_string(record, ['$.SVSTDTC', '$.SVENDTC', '$.EXSTDTC', '$.EXENDTC',
+    -- one JSON parse per row: a list extraction instead of one json_extract per variable; starts as
+    -- the mappings date them (pt_start: a partial start within the consent's period is the consent)
+    SELECT usubjid, min(pt_start(coalesce(d[1], d[3], d[5], d[6], d[7], d[9]), consent)) AS first_date,
+           max(greatest(pt_date(coalesce(d[2], d[1])), pt_date(coalesce(d[4], d[3])), pt_start(d[5], consent),
+                        pt_start(d[6], consent), pt_date(coalesce(d[8], d[7])), pt_start(d[9], consent))) AS last_date
+    FROM (SELECT s.usubjid, pt_date(pt_text(dm.record, 'RFICDTC')) AS consent,
+                 list_transform(json_extract_string(s.record, ['$.SVSTDTC', '$.SVENDTC', '$.EXSTDTC', '$.EXENDTC',
                  '$.VSDTC', '$.QSDTC', '$.AESTDTC', '$.AEENDTC', '$.DSSTDTC']), x -> nullif(trim(x), '')) AS d
-          FROM _pt_src WHERE domain <> 'DM')
+          FROM _pt_src s LEFT JOIN dm USING (usubjid) WHERE s.domain <> 'DM')
     GROUP BY usubjid
 )
 SELECT dm.usubjid, dm.nct_id, dm.site_id, dm.record, p.pseudonym,
@@ -27,6 +29,6 @@ LEFT JOIN events e USING (usubjid);
 
 -- Every non-DM row of a participant who has a DM row (others cannot have a person_id).
 CREATE OR REPLACE TEMP VIEW _pt_row AS
-SELECT r.*, s.pseudonym, s.owner
+SELECT r.*, s.pseudonym, s.owner, s.consent_date
 FROM _pt_src r JOIN _pt_subject s USING (usubjid)
 WHERE r.domain <> 'DM';
