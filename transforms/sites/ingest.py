@@ -222,9 +222,12 @@ def _decide(con, landing: Path, folder: Path, seen: _Folder, run_id, now, summar
             displaced = con.execute(sql_text("supersede_older.sql"), [
                 m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id, key,
                 f"superseded by delivery {delivery_id} (cut-off {m['cutoff_date']})"]).fetchall()
+            said = [f"delivery {d[0]}: superseded by {delivery_id}" if d[0] != delivery_id else
+                    f"delivery {d[0]}: its earlier state superseded by the one re-sent (cut-off {m['cutoff_date']})"
+                    for d in displaced]
             summary.superseded += len(displaced)
-            summary.reasons += [f"delivery {d[0]}: superseded by {delivery_id}" for d in displaced]
-            summary.superseded_why += [f"delivery {d[0]}: superseded by {delivery_id}" for d in displaced]
+            summary.reasons += said
+            summary.superseded_why += said
             con.execute(sql_text("release_superseded.sql"), [
                 m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id, key, now])
         if problems:
@@ -235,6 +238,9 @@ def _decide(con, landing: Path, folder: Path, seen: _Folder, run_id, now, summar
         else:  # an earlier state of this delivery was held: its quarantine rows are resolved now
             con.execute("UPDATE quarantine.record SET released_at = ? WHERE suite = ? AND record_key = ?"
                         " AND released_at IS NULL", [now, QUARANTINE_SUITE, delivery_id])
+        if status == "loaded":  # participants held from an earlier state of this id: the gate judges them again
+            con.execute("UPDATE quarantine.record SET released_at = ? WHERE suite = 'site_protocol' AND "
+                        "split_part(record_key, '/', 1) = ? AND released_at IS NULL", [now, delivery_id])
         con.commit()
     except Exception:
         con.rollback()

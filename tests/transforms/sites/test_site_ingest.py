@@ -452,3 +452,30 @@ def test_an_older_broken_delivery_ends_superseded_whichever_arrives_first(con, l
     else:
         assert latest[0] == "superseded" and "superseded on arrival by D6" in latest[1]
         assert "it broke the contract too: " in latest[1]
+
+
+def test_a_corrected_resend_of_a_delivery_id_releases_its_participant_holds(con, landing, sites):
+    """A participant held from RESEND's first state: the id re-sent corrected loads, and the hold of its
+    first state stayed in `quarantine list` for good (the gate judges the new state again)."""
+    (folder,) = generate_delivery(sites, participants=4, sites=1, seed=1, delivery_id="RESEND", cutoff="2026-06-30")
+    ingest_site_deliveries(con, landing.root)
+    con.execute("INSERT INTO quarantine.record (run_id, quarantined_at, source_file, record_key, source_record, suite, "
+                "rule, field, reason) VALUES ('r', now()::TIMESTAMP, 'sites/RESEND/dm.csv', 'RESEND/NCT06668571-001-0001', "
+                "'dm row 1', 'site_protocol', 'eligibility.age_max', 'dm.AGE', 'too old')")
+    shutil.rmtree(folder)
+    generate_delivery(sites, participants=5, sites=1, seed=2, delivery_id="RESEND", cutoff="2026-06-30")
+    s = ingest_site_deliveries(con, landing.root)
+    assert s.loaded == 1
+    assert con.execute("SELECT count(*) FROM quarantine.record WHERE released_at IS NULL").fetchone()[0] == 0
+
+
+def test_a_resend_with_an_earlier_cut_off_replaces_its_own_id_not_superseded_by_itself(con, landing, sites):
+    (folder,) = generate_delivery(sites, participants=4, sites=1, seed=1, delivery_id="D2", cutoff="2026-07-01")
+    ingest_site_deliveries(con, landing.root)
+    shutil.rmtree(folder)
+    generate_delivery(sites, participants=5, sites=1, seed=2, delivery_id="D2", cutoff="2026-06-30")
+    s = ingest_site_deliveries(con, landing.root)
+    assert (s.loaded, s.superseded) == (1, 1) and s.superseded_why == ["delivery D2: its earlier state superseded by the one re-sent (cut-off 2026-06-30)"]
+    rows = con.execute("SELECT cutoff_date::VARCHAR, status FROM raw.site_delivery ORDER BY delivery_key").fetchall()
+    assert rows == [("2026-07-01", "superseded"), ("2026-06-30", "loaded")]
+    assert con.execute("SELECT count(*) FROM raw.sdtm_row_current WHERE domain = 'DM'").fetchone()[0] == 5
