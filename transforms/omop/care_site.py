@@ -8,8 +8,8 @@ left out on purpose: studies disagree on it for the same hospital (Loyola's 6015
 55905 and none). Except where a study lists one key at different zips (no zip counting as one):
 AstraZeneca names every site of NCT03549754 "Research Site", four of them in Almaty, so there the zip
 joins the key (``|zip:<zip>``) and the study's own listing tells them apart, as FHIR's Locations do. A
-roster's site takes such a key when the registry made it (participants/sql/site_extract.sql), so site
-001 and the registry's listing of it stay one care site. The cost: a study that lists one hospital at
+roster's site takes such a key when its own study's registry listing made it (``meta.site_zip_key``,
+participants/sql/site_extract.sql), so site 001 and the registry's listing of it stay one care site. The cost: a study that lists one hospital at
 two spellings of its zip (404 and 404328) makes two, and a study whose new version adds a second
 "Research Site" in a city re-keys the first (its old care site stays, as a site a study drops does).
 A site without a facility

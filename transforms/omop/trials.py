@@ -70,6 +70,7 @@ def map_trials(
     counts: dict[str, int] = {}
     with transaction(con):
         con.execute(sql_file("trial_extract.sql", source=_one_row_per_study(con, source)))
+        con.execute(sql_file("site_zip_key.sql", meta=id_map_schema))
         counts["location"] = map_locations(con, schema, id_map_schema, vocab)
         counts["care_site"] = map_care_sites(con, schema, id_map_schema)
         counts["provider"] = map_providers(con, schema, id_map_schema)

@@ -137,6 +137,15 @@ def test_sites_a_study_lists_under_one_name_and_city_are_told_apart_by_zip(raw_h
     assert len(listed) == 13 and research == listed
     mayo = con.execute("SELECT count(*) FROM omop.care_site WHERE care_site_name = 'Mayo Clinic in Rochester'").fetchone()[0]
     assert mayo == 1
+    # recorded per study for the rosters, and replaced with the study's next version
+    assert con.execute("SELECT DISTINCT nct_id FROM meta.site_zip_key").fetchall() == [("NCT03549754",)]
+    newer = json.loads((CTGOV / "NCT03549754.json").read_text())
+    newer["protocolSection"]["contactsLocationsModule"]["locations"] = [
+        x for x in newer["protocolSection"]["contactsLocationsModule"]["locations"] if x.get("facility") != "Research Site"]
+    newer["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = "2026-01-05"
+    raw_helpers.insert(con, newer, "constructed/NCT03549754-v2.json")
+    map_trials(con)
+    assert con.execute("SELECT count(*) FROM meta.site_zip_key").fetchone()[0] == 0
 
 
 def test_a_site_a_study_lists_twice_at_one_zip_keeps_the_key_other_studies_share(raw_helpers):

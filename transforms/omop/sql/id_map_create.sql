@@ -10,3 +10,12 @@ CREATE TABLE IF NOT EXISTS {meta}.omop_id_map (
     id          BIGINT  NOT NULL,   -- the OMOP *_id, allocated max+1, never reused
     owner       VARCHAR             -- NCT id for study-owned rows, NULL for shared rows
 );
+
+-- A study's site keys that carry the zip (care_site.py: where the study lists one facility, city, state
+-- and country at different zips), replaced per study by each registry mapping (site_zip_key.sql). A
+-- roster's site takes such a key only when its own study's listing made it (site_extract.sql): any
+-- study's zip key in the id map made site 001 another study's Mayo.
+CREATE TABLE IF NOT EXISTS {meta}.site_zip_key (
+    nct_id   VARCHAR NOT NULL,
+    site_key VARCHAR NOT NULL
+);

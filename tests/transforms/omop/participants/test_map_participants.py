@@ -345,6 +345,16 @@ def test_a_partial_start_in_the_month_of_consent_is_the_consent_date(con, tmp_pa
     assert str(op) == consent[:10]
     assert consent[:10] in [str(r[0]) for r in con.execute(
         "SELECT condition_start_date FROM stage_omop.condition_occurrence WHERE person_id = ?", [person]).fetchall()]
+    # ended on a full date before consent: it began before consent, so its start stays the month's first
+    # day (the consent date put the start after the end: DQD's plausibleStartBeforeEnd blocked the publish)
+    ended = f"{month}-01" if consent[8:10] > "01" else None
+    con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('AEENDTC', ?)) "
+                "WHERE domain = 'AE' AND usubjid = ? AND row_number = ?", [ended, usubjid, seqs[0]])
+    map_participants(con, pseudonym_key=pt.key)
+    assert con.execute("SELECT count(*) FROM stage_omop.condition_occurrence WHERE condition_start_date > "
+                       "condition_end_date").fetchone()[0] == 0
+    assert f"{month}-01" in [str(r[0]) for r in con.execute(
+        "SELECT condition_start_date FROM stage_omop.condition_occurrence WHERE person_id = ?", [person]).fetchall()]
     # the year alone: the same; a month before consent's stays its first day
     before = f"{int(year) - 1}-12"
     con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('AESTDTC', ?)) "
@@ -353,3 +363,34 @@ def test_a_partial_start_in_the_month_of_consent_is_the_consent_date(con, tmp_pa
     op = con.execute("SELECT observation_period_start_date FROM stage_omop.observation_period WHERE person_id = ?",
                      [person]).fetchone()[0]
     assert str(op) == f"{before}-01"
+
+
+def test_a_roster_site_takes_a_zip_key_only_from_its_own_study_s_listing(con, tmp_path, pt):
+    """Another study lists Mayo Clinic in Rochester at two zips; the seed study lists it once. Looked up
+    in the id map, any study's zip key took site 001 to that study's Mayo, away from its own registry's."""
+    import copy
+    import json
+
+    from transforms.omop.trials import map_trials
+
+    (tmp_path / "landing" / "sites").mkdir(parents=True)
+    generate_delivery(tmp_path / "landing" / "sites", participants=10, sites=1, seed=1)
+    ingest_site_deliveries(con, tmp_path / "landing", run_id="t")
+    con.execute("UPDATE raw.site_roster_row SET postal_code = '55905'")
+    from transforms.omop.vocabulary import load_vocabulary
+    load_vocabulary(con, "omop")
+    rec = copy.deepcopy(pt.record)
+    locs = rec["protocolSection"]["contactsLocationsModule"]["locations"]
+    locs[0]["zip"] = "55905"                 # the seed study lists Mayo once
+    other = copy.deepcopy(rec)               # another study lists Mayo at two zips
+    other["protocolSection"]["identificationModule"]["nctId"] = "NCT09999999"
+    olocs = other["protocolSection"]["contactsLocationsModule"]["locations"]
+    olocs[:] = [dict(locs[0]), {**locs[0], "zip": "55902"}]
+    con.execute("CREATE OR REPLACE TABLE registry_src AS SELECT * FROM (VALUES (?, ?), (?, ?)) t(nct_id, payload)",
+                [pt.seed, json.dumps(rec), "NCT09999999", json.dumps(other)])
+    map_trials(con, source="registry_src", schema="stage_omop", vocab_schema="omop")
+    map_participants(con, pseudonym_key=pt.key)
+    rows = con.execute("SELECT k.natural_key, count(*) FROM stage_omop.person p JOIN meta.omop_id_map k "
+                       "ON k.table_name='care_site' AND k.id = p.care_site_id GROUP BY 1").fetchall()
+    # the seed study's registry lists Mayo once: its key is the plain one; site 001 should be there
+    assert rows == [("mayo clinic in rochester|rochester|minnesota|united states", 10)]

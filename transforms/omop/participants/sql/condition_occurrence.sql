@@ -14,18 +14,18 @@ WITH by_name AS (
     GROUP BY 1 HAVING count(*) = 1
 )
 SELECT m.id AS condition_occurrence_id, p.id AS person_id, coalesce(n.concept_id, 0) AS condition_concept_id,
-       pt_start(a.st, a.consent_date) AS condition_start_date, pt_ts(a.st) AS condition_start_datetime,
+       pt_start(a.st, a.consent_date, a.en) AS condition_start_date, pt_ts(a.st) AS condition_start_datetime,
        -- A partial end (2025-03) is the earliest day of its period not before the start: its first day
        -- came before a start in the same month, which failed DQD's plausibleStartBeforeEnd and blocked
        -- the publish. An end whose period lies wholly before the start the gate holds
        -- (plausibility.end_before_start).
-       CASE WHEN length(a.en) < 10 THEN greatest(pt_date(a.en), pt_start(a.st, a.consent_date)) ELSE pt_date(a.en) END AS condition_end_date,
+       CASE WHEN length(a.en) < 10 THEN greatest(pt_date(a.en), pt_start(a.st, a.consent_date, a.en)) ELSE pt_date(a.en) END AS condition_end_date,
        pt_ts(a.en) AS condition_end_datetime,
        $crf AS condition_type_concept_id,
        -- The visit under way at the AE's start: several visits can share its day (an infusion visit and
        -- a follow-up), and the lowest id was taken, whichever it was.
        (SELECT v.visit_occurrence_id FROM _pt_visit_key v
-        WHERE v.pseudonym = a.pseudonym AND pt_start(a.st, a.consent_date) BETWEEN v.visit_start_date AND v.visit_end_date
+        WHERE v.pseudonym = a.pseudonym AND pt_start(a.st, a.consent_date, a.en) BETWEEN v.visit_start_date AND v.visit_end_date
         ORDER BY coalesce(pt_ts(a.st) BETWEEN v.visit_start_datetime AND v.visit_end_datetime, false) DESC,
                  v.visit_occurrence_id
         LIMIT 1) AS visit_occurrence_id,
@@ -34,4 +34,4 @@ FROM _pt_ae a
 JOIN {meta}.omop_id_map m ON m.table_name = 'condition_occurrence' AND m.natural_key = a.natural_key
 JOIN {meta}.omop_id_map p ON p.table_name = 'person' AND p.natural_key = a.pseudonym
 LEFT JOIN by_name n ON n.lname = lower(a.decod)
-WHERE pt_start(a.st, a.consent_date) IS NOT NULL;
+WHERE pt_start(a.st, a.consent_date, a.en) IS NOT NULL;

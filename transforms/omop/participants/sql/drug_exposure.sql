@@ -11,8 +11,8 @@ FROM _pt_row r WHERE r.domain = 'EX';
 -- @ids
 CREATE OR REPLACE TEMP TABLE _pt_drug_exposure AS
 SELECT m.id AS drug_exposure_id, p.id AS person_id, coalesce(d.concept_id, 0) AS drug_concept_id,
-       pt_start(x.st, x.consent_date) AS drug_exposure_start_date, pt_ts(x.st) AS drug_exposure_start_datetime,
-       greatest(pt_date(x.en), pt_start(x.st, x.consent_date)) AS drug_exposure_end_date, pt_ts(x.en) AS drug_exposure_end_datetime,
+       pt_start(x.st, x.consent_date, x.en) AS drug_exposure_start_date, pt_ts(x.st) AS drug_exposure_start_datetime,
+       greatest(pt_date(x.en), pt_start(x.st, x.consent_date, x.en)) AS drug_exposure_end_date, pt_ts(x.en) AS drug_exposure_end_datetime,
        $crf AS drug_type_concept_id,
        nullif(pt_num(pt_text(x.record, 'EXDOSE')), 0) AS quantity,
        coalesce(rt.concept_id, 0) AS route_concept_id,
@@ -26,4 +26,4 @@ JOIN {meta}.omop_id_map p ON p.table_name = 'person' AND p.natural_key = x.pseud
 LEFT JOIN _pt_map d ON d.map = 'extrt' AND d.source_code = upper(pt_text(x.record, 'EXTRT'))
 LEFT JOIN _pt_map rt ON rt.map = 'exroute' AND rt.source_code = upper(pt_text(x.record, 'EXROUTE'))
 LEFT JOIN _pt_visit_key v ON v.pseudonym = x.pseudonym AND v.visitnum = pt_text(x.record, 'VISITNUM')
-WHERE pt_start(x.st, x.consent_date) IS NOT NULL;
+WHERE pt_start(x.st, x.consent_date, x.en) IS NOT NULL;

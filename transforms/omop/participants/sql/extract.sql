@@ -7,9 +7,12 @@ CREATE OR REPLACE TEMP MACRO pt_date(x) AS TRY_CAST(CASE length(x) WHEN 4 THEN x
 -- consented within it: then the consent date. Imputed to the 1st, an AE of "2025-03" by a participant
 -- who consented on 15 March began before consent and pulled their observation period back with it.
 -- (The SDTM convention of imputing a partial start to the reference start when they share the period.)
-CREATE OR REPLACE TEMP MACRO pt_start(x, consent) AS CASE
+-- Never past the row's own end when that is a full date: an AE of "2025-02" that ended on 20 February
+-- by a participant consented on the 26th starts on the 1st (the data say it began before consent).
+CREATE OR REPLACE TEMP MACRO pt_start(x, consent, en) AS CASE
     WHEN length(x) IN (4, 7) AND consent BETWEEN pt_date(x)
          AND CASE length(x) WHEN 4 THEN make_date(year(pt_date(x)), 12, 31) ELSE last_day(pt_date(x)) END
+         AND (length(en) IS NULL OR length(en) < 10 OR consent <= pt_date(en))
     THEN consent ELSE pt_date(x) END;
 CREATE OR REPLACE TEMP MACRO pt_ts(x) AS CASE WHEN length(x) >= 16 THEN TRY_CAST(replace(x, 'T', ' ') AS TIMESTAMP) END;
 CREATE OR REPLACE TEMP MACRO pt_num(x) AS TRY_CAST(x AS DOUBLE);

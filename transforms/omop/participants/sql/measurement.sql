@@ -34,7 +34,7 @@ CREATE OR REPLACE TEMP TABLE _pt_measurement_src AS SELECT * FROM _pt_result_rou
 -- @ids
 CREATE OR REPLACE TEMP TABLE _pt_measurement AS
 SELECT m.id AS measurement_id, p.id AS person_id, x.concept_id AS measurement_concept_id,
-       pt_start(x.dtc, x.consent_date) AS measurement_date, pt_ts(x.dtc) AS measurement_datetime,
+       pt_start(x.dtc, x.consent_date, NULL) AS measurement_date, pt_ts(x.dtc) AS measurement_datetime,
        $crf AS measurement_type_concept_id, x.value_num AS value_as_number,
        x.unit_concept_id, v.visit_occurrence_id,
        x.testcd AS measurement_source_value, x.concept_id AS measurement_source_concept_id,
@@ -43,4 +43,4 @@ FROM _pt_measurement_src x
 JOIN {meta}.omop_id_map m ON m.table_name = 'measurement' AND m.natural_key = x.natural_key
 JOIN {meta}.omop_id_map p ON p.table_name = 'person' AND p.natural_key = x.pseudonym
 LEFT JOIN _pt_visit_key v ON v.pseudonym = x.pseudonym AND v.visitnum = x.visitnum
-WHERE pt_start(x.dtc, x.consent_date) IS NOT NULL;
+WHERE pt_start(x.dtc, x.consent_date, NULL) IS NOT NULL;

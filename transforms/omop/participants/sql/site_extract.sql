@@ -3,9 +3,10 @@
 -- run unchanged: same natural keys, so the registry's Mayo Clinic site and site 001's roster row
 -- are one care_site, and its principal investigator one provider. A site takes the zip into its key
 -- as the registry's do (trial_extract.sql): where the study's whole current roster lists its facility,
--- city, state and country at different zips, or where that zip key is already a site's (the registry
--- listed the study's site among others of one name), so the roster's site 001 and the registry's
--- listing of it stay one care site. Counted over the whole roster, not the sites mapped this run.
+-- city, state and country at different zips, or where its own study's registry listing gave the site
+-- that zip key (meta.site_zip_key: the registry listed it among others of one name), so the roster's
+-- site 001 and the registry's listing of it stay one care site. Counted over the whole roster, not the
+-- sites mapped this run.
 CREATE OR REPLACE TEMP TABLE _trial_site AS
 WITH keyed AS (
     SELECT r.*,
@@ -31,8 +32,8 @@ SELECT r.nct_id,
        TRY_CAST(nullif(r.longitude, '') AS DOUBLE) AS longitude,
        r.site_id,
        nullif(trim(r.principal_investigator), '') AS principal_investigator,
-       CASE WHEN r.zips > 1 OR EXISTS (SELECT 1 FROM {meta}.omop_id_map k WHERE k.table_name = 'care_site'
-                                       AND k.natural_key = r.base_key || '|zip:' || coalesce(r.zip_key, ''))
+       CASE WHEN r.zips > 1 OR EXISTS (SELECT 1 FROM {meta}.site_zip_key k WHERE k.nct_id = r.nct_id
+                                       AND k.site_key = r.base_key || '|zip:' || coalesce(r.zip_key, ''))
             THEN r.base_key || '|zip:' || coalesce(r.zip_key, '')
             ELSE r.base_key END AS site_key
 FROM counted r

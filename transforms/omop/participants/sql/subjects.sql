@@ -8,9 +8,12 @@ WITH dm AS (
 events AS (
     -- one JSON parse per row: a list extraction instead of one json_extract per variable; starts as
     -- the mappings date them (pt_start: a partial start within the consent's period is the consent)
-    SELECT usubjid, min(pt_start(coalesce(d[1], d[3], d[5], d[6], d[7], d[9]), consent)) AS first_date,
-           max(greatest(pt_date(coalesce(d[2], d[1])), pt_date(coalesce(d[4], d[3])), pt_start(d[5], consent),
-                        pt_start(d[6], consent), pt_date(coalesce(d[8], d[7])), pt_start(d[9], consent))) AS last_date
+    -- (a row holds one domain's variables, so least() is its start)
+    SELECT usubjid, min(least(pt_start(d[1], consent, d[2]), pt_start(d[3], consent, d[4]), pt_start(d[5], consent, NULL),
+                              pt_start(d[6], consent, NULL), pt_start(d[7], consent, d[8]), pt_start(d[9], consent, NULL)))
+               AS first_date,
+           max(greatest(pt_date(coalesce(d[2], d[1])), pt_date(coalesce(d[4], d[3])), pt_start(d[5], consent, NULL),
+                        pt_start(d[6], consent, NULL), pt_date(coalesce(d[8], d[7])), pt_start(d[9], consent, NULL))) AS last_date
     FROM (SELECT s.usubjid, pt_date(pt_text(dm.record, 'RFICDTC')) AS consent,
                  list_transform(json_extract_string(s.record, ['$.SVSTDTC', '$.SVENDTC', '$.EXSTDTC', '$.EXENDTC',
                  '$.VSDTC', '$.QSDTC', '$.AESTDTC', '$.AEENDTC', '$.DSSTDTC']), x -> nullif(trim(x), '')) AS d

@@ -11,8 +11,8 @@ FROM _pt_row r WHERE r.domain = 'SV';
 -- @ids
 CREATE OR REPLACE TEMP TABLE _pt_visit_occurrence AS
 SELECT m.id AS visit_occurrence_id, p.id AS person_id, v.concept_id AS visit_concept_id,
-       pt_start(s.st, s.consent_date) AS visit_start_date, pt_ts(s.st) AS visit_start_datetime,
-       greatest(pt_date(s.en), pt_start(s.st, s.consent_date)) AS visit_end_date, pt_ts(s.en) AS visit_end_datetime,
+       pt_start(s.st, s.consent_date, s.en) AS visit_start_date, pt_ts(s.st) AS visit_start_datetime,
+       greatest(pt_date(s.en), pt_start(s.st, s.consent_date, s.en)) AS visit_end_date, pt_ts(s.en) AS visit_end_datetime,
        $crf AS visit_type_concept_id, c.id AS care_site_id,
        s.visit_source_value, 0 AS visit_source_concept_id
 FROM _pt_sv s
@@ -21,7 +21,7 @@ JOIN {meta}.omop_id_map p ON p.table_name = 'person' AND p.natural_key = s.pseud
 JOIN _pt_map v ON v.map = 'visit' AND v.source_code = '*'
 LEFT JOIN _trial_site ts ON ts.nct_id = s.nct_id AND ts.site_id = s.site_id
 LEFT JOIN {meta}.omop_id_map c ON c.table_name = 'care_site' AND c.natural_key = ts.site_key
-WHERE pt_start(s.st, s.consent_date) IS NOT NULL;
+WHERE pt_start(s.st, s.consent_date, s.en) IS NOT NULL;
 
 -- Visit of a row: by VISITNUM, else the participant's visit whose dates contain the row's date.
 CREATE OR REPLACE TEMP TABLE _pt_visit_key AS
