@@ -292,28 +292,41 @@ def test_roster_sites_under_one_name_and_city_are_told_apart_by_zip_whichever_si
     assert persons == dm and min(dm) > 0  # each site's participants at their own care site
 
 
-def test_a_roster_site_the_registry_lists_among_others_of_its_name_is_the_registry_s_care_site(con, tmp_path, pt):
-    """The registry lists Mayo Clinic in Rochester twice, at two zips, so its keys carry the zip; site 001's
-    roster row (zip 55905) is one of them. Keyed without the zip, the roster made a third Mayo care site
-    and its participants landed there, apart from the registry's sites."""
+def _mayo_at_55905(con, tmp_path, pt, seed_zips: list[str], other_zips: list[str] | None = None) -> None:
+    """Site 001 (10 participants) with its roster's Mayo row at zip 55905; the seed study's registry record
+    listing Mayo Clinic in Rochester at `seed_zips`, and, with `other_zips`, a second study listing it at
+    those; both mapped to stage_omop, then the participants."""
     import copy
     import json
 
     from transforms.omop.trials import map_trials
+    from transforms.omop.vocabulary import load_vocabulary
 
     (tmp_path / "landing" / "sites").mkdir(parents=True)
     generate_delivery(tmp_path / "landing" / "sites", participants=10, sites=1, seed=1)
     ingest_site_deliveries(con, tmp_path / "landing", run_id="t")
     con.execute("UPDATE raw.site_roster_row SET postal_code = '55905'")
-    from transforms.omop.vocabulary import load_vocabulary
     load_vocabulary(con, "omop")
-    rec = copy.deepcopy(pt.record)
-    locs = rec["protocolSection"]["contactsLocationsModule"]["locations"]
-    locs[0]["zip"] = "55905"
-    locs.append({**locs[0], "zip": "55902"})  # the same name and city at another zip
-    con.execute("CREATE OR REPLACE TABLE registry_src AS SELECT ? AS nct_id, ? AS payload", [pt.seed, json.dumps(rec)])
+
+    def listing(nct_id, zips):
+        rec = copy.deepcopy(pt.record)
+        rec["protocolSection"]["identificationModule"]["nctId"] = nct_id
+        locs = rec["protocolSection"]["contactsLocationsModule"]["locations"]
+        locs[:] = [{**locs[0], "zip": z} for z in zips]
+        return [nct_id, json.dumps(rec)]
+
+    studies = [listing(pt.seed, seed_zips)] + ([listing("NCT09999999", other_zips)] if other_zips else [])
+    con.execute("CREATE OR REPLACE TABLE registry_src (nct_id VARCHAR, payload VARCHAR)")
+    con.executemany("INSERT INTO registry_src VALUES (?, ?)", studies)
     map_trials(con, source="registry_src", schema="stage_omop", vocab_schema="omop")
     map_participants(con, pseudonym_key=pt.key)
+
+
+def test_a_roster_site_the_registry_lists_among_others_of_its_name_is_the_registry_s_care_site(con, tmp_path, pt):
+    """The registry lists Mayo Clinic in Rochester twice, at two zips, so its keys carry the zip; site 001's
+    roster row (zip 55905) is one of them. Keyed without the zip, the roster made a third Mayo care site
+    and its participants landed there, apart from the registry's sites."""
+    _mayo_at_55905(con, tmp_path, pt, ["55905", "55902"])
     sites = con.execute("SELECT l.zip, (SELECT count(*) FROM stage_omop.person p WHERE p.care_site_id = c.care_site_id) "
                         "FROM stage_omop.care_site c JOIN stage_omop.location l USING (location_id) "
                         "WHERE c.care_site_name = 'Mayo Clinic in Rochester' ORDER BY 1").fetchall()
@@ -368,28 +381,7 @@ def test_a_partial_start_in_the_month_of_consent_is_the_consent_date(con, tmp_pa
 def test_a_roster_site_takes_a_zip_key_only_from_its_own_study_s_listing(con, tmp_path, pt):
     """Another study lists Mayo Clinic in Rochester at two zips; the seed study lists it once. Looked up
     in the id map, any study's zip key took site 001 to that study's Mayo, away from its own registry's."""
-    import copy
-    import json
-
-    from transforms.omop.trials import map_trials
-
-    (tmp_path / "landing" / "sites").mkdir(parents=True)
-    generate_delivery(tmp_path / "landing" / "sites", participants=10, sites=1, seed=1)
-    ingest_site_deliveries(con, tmp_path / "landing", run_id="t")
-    con.execute("UPDATE raw.site_roster_row SET postal_code = '55905'")
-    from transforms.omop.vocabulary import load_vocabulary
-    load_vocabulary(con, "omop")
-    rec = copy.deepcopy(pt.record)
-    locs = rec["protocolSection"]["contactsLocationsModule"]["locations"]
-    locs[0]["zip"] = "55905"                 # the seed study lists Mayo once
-    other = copy.deepcopy(rec)               # another study lists Mayo at two zips
-    other["protocolSection"]["identificationModule"]["nctId"] = "NCT09999999"
-    olocs = other["protocolSection"]["contactsLocationsModule"]["locations"]
-    olocs[:] = [dict(locs[0]), {**locs[0], "zip": "55902"}]
-    con.execute("CREATE OR REPLACE TABLE registry_src AS SELECT * FROM (VALUES (?, ?), (?, ?)) t(nct_id, payload)",
-                [pt.seed, json.dumps(rec), "NCT09999999", json.dumps(other)])
-    map_trials(con, source="registry_src", schema="stage_omop", vocab_schema="omop")
-    map_participants(con, pseudonym_key=pt.key)
+    _mayo_at_55905(con, tmp_path, pt, ["55905"], other_zips=["55905", "55902"])
     rows = con.execute("SELECT k.natural_key, count(*) FROM stage_omop.person p JOIN meta.omop_id_map k "
                        "ON k.table_name='care_site' AND k.id = p.care_site_id GROUP BY 1").fetchall()
     # the seed study's registry lists Mayo once: its key is the plain one; site 001 should be there
