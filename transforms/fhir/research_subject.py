@@ -25,6 +25,7 @@ import orjson
 from transforms.ctgov.arm_labels import arm_lookup, find_arm
 from transforms.fhir.ids import IdAllocator, slug, study_id
 from transforms.fhir.patient import map_patient, patient_id
+from transforms.fhir.store import PARTICIPANT_TYPES
 from transforms.omop.participants.pseudonym import pseudonym
 from transforms.sites.death import Death, death_of
 
@@ -149,9 +150,9 @@ def stamp_versions(con, resources: list[dict], now: dt.datetime, published: str 
     if resources and con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
                                  [schema, table]).fetchone()[0]:
         for rtype, rid, version, when in con.execute(
-                f"SELECT resource_type, id, version_id, last_updated FROM {published} WHERE resource_type IN "
-                "('Patient', 'ResearchSubject') AND id IN (SELECT unnest(?::VARCHAR[]))",
-                [sorted({i for _, i in digests})]).fetchall():
+                f"SELECT resource_type, id, version_id, last_updated FROM {published} "
+                "WHERE resource_type IN (SELECT unnest(?::VARCHAR[])) AND id IN (SELECT unnest(?::VARCHAR[]))",
+                [list(PARTICIPANT_TYPES), sorted({i for _, i in digests})]).fetchall():
             if when is not None and digests.get((rtype, rid)) == version:
                 kept[(rtype, rid)] = when
     for r in resources:

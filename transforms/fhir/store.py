@@ -26,7 +26,7 @@ _NCT_PREFIX = re.compile(r"^(nct\d{8})(?:-|$)")
 # (`write_resources(..., nct_id=)`); a registry version replacing its study's resources leaves them be:
 # participants come and go with their deliveries (participant_publish.drop_unstaged_participants).
 PARTICIPANT_TYPES = ("Patient", "ResearchSubject")
-NOT_PARTICIPANT = "resource_type NOT IN ('Patient', 'ResearchSubject')"
+NOT_PARTICIPANT = "resource_type NOT IN (" + ", ".join(f"'{t}'" for t in PARTICIPANT_TYPES) + ")"
 _DROP_STUDIES = """
 DELETE FROM "{schema}".resource
 WHERE nct_id IN (SELECT DISTINCT nct_id FROM {batch} WHERE nct_id IS NOT NULL) AND """ + NOT_PARTICIPANT

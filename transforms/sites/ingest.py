@@ -232,15 +232,9 @@ def _decide(con, landing: Path, folder: Path, seen: _Folder, run_id, now, summar
                 m["nct_id"], m["site_id"], content, m["cutoff_date"], delivery_id, key, now])
         if problems:
             _quarantine(con, seen, delivery_id, problems, run_id, now)
-            if status == "superseded":  # recorded, and moot: released with it
-                con.execute("UPDATE quarantine.record SET released_at = ? WHERE suite = ? AND record_key = ?"
-                            " AND released_at IS NULL", [now, QUARANTINE_SUITE, delivery_id])
-        else:  # an earlier state of this delivery was held: its quarantine rows are resolved now
+        if status != "held":  # an earlier held state of this id is resolved; a superseded one's problems moot
             con.execute("UPDATE quarantine.record SET released_at = ? WHERE suite = ? AND record_key = ?"
                         " AND released_at IS NULL", [now, QUARANTINE_SUITE, delivery_id])
-        if status == "loaded":  # participants held from an earlier state of this id: the gate judges them again
-            con.execute("UPDATE quarantine.record SET released_at = ? WHERE suite = 'site_protocol' AND "
-                        "split_part(record_key, '/', 1) = ? AND released_at IS NULL", [now, delivery_id])
         con.commit()
     except Exception:
         con.rollback()
