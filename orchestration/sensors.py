@@ -27,7 +27,11 @@ def landing_run_requests(paths: PathsResource, cursor: str | None) -> tuple[list
     state = json.loads(cursor) if cursor else {}
     requests: list[dg.RunRequest] = []
     for subdir, (asset_key, run_config) in TARGETS.items():
-        files, newest = scan_since(paths.landing_path, subdir, int(state.get(subdir, 0)))
+        # The folders seen, so one moved in is read from its arrival ("<subdir>/folders"; a cursor
+        # written before they were kept has none, and gets them from this evaluation).
+        known = state.get(f"{subdir}/folders")
+        files, newest, folders = scan_since(paths.landing_path, subdir, int(state.get(subdir, 0)),
+                                            known=None if known is None else frozenset(known))
         for batch in batches(files):
             requests.append(
                 dg.RunRequest(
@@ -38,6 +42,7 @@ def landing_run_requests(paths: PathsResource, cursor: str | None) -> tuple[list
                 )
             )
         state[subdir] = newest
+        state[f"{subdir}/folders"] = folders
     return requests, json.dumps(state, sort_keys=True)
 
 
@@ -47,12 +52,14 @@ def landing_run_requests(paths: PathsResource, cursor: str | None) -> tuple[list
     default_status=dg.DefaultSensorStatus.RUNNING,
     asset_selection=[RAW_CTGOV, RAW_SITES],
     description="Notices new or changed files under <landing>/ctgov/ (any depth) and <landing>/sites/<delivery>/ "
-                "and requests ingestion runs of at most 500 files / 2 GB each. The cursor is one timestamp per folder.",
+                "(a folder moved or linked in included) and requests ingestion runs of at most 500 files / 2 GB each. "
+                "The cursor is one timestamp per landing folder and the identities of the folders under it.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, paths: PathsResource):
     if not paths.landing_path.is_dir():  # not an error to crash on: it may be mounted or created later
         return dg.SkipReason(f"landing folder {paths.landing_path} is not there (TRIALHOUSE_LANDING)")
     requests, cursor = landing_run_requests(paths, context.cursor)
-    if not requests:
-        return dg.SkipReason("no new or changed landing files")
+    if not requests:  # the folders seen may have changed all the same (one made, one removed)
+        skip = "no new or changed landing files"
+        return dg.SkipReason(skip) if cursor == context.cursor else dg.SensorResult(skip_reason=skip, cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)

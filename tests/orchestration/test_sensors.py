@@ -16,12 +16,12 @@ def evaluate(landing_root, tmp_path, cursor=None):
         result = landing_sensor(ctx)
     if isinstance(result, dg.SkipReason):
         return [], cursor
-    return result.run_requests, result.cursor
+    return result.run_requests or [], result.cursor
 
 
 def test_new_files_give_runs_second_evaluation_none_changed_file_one(tmp_path, landing, monkeypatch):
     monkeypatch.setattr("orchestration.sensors.scan_since",
-                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+                        lambda root, sub, cur, **kw: landing_scan.scan_since(root, sub, cur, settle_ns=0, **kw))
     a = landing.drop(CTGOV / "NCT06668571.json")
     landing.drop(CTGOV / "NCT00184067.json", subdir="deep/er")
     runs, cursor = evaluate(landing.root, tmp_path)
@@ -43,7 +43,7 @@ def test_new_files_give_runs_second_evaluation_none_changed_file_one(tmp_path, l
 
 def test_same_evaluation_twice_gives_same_run_keys(tmp_path, landing, monkeypatch):
     monkeypatch.setattr("orchestration.sensors.scan_since",
-                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+                        lambda root, sub, cur, **kw: landing_scan.scan_since(root, sub, cur, settle_ns=0, **kw))
     landing.drop(CTGOV / "NCT06668571.json")
     r1, _ = evaluate(landing.root, tmp_path)
     r2, _ = evaluate(landing.root, tmp_path)
@@ -52,7 +52,7 @@ def test_same_evaluation_twice_gives_same_run_keys(tmp_path, landing, monkeypatc
 
 def test_burst_is_batched_and_cursor_stays_small(tmp_path, landing, monkeypatch):
     monkeypatch.setattr("orchestration.sensors.scan_since",
-                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+                        lambda root, sub, cur, **kw: landing_scan.scan_since(root, sub, cur, settle_ns=0, **kw))
     src = (CTGOV / "NCT06668571.json").read_bytes()
     for i in range(5000):
         landing.write(f"burst/{i:05d}.json", src)
@@ -71,7 +71,7 @@ def test_unsettled_files_wait_for_next_tick(tmp_path, landing):
 
 def test_run_config_is_valid_for_the_asset_job(tmp_path, landing, monkeypatch):
     monkeypatch.setattr("orchestration.sensors.scan_since",
-                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+                        lambda root, sub, cur, **kw: landing_scan.scan_since(root, sub, cur, settle_ns=0, **kw))
     landing.drop(CTGOV / "NCT06668571.json")
     runs, _ = evaluate(landing.root, tmp_path)
     defs = build_definitions(Settings(str(tmp_path / "w.duckdb"), str(landing.root), str(tmp_path / "x"), None))
@@ -90,7 +90,7 @@ def test_site_delivery_folder_gives_one_run_for_the_folder(tmp_path, landing, mo
     from trialhouse.synth_site import generate_delivery
 
     monkeypatch.setattr("orchestration.sensors.scan_since",
-                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+                        lambda root, sub, cur, **kw: landing_scan.scan_since(root, sub, cur, settle_ns=0, **kw))
     (folder,) = generate_delivery(landing.root / "sites", participants=4, sites=1, seed=3)
     runs, cursor = evaluate(landing.root, tmp_path)
     assert len(runs) == 1
@@ -108,7 +108,40 @@ def test_a_landing_folder_that_is_not_there_is_a_skip_that_names_it(tmp_path):
     assert str(missing) in result.skip_message and "TRIALHOUSE_LANDING" in result.skip_message
     missing.mkdir()  # once it is there, the sensor scans it as usual
     with dg.build_sensor_context(cursor=None, resources=resources) as ctx:
-        assert landing_sensor(ctx).skip_message == "no new or changed landing files"
+        result = landing_sensor(ctx)  # a skip that writes the cursor's first state
+        assert result.skip_reason.skip_message == "no new or changed landing files" and not result.run_requests
+
+
+def test_a_folder_moved_in_gives_a_run_though_its_files_are_old(tmp_path, landing, monkeypatch):
+    """`mv ~/downloads/batch <landing>/ctgov/`: a rename keeps every time of the files in it, which the
+    cursor had passed, so the sensor never asked for them and only the next full run read them. A folder
+    the last evaluation did not see counts from when it arrived, its subfolders with it, once."""
+    import json
+    import os
+
+    monkeypatch.setattr("orchestration.sensors.scan_since",
+                        lambda root, sub, cur, **kw: landing_scan.scan_since(root, sub, cur, settle_ns=0, **kw))
+    batch = tmp_path / "downloads" / "batch"
+    (batch / "more").mkdir(parents=True)
+    (batch / "a.json").write_bytes((CTGOV / "NCT00184067.json").read_bytes())
+    (batch / "more" / "b.json").write_bytes((CTGOV / "NCT00276835.json").read_bytes())
+    time.sleep(0.01)
+    landing.drop(CTGOV / "NCT06668571.json", subdir="mirror")
+    runs, cursor = evaluate(landing.root, tmp_path)
+    assert len(runs) == 1
+    assert json.loads(cursor)["ctgov/folders"]  # the mirror, by device and inode
+
+    os.rename(batch, landing.root / "ctgov" / "batch")
+    runs, cursor = evaluate(landing.root, tmp_path, cursor)
+    assert [r.run_config["ops"]["raw__ctgov_study_version"]["config"]["files"] for r in runs] == [
+        ["ctgov/batch/a.json", "ctgov/batch/more/b.json"]]
+    assert evaluate(landing.root, tmp_path, cursor)[0] == []
+
+    # a cursor from before the folders were kept: nothing is requested again, and it learns them
+    old = {k: v for k, v in json.loads(cursor).items() if not k.endswith("/folders")}
+    runs, upgraded = evaluate(landing.root, tmp_path, json.dumps(old))
+    assert runs == [] and len(json.loads(upgraded)["ctgov/folders"]) == 3  # mirror, batch, batch/more
+    assert evaluate(landing.root, tmp_path, upgraded) == ([], upgraded)  # a plain skip: nothing to write
 
 
 def test_folders_renamed_or_linked_in_give_runs_though_their_files_are_old(tmp_path, landing, monkeypatch):
@@ -121,7 +154,7 @@ def test_folders_renamed_or_linked_in_give_runs_though_their_files_are_old(tmp_p
     from trialhouse.synth_site import generate_delivery
 
     monkeypatch.setattr("orchestration.sensors.scan_since",
-                        lambda root, sub, cur: landing_scan.scan_since(root, sub, cur, settle_ns=0))
+                        lambda root, sub, cur, **kw: landing_scan.scan_since(root, sub, cur, settle_ns=0, **kw))
     (landing.root / "sites").mkdir()
     landing.drop(CTGOV / "NCT06668571.json", subdir="mirror")
     (partial,) = generate_delivery(landing.root / "sites", participants=4, sites=1, seed=3, delivery_id="d1.partial")

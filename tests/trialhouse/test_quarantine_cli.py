@@ -122,6 +122,38 @@ def test_list_shows_files_that_could_not_be_read_and_retry_reads_them_again(land
     assert "nothing is held" in capsys.readouterr().out
 
 
+def test_list_shows_a_file_with_nothing_to_read_until_it_is_gone(landing, tmp_path, capsys):
+    """A pipe, a file without permission, a folder that cannot be listed: no content, so no landed-file
+    row, and `list` said nothing was held while the run's log named it every time. Held as a file now,
+    once however many runs see it, and released when a run no longer finds it."""
+    import os
+
+    landing.drop(CTGOV / "NCT00184067.json")
+    os.mkfifo(landing.root / "ctgov" / "pipe.json")
+    for _ in range(2):
+        assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["files_failed"] == 1
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
+    held = json.loads(capsys.readouterr().out)
+    assert [(h["source_file"], h["suite"], h["rule"], h["record_key"], h["reason"]) for h in held] == [
+        ("ctgov/pipe.json", "raw_ingest", "file_readable", "$",
+         "ctgov/pipe.json: is not a regular file (a pipe, socket or device): nothing to read")]
+    assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
+    assert "1 held record(s) or file(s):\n- ctgov/pipe.json  [raw_ingest/file_readable]" in capsys.readouterr().out
+
+    # retry lets the next run look again: still a pipe, it is held again
+    assert main(["quarantine", "retry", *args(landing, tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
+    assert [h["source_file"] for h in json.loads(capsys.readouterr().out)] == ["ctgov/pipe.json"]
+
+    (landing.root / "ctgov" / "pipe.json").unlink()
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
+    assert "nothing is held" in capsys.readouterr().out
+
+
 def test_site_holds_narrow_by_study_and_rule_and_retry_gates_the_participant_again(landing, tmp_path, capsys):
     """Retry marked a held participant released, yet the site data, gated only when deliveries change,
     was not gated again: `list` said nothing was held while the participant stayed unpublished. A

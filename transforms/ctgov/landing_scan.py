@@ -1,11 +1,12 @@
 """Which landing files are new since a cursor, in bounded batches. Pure file-system logic, no Dagster.
 
-The cursor is one timestamp, so it never grows with the number of files ever seen. A file counts by
-max(mtime, ctime): ctime moves whenever a file is created, renamed in or rewritten and cannot be set
-back by `cp -p` or rsync, so a copied-in old file is still noticed; and by when its folder arrived,
-for a folder linked in, or a delivery renamed in (`_moved_in`). Only files older than a settle
-time are taken, which (a) lets writers finish and (b) guarantees every file with the cursor's
-timestamp was seen in the same evaluation, so nothing is skipped at the boundary.
+The cursor is one timestamp and the identities of the folders seen, so it never grows with the number
+of files ever seen. A file counts by max(mtime, ctime): ctime moves whenever a file is created, renamed
+in or rewritten and cannot be set back by `cp -p` or rsync, so a copied-in old file is still noticed;
+and by when its folder arrived, for a folder the last evaluation did not see (moved or linked in, a
+delivery renamed in: `_arrived`). Only files older than a settle time are taken, which (a) lets writers
+finish and (b) guarantees every file with the cursor's timestamp was seen in the same evaluation, so
+nothing is skipped at the boundary.
 """
 from __future__ import annotations
 
@@ -31,20 +32,28 @@ class Seen:
 
 
 def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = None,
-               settle_ns: int = SETTLE_NS) -> tuple[list[Seen], int]:
-    """Files under `<landing>/<subdir>` stamped after `cursor_ns` and settled; and the new cursor."""
+               settle_ns: int = SETTLE_NS, known: frozenset[str] | None = None,
+               ) -> tuple[list[Seen], int, list[str]]:
+    """Files under `<landing>/<subdir>` stamped after `cursor_ns` and settled; the new cursor; and the
+    folders seen, for the next evaluation's `known` (None: the first, or a cursor from before folders
+    were kept)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     horizon = now_ns - settle_ns
     root = landing / subdir
     found: list[Seen] = []
     newest = cursor_ns
+    folders: list[str] = []
     if not root.is_dir():
-        return found, cursor_ns
-    arrived: dict[str, int] = {str(root): 0}  # folder -> when it (or a folder above it) was linked or renamed in
+        return found, cursor_ns, folders
+    arrived: dict[str, int] = {str(root): 0}  # folder -> when it (or a folder above it) arrived
     for dirpath, filenames in walk_landing(root):
-        delivery = subdir == "sites" and os.path.dirname(dirpath) == str(root)
-        folder_stamp = max(arrived.get(os.path.dirname(dirpath), 0), _moved_in(dirpath, delivery)) \
-            if dirpath != str(root) else 0
+        folder_stamp = 0
+        if dirpath != str(root):
+            delivery = subdir == "sites" and os.path.dirname(dirpath) == str(root)
+            ident, stamp = _arrived(dirpath, delivery, known)
+            folder_stamp = max(arrived.get(os.path.dirname(dirpath), 0), stamp)
+            if ident and stamp <= horizon:  # one still settling is new again next time, with its files
+                folders.append(ident)
         arrived[dirpath] = folder_stamp
         for name in filenames:
             p = Path(dirpath) / name
@@ -57,26 +66,32 @@ def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = 
                 found.append(Seen(p.relative_to(landing).as_posix(), st.st_size, stamp))
                 newest = max(newest, stamp)
     found.sort(key=lambda s: (s.stamp_ns, s.rel))
-    return found, newest
+    return found, newest, sorted(set(folders))
 
 
-def _moved_in(folder: str, delivery: bool) -> int:
-    """When a folder arrived whole, or 0, for the folders whose files keep older times: a linked folder
-    (`ln -s ~/downloads ctgov/`) is as new as its link, and a site delivery renamed in (the contract's
-    `<id>.partial` renamed to `<id>`) has a ctime later than its mtime. Its files count from then, or
-    the cursor, already past their times, never saw them.
+def _arrived(folder: str, delivery: bool, known: frozenset[str] | None) -> tuple[str | None, int]:
+    """The folder's identity (device and inode of the entry itself, a link's own for a link) and when
+    it arrived whole, or 0, for the folders whose files keep older times: a folder moved in (`mv
+    ~/downloads/batch ctgov/`), linked in (`ln -s`), a site delivery renamed in (the contract's
+    `<id>.partial` renamed to `<id>`). Its files count from then: the cursor, already past their
+    times, never saw them.
 
-    Only a delivery's own folder is read that way: a chmod, or `rsync -a` setting a folder's mtime back,
-    gives any folder that state, and a ctgov/ mirror of 100,000 files was requested whole again for
-    one new file. A delivery re-requested is re-hashed and found unchanged, in milliseconds. A folder
-    moved into ctgov/ (not linked) is read by the next full run, not by the sensor."""
+    A folder counts as arrived when the last evaluation did not see it, at its ctime (a rename sets
+    it). A folder seen before does not, whatever its times say: a chmod, or `rsync -a` setting a
+    folder's mtime back, gives any folder a new ctime, and a ctgov/ mirror of 100,000 files was
+    requested whole again for one new file. Without `known` (a first evaluation, whose cursor takes
+    every file anyway, or a cursor from before folders were kept) a link counts from its ctime and a
+    delivery when its ctime passed its mtime, as renaming it in does."""
     try:
         link = os.lstat(folder)
-        if stat.S_ISLNK(link.st_mode):
-            return link.st_ctime_ns
-        return link.st_ctime_ns if delivery and link.st_ctime_ns > link.st_mtime_ns else 0
     except OSError:
-        return 0
+        return None, 0
+    ident = f"{link.st_dev:x}:{link.st_ino:x}"
+    if known is not None:
+        return ident, 0 if ident in known else link.st_ctime_ns
+    if stat.S_ISLNK(link.st_mode):
+        return ident, link.st_ctime_ns
+    return ident, link.st_ctime_ns if delivery and link.st_ctime_ns > link.st_mtime_ns else 0
 
 
 def batches(files: list[Seen], max_files: int = MAX_FILES_PER_RUN, max_bytes: int = MAX_BYTES_PER_RUN) -> list[list[Seen]]:

@@ -156,7 +156,7 @@ def test_a_linked_folder_is_walked_once_and_a_link_back_up_does_not_loop(con, la
 
     files = scan_landing(landing.root)
     assert [f.rel for f in files] == ["ctgov/b.json", "ctgov/again/2026-11/a.json"]
-    since, _ = landing_scan.scan_since(landing.root, "ctgov", 0, settle_ns=0)
+    since, _, _ = landing_scan.scan_since(landing.root, "ctgov", 0, settle_ns=0)
     assert sorted(s.rel for s in since) == ["ctgov/again/2026-11/a.json", "ctgov/b.json"]
     ingest_landing(con, landing.root, run_id="r1")
     assert versions(con) == {"NCT99000051", "NCT99000052"}
@@ -207,16 +207,24 @@ def test_what_cannot_be_read_is_reported_by_name_and_the_studies_beside_it_land(
     }
     assert summary.files_failed == 5 and summary.files_loaded == 1
     # the sensor's scan passes over them too (a name that is not UTF-8 crashed every tick: its run key)
-    since, _ = landing_scan.scan_since(landing.root, "ctgov", 0, settle_ns=0)
+    since, _, _ = landing_scan.scan_since(landing.root, "ctgov", 0, settle_ns=0)
     assert landing_scan.run_key("ctgov", since) and "ctgov/good.json" in {s.rel for s in since}
-    # reported again next run, and read once fixed
+    # held as files, each once, however many runs find them so; a sensor's batch decides only its own
+    unreadable = "SELECT source_file, reason, run_id FROM quarantine.record WHERE rule = 'file_readable' " \
+                 "AND released_at IS NULL ORDER BY 1"
+    first = con.execute(unreadable).fetchall()
+    assert [(f, r.split(": ", 1)[0], run) for f, r, run in first] == [(f, f, "r1") for f in sorted(_failed(summary))]
     assert len(ingest_landing(con, landing.root, run_id="r2").errors) == 5
+    assert con.execute(unreadable).fetchall() == first
+    ingest_landing(con, landing.root, run_id="r2b", files=[ingest.landing_file(ctgov / "good.json", "ctgov/good.json")])
+    assert con.execute(unreadable).fetchall() == first
     monkeypatch.setattr(ingest, "sha256_file", real_sha)
     monkeypatch.setattr(os, "scandir", real_scandir)
     (ctgov / os.fsdecode(b"bad\xff.json")).rename(ctgov / "renamed.json")
     summary = ingest_landing(con, landing.root, run_id="r3")
     assert versions(con) == {"NCT99000061", "NCT99000062", "NCT99000063", "NCT99000064"}
     assert sorted(_failed(summary)) == ["ctgov/loop.json", "ctgov/pipe.json"]
+    assert [f for f, _, _ in con.execute(unreadable).fetchall()] == ["ctgov/loop.json", "ctgov/pipe.json"]
 
 
 def test_a_file_rewritten_with_its_size_and_mtime_kept_is_read_again(con, landing):
