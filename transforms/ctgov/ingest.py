@@ -29,6 +29,7 @@ from schemas import ensure_base_schemas, sql_text
 from transforms.ctgov.identity import IdentityError, identify
 from transforms.ctgov.records import (KIND_ZIP, MAX_RECORD_BYTES, FileFormatError, MemberSlice, RawRecord, detect_kind,
                                       read_records, slice_records, zip_records, zip_slices)
+from transforms.landing_holds import hold_unreadable
 from trialhouse.settings import WAREHOUSE_ROW_GROUP
 from trialhouse.workfile import single_threaded
 
@@ -436,36 +437,9 @@ def ingest_landing(con, landing: Path, run_id: str | None = None,
         summary.files_seen += 1
         if (f.rel, f.size, f.mtime_ns, f.ctime_ns) not in done:
             ingest_file(con, f, run_id, summary, workers)
-    _hold_unreadable(con, [f.rel for f in files], summary.unreadable, run_id, whole)
+    # what had nothing to read is held as a file (transforms.landing_holds)
+    hold_unreadable(con, QUARANTINE_SUITE, "file_readable", [f.rel for f in files], summary.unreadable, run_id, whole)
     return summary
-
-
-_HELD_UNREADABLE = ("SELECT source_file, reason FROM quarantine.record WHERE suite = ? AND rule = 'file_readable' "
-                    "AND record_key = '$' AND released_at IS NULL")
-
-
-def _hold_unreadable(con, seen: list[str], unreadable: dict[str, str], run_id: str | None,
-                     whole: bool) -> None:
-    """What could not be read at all (no permission, a pipe, a folder that cannot be listed, a name
-    that is not UTF-8) has no content to key a raw.landed_file row by, so it was only in each run's
-    log: `quarantine list` said nothing was held while a file sat unread. It is held here as a file,
-    `<path>: <why>`, until a run finds it readable, removed, or failing another way: a run that reads
-    only some files (a sensor's batch) decides only those; `trialhouse run` and `quarantine retry` all."""
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    held = dict(con.execute(_HELD_UNREADABLE, [QUARANTINE_SUITE]).fetchall())
-    seen_now = set(seen)
-    reason = {rel: f"{rel}: {why}" for rel, why in unreadable.items()}
-    settled = [rel for rel, was in held.items()
-               if reason.get(rel, was) != was  # fails another way now: held again with the new reason
-               or (rel not in reason and (whole or rel in seen_now))]
-    if settled:
-        con.execute("UPDATE quarantine.record SET released_at = ? WHERE suite = ? AND rule = 'file_readable' "
-                    "AND record_key = '$' AND released_at IS NULL AND source_file = ANY(?::VARCHAR[])",
-                    [now, QUARANTINE_SUITE, settled])
-    new = [(run_id, now, rel, "$", "", QUARANTINE_SUITE, "file_readable", None, why, None, None)
-           for rel, why in reason.items() if held.get(rel) != why]
-    if new:
-        con.executemany("INSERT INTO quarantine.record VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
 
 
 _PROCESSED_UNCHANGED = (

@@ -21,12 +21,14 @@ import pandas as pd
 from schemas import ensure_base_schemas, ensure_site_schemas
 from schemas.sites import contract
 from transforms.ctgov.ingest import is_candidate, sha256_file, shown, utf8_name
+from transforms.landing_holds import hold_unreadable
 from transforms.sites import sql_text
 from transforms.sites.check import ParsedFile, Problem, check_csv, check_manifest
 
 SITES_SUBDIR = "sites"
 MANIFEST = "manifest.json"
 QUARANTINE_SUITE = "site_contract"
+HOLD_SUITE = "site_ingest"  # a delivery folder with nothing to read: no delivery id to hold it under
 @dataclass
 class SiteIngestSummary:
     deliveries_seen: int = 0      # delivery folders looked at
@@ -43,6 +45,8 @@ class SiteIngestSummary:
     # folders not decided this run, each "sites/<folder>: why" (cannot be read, a name that is not UTF-8,
     # changed while read): nothing recorded, so every run says it again until it can be decided
     undecided: list[str] = field(default_factory=list)
+    # of those, the ones with nothing to read: folder -> why, held in quarantine (transforms.landing_holds)
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"deliveries_seen": self.deliveries_seen, "unchanged": self.unchanged, "waiting": len(self.waiting),
@@ -61,9 +65,9 @@ class _Folder:
 
 
 def scan_sites(landing: Path, deliveries: list[str] | None = None,
-               problems: list[str] | None = None) -> list[Path]:
+               problems: dict[str, str] | None = None) -> list[Path]:
     """Delivery folders under `<landing>/sites/`, in name order; hidden and in-flight names skipped.
-    A folder whose name is not UTF-8 text (it cannot be stored or logged) goes to `problems`."""
+    A folder whose name is not UTF-8 text (it cannot be stored or logged) goes to `problems` (path -> why)."""
     root = landing / SITES_SUBDIR
     if not root.is_dir():
         return []
@@ -74,11 +78,11 @@ def scan_sites(landing: Path, deliveries: list[str] | None = None,
                        and (wanted is None or p.name in wanted))
     except OSError as exc:  # sites/ itself cannot be listed
         if problems is not None:
-            problems.append(f"{SITES_SUBDIR}: folder cannot be read: {exc.strerror or exc}")
+            problems[SITES_SUBDIR] = f"folder cannot be read: {exc.strerror or exc}"
         return []
     bad = [p for p in found if not utf8_name(p.name)]
     if problems is not None:
-        problems += [f"{SITES_SUBDIR}/{shown(p.name)}: folder name is not UTF-8 text: rename it" for p in bad]
+        problems.update({f"{SITES_SUBDIR}/{shown(p.name)}": "folder name is not UTF-8 text: rename it" for p in bad})
     return [p for p in found if p not in bad]
 
 
@@ -259,13 +263,15 @@ def ingest_site_deliveries(con, landing: Path, run_id: str | None = None,
     summary = SiteIngestSummary()
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     observed = []
-    for folder in scan_sites(landing, deliveries, summary.undecided):
+    unreadable = summary.unreadable
+    folders = scan_sites(landing, deliveries, unreadable)
+    for folder in folders:
         try:
             observed.append((folder, _observe(landing, folder)))
         except OSError as exc:  # no permission on the folder or a listed file: the other deliveries go on
             summary.deliveries_seen += 1
-            summary.undecided.append(f"{SITES_SUBDIR}/{folder.name}: cannot be read: {exc.strerror or exc}"
-                                     + (f" ({Path(exc.filename).name})" if exc.filename else ""))
+            unreadable[f"{SITES_SUBDIR}/{folder.name}"] = (f"cannot be read: {exc.strerror or exc}"
+                                                           + (f" ({Path(exc.filename).name})" if exc.filename else ""))
     # States decided in an earlier run, in one query: a statement per folder was half of a scan of
     # unchanged deliveries (300 folders: 0.22 s), and a landing folder keeps its deliveries.
     # A folder is unchanged when its state is its latest row's, not any earlier row's: a folder
@@ -282,5 +288,8 @@ def ingest_site_deliveries(con, landing: Path, run_id: str | None = None,
             try:
                 _decide(con, landing, folder, seen, run_id, now, summary)
             except OSError as exc:  # became unreadable since observed: nothing was written for it
-                summary.undecided.append(f"{seen.rel}: cannot be read: {exc.strerror or exc}")
+                unreadable[seen.rel] = f"cannot be read: {exc.strerror or exc}"
+    summary.undecided[:0] = [f"{rel}: {why}" for rel, why in unreadable.items()]
+    hold_unreadable(con, HOLD_SUITE, "delivery_readable", [f"{SITES_SUBDIR}/{f.name}" for f in folders],
+                    unreadable, run_id, deliveries is None)
     return summary

@@ -383,10 +383,17 @@ def test_a_folder_that_cannot_be_read_is_not_decided_and_the_others_load(con, la
     assert sorted(s.undecided) == sorted([f"sites/{locked.name}: cannot be read: Permission denied (ae.csv)",
                                           f"sites/{shut.name}: cannot be read: Permission denied (manifest.json)",
                                           "sites/site\\xff: folder name is not UTF-8 text: rename it"])
-    assert s.as_dict()["undecided"] == 3 and quarantined(con) == []
+    # held as folders, so `quarantine list` shows them (it said nothing was held), once however many runs
+    held = [("site_ingest", "delivery_readable", u.split(": ", 1)[0], "$", "", None, u) for u in sorted(s.undecided)]
+    assert s.as_dict()["undecided"] == 3 and quarantined(con) == held
+    ingest_site_deliveries(con, landing.root, run_id="r1b")
+    ingest_site_deliveries(con, landing.root, run_id="r1c", deliveries=[folders[2].name])  # a batch: only its own
+    assert quarantined(con) == held
     monkeypatch.undo()
     s = ingest_site_deliveries(con, landing.root, run_id="r2")  # readable now: decided
     assert s.loaded == 2 and s.undecided == ["sites/site\\xff: folder name is not UTF-8 text: rename it"]
+    assert con.execute("SELECT source_file FROM quarantine.record WHERE released_at IS NULL").fetchall() == [
+        ("sites/site\\xff",)]
 
 
 def test_a_file_replaced_while_the_delivery_is_read_is_not_loaded_that_run(con, landing, sites, monkeypatch):
