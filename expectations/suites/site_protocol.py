@@ -12,7 +12,7 @@ by record, before anything is mapped:
   the infusion duration;
 * referential: every USUBJID of DS/SV/EX/VS/QS/AE is in the delivery's DM;
 * death (transforms/sites/death.py): a participant said to have died has a date of death, and no data
-  dated after it.
+  dated after it; a death record dating it earlier than the date taken is a `warning`.
 
 Thresholds travel in the frames as columns (per row, from that row's study), and the expectations
 compare columns (`ExpectColumnPairValuesAToBeGreaterThanB`), so one suite serves many studies.
@@ -30,7 +30,7 @@ import pandas as pd
 
 from expectations.runtime import Rule
 from transforms.ctgov.arm_labels import arm_lookup, find_arm
-from transforms.sites.death import Death, dates_after, death_of
+from transforms.sites.death import Death, dates_after, death_dates_before, death_of
 
 SUITE = "site_protocol"
 PROTOCOL_DIR = Path(__file__).resolve().parents[1] / "protocols"
@@ -174,15 +174,17 @@ def _row_plausibility(r: dict, rec: dict, domain: str) -> tuple[list[dict], list
     return order, sign
 
 
-def _death_frames(rows: list[dict], held_rows: set[int]) -> tuple[list[dict], list[dict]]:
-    """(undated deaths, data dated after a death): a row per DM row of a participant said to have died
-    with no date anywhere (OMOP's death_date is required, so the death would vanish), and a row per
-    SDTM date of a participant later than their death (transforms.sites.death). `held_rows`: id() of
-    the AE rows held alone for ending before they start."""
+def _death_frames(rows: list[dict], held_rows: set[int]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(undated deaths, data dated after a death, earlier death dates): a row per DM row of a
+    participant said to have died with no date anywhere (OMOP's death_date is required, so the death
+    would vanish), a row per SDTM date of a participant later than their death (transforms.sites.death),
+    and a row per death record dating the death before the date taken (DM's 2026-02-03 is taken over a
+    DS DEATH on 2026-01-15: published, but one of them is wrong, and nothing said so). `held_rows`:
+    id() of the AE rows held alone for ending before they start."""
     by_subject: dict[tuple, list[dict]] = {}
     for r in rows:
         by_subject.setdefault((r["delivery_key"], r["usubjid"]), []).append(r)
-    undated, later = [], []
+    undated, later, earlier = [], [], []
     for subject_rows in by_subject.values():
         domains: dict[str, list[dict]] = {}
         every: dict[str, list[dict]] = {}
@@ -207,7 +209,10 @@ def _death_frames(rows: list[dict], held_rows: set[int]) -> tuple[list[dict], li
         for domain, rec, name, value in dates_after(domains, death.dtc):
             later.append({**_key(row_of[id(rec)]), "value": value, "before_death": False,
                           "field": f"{domain.lower()}.{name}", "expected": f"on or before {death.dtc} ({death.field})"})
-    return undated, later
+        for domain, rec, name, value in death_dates_before(domains, death.dtc):
+            earlier.append({**_key(row_of[id(rec)]), "value": value, "agrees": False,
+                            "field": f"{domain.lower()}.{name}", "expected": f"{death.dtc} ({death.field})"})
+    return undated, later, earlier
 
 
 def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.DataFrame]:
@@ -281,7 +286,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
                 minutes = (en - st).total_seconds() / 60
                 out["infusion"].append({**_key(r), "minutes": minutes, "deviation_min": abs(minutes - inf["minutes"]),
                                         "tolerance_min": float(inf["tolerance_minutes"])})
-    out["death_undated"], out["after_death"] = _death_frames(rows, ended_early)
+    out["death_undated"], out["after_death"], out["death_dates"] = _death_frames(rows, ended_early)
     frames = {name: pd.DataFrame(v, columns=None if v else KEYS) for name, v in out.items()}
     frames["dm_age"] = frames["dm"][frames["dm"]["age"].notna()] if "age" in frames["dm"] else frames["dm"]
     for name, v in limits.items():
@@ -315,10 +320,11 @@ def _pair(rid, frame, a, b, shown, field, message, level="record") -> Rule:
                 level=level, message=message)
 
 
-def _true(rid, frame, column, shown, field, message) -> Rule:
+def _true(rid, frame, column, shown, field, message, level="record") -> Rule:
     """`column` (a flag computed in build_frames) is True; `shown` is the SDTM variable the reason quotes."""
     return Rule(rid, frame, shown, field,
-                lambda g, c=column: g.expectations.ExpectColumnValuesToBeInSet(column=c, value_set=[True]), message=message)
+                lambda g, c=column: g.expectations.ExpectColumnValuesToBeInSet(column=c, value_set=[True]),
+                level=level, message=message)
 
 
 def screening_limits(nct_ids) -> list[dict]:
@@ -349,6 +355,8 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
               "(OMOP's death_date is required)"),
         _true("plausibility.after_death", "after_death", "before_death", "value", "--DTC",
               "lies after the participant's death date"),
+        _true("plausibility.death_dates_agree", "death_dates", "agrees", "value", "--DTC",
+              "dates the death before the date taken", level="warning"),
         _true("plausibility.negative_dose", "dose_sign", "non_negative", "value", "ex.EXDOSE", "is a negative dose"),
         _pair("protocol.dose_rule", "dose", "tolerance_pct", "deviation_pct", "EXDOSE", "ex.EXDOSE",
               "deviates from the protocol's weight-based dose by more than the tolerance"),

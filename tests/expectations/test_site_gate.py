@@ -284,6 +284,30 @@ def test_deaths_with_their_dates_hold_nothing_and_map(con, landing, runner):
     assert map_valid(con)["death"] == 2
 
 
+def test_a_death_record_dating_the_death_earlier_is_a_warning_and_the_dm_date_is_kept(con, landing, runner):
+    """DM's DTHDTC is the date taken; a DS DEATH a month earlier said nothing though one of the two is
+    wrong. A warning now, naming the row, the two dates and which is kept; nothing is held."""
+    load(con, landing, deaths=1)
+    subject, dthdtc = con.execute("SELECT usubjid, json_extract_string(record, 'DTHDTC') FROM raw.sdtm_row "
+                                  "WHERE domain = 'DM' AND json_extract_string(record, 'DTHFL') = 'Y'").fetchone()
+    (number,) = con.execute("SELECT row_number FROM raw.sdtm_row WHERE usubjid = ? AND domain = 'DS' "
+                            "AND json_extract_string(record, 'DSDECOD') = 'DEATH'", [subject]).fetchone()
+    earlier = (dt.date.fromisoformat(dthdtc[:10]) - dt.timedelta(days=31)).isoformat()
+    con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('DSSTDTC', ?)) "
+                "WHERE usubjid = ? AND domain = 'DS' AND row_number = ?", [earlier, subject, number])
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [] and res.rows_held == [] and quarantined(con) == []
+    assert res.warnings == [
+        f"delivery {DELIVERY}, participant {subject}, DS row {number}: ds.DSSTDTC = '{earlier}' dates the death "
+        f"before the date taken (rule plausibility.death_dates_agree): {dthdtc} (dm.DTHDTC) is the date kept; "
+        "a warning, nothing held"]
+    assert con.execute("SELECT level, failed FROM quarantine.rule_result "
+                       "WHERE rule = 'plausibility.death_dates_agree'").fetchone() == ("warning", 1)
+    counts = map_valid(con)
+    assert counts["death"] == 1
+    assert str(con.execute("SELECT death_date FROM stage_omop.death").fetchone()[0]) == dthdtc[:10]
+
+
 def test_data_dated_after_the_death_hold_the_participant(con, landing, runner):
     """Died the day of consent, yet visited and dosed later: the death or the data are wrong, and OMOP
     would hold events after the death (DQD's plausibleBeforeDeath)."""

@@ -72,6 +72,21 @@ def refine(chosen: tuple[str, str], dates: list[tuple[str, str]]) -> tuple[str, 
 _ORDER = {f"{domain.lower()}.{var}": i for i, (domain, var, _, _) in enumerate(SOURCES)}
 
 
+def death_dates_before(rows: dict[str, list[dict]], death_dtc: str) -> list[tuple[str, dict, str, str]]:
+    """(domain, record, variable, value) of each record saying the participant died on a date before
+    ``death_dtc``, at the precision both have: sources that disagree with the date taken. Later ones
+    are ``dates_after``'s to find; one within the date taken (``2026-02`` for ``2026-02-03``) agrees."""
+    out = []
+    for domain, date_var, flag_var, flag in SOURCES:
+        for rec in rows.get(domain) or []:
+            if flag_var is not None and (_text(rec, flag_var) or "").upper() != flag:
+                continue
+            value = _text(rec, date_var)
+            if value and after(death_dtc, value):
+                out.append((domain, rec, date_var, value))
+    return out
+
+
 def after(value: str, death_dtc: str) -> bool:
     """Is the SDTM date ``value`` after the death date, at the precision both have? ``2025-03`` is not
     after ``2025-03-07``, nor ``2025-03-07T10:00`` after ``2025-03-07``."""

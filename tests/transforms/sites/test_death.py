@@ -1,6 +1,6 @@
 """The death rule (transforms/sites/death.py): which rows say a participant died, which date counts, and
 which data lie after it. Its SQL twin is tested in tests/transforms/omop/participants/test_death.py."""
-from transforms.sites.death import after, dates_after, death_of
+from transforms.sites.death import after, dates_after, death_dates_before, death_of
 
 
 def test_any_of_the_three_places_says_died_and_dm_gives_the_date_first():
@@ -47,3 +47,18 @@ def test_the_date_is_taken_at_the_most_precise_any_source_gives_it():
     assert death_of({"DM": [{"DTHDTC": "2026-02-05"}], "DS": ds, "AE": ae}).dtc == "2026-02-05"
     rows = {"DM": [{"DTHDTC": "2026-02"}], "DS": ds, "SV": [{"SVSTDTC": "2026-02-04"}]}
     assert [v for _, _, _, v in dates_after(rows, death_of(rows).dtc)] == ["2026-02-04"]
+
+
+def test_death_records_dating_it_before_the_date_taken_are_found_and_those_within_it_agree():
+    """The gate's warning plausibility.death_dates_agree: DM's 2026-02-05 is taken over a DS DEATH and a
+    fatal AE of the 3rd; a month or a time within the date taken agrees, a later date is dates_after's."""
+    rows = {"DM": [{"DTHFL": "Y", "DTHDTC": "2026-02-05"}],
+            "DS": [{"DSDECOD": "DEATH", "DSSTDTC": "2026-02-03"}, {"DSDECOD": "COMPLETED", "DSSTDTC": "2026-01-01"},
+                   {"DSDECOD": "DEATH", "DSSTDTC": "2026-02"}],
+            "AE": [{"AEOUT": "FATAL", "AEENDTC": "2026-02-03T14:30"}, {"AEOUT": "FATAL", "AEENDTC": "2026-02-05T08:00"},
+                   {"AEOUT": "FATAL", "AEENDTC": "2026-02-06"}, {"AEOUT": "RECOVERED/RESOLVED", "AEENDTC": "2025-12-01"}]}
+    death = death_of(rows)
+    assert death.dtc == "2026-02-05T08:00"  # refined by the fatal AE within it
+    assert [(d, n, v) for d, _, n, v in death_dates_before(rows, death.dtc)] == [
+        ("DS", "DSSTDTC", "2026-02-03"), ("AE", "AEENDTC", "2026-02-03T14:30")]
+    assert death_dates_before({"DM": [{"DTHDTC": "2026-02-05"}]}, "2026-02-05") == []
