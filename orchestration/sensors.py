@@ -27,11 +27,11 @@ def landing_run_requests(paths: PathsResource, cursor: str | None) -> tuple[list
     state = json.loads(cursor) if cursor else {}
     requests: list[dg.RunRequest] = []
     for subdir, (asset_key, run_config) in TARGETS.items():
-        # The folders seen, so one moved in is read from its arrival ("<subdir>/folders"; a cursor
-        # written before they were kept has none, and gets them from this evaluation).
+        # The folders seen, by path and identity, so one moved in is read from its arrival
+        # ("<subdir>/folders"; a cursor written before they were kept has none, and gets them now).
         known = state.get(f"{subdir}/folders")
         files, newest, folders = scan_since(paths.landing_path, subdir, int(state.get(subdir, 0)),
-                                            known=None if known is None else frozenset(known))
+                                            known=known if isinstance(known, dict) else None)
         for batch in batches(files):
             requests.append(
                 dg.RunRequest(
@@ -53,7 +53,7 @@ def landing_run_requests(paths: PathsResource, cursor: str | None) -> tuple[list
     asset_selection=[RAW_CTGOV, RAW_SITES],
     description="Notices new or changed files under <landing>/ctgov/ (any depth) and <landing>/sites/<delivery>/ "
                 "(a folder moved or linked in included) and requests ingestion runs of at most 500 files / 2 GB each. "
-                "The cursor is one timestamp per landing folder and the identities of the folders under it.",
+                "The cursor is one timestamp per landing folder and the folders under it, by path and identity.",
 )
 def landing_sensor(context: dg.SensorEvaluationContext, paths: PathsResource):
     if not paths.landing_path.is_dir():  # not an error to crash on: it may be mounted or created later

@@ -59,7 +59,7 @@ def test_burst_is_batched_and_cursor_stays_small(tmp_path, landing, monkeypatch)
     runs, cursor = evaluate(landing.root, tmp_path)
     assert len(runs) == 10
     assert sum(len(r.run_config["ops"]["raw__ctgov_study_version"]["config"]["files"]) for r in runs) == 5000
-    assert len(cursor) < 100
+    assert len(cursor) < 150  # a timestamp per landing folder, and the one folder: not the 5,000 files
     assert evaluate(landing.root, tmp_path, cursor)[0] == []
 
 
@@ -137,10 +137,29 @@ def test_a_folder_moved_in_gives_a_run_though_its_files_are_old(tmp_path, landin
         ["ctgov/batch/a.json", "ctgov/batch/more/b.json"]]
     assert evaluate(landing.root, tmp_path, cursor)[0] == []
 
+    # moved within (a folder one level too deep put right): the same folder, at a path not seen before
+    os.rename(landing.root / "ctgov" / "batch" / "more", landing.root / "ctgov" / "more")
+    runs, cursor = evaluate(landing.root, tmp_path, cursor)
+    assert [r.run_config["ops"]["raw__ctgov_study_version"]["config"]["files"] for r in runs] == [["ctgov/more/b.json"]]
+
+    # a link pointed elsewhere (`rm current; ln -s b2 current` may give the new link the old one's inode)
+    b1, b2 = tmp_path / "dl" / "b1", tmp_path / "dl" / "b2"
+    b1.mkdir(parents=True)
+    b2.mkdir()
+    (b2 / "c.json").write_bytes((CTGOV / "NCT03418623.json").read_bytes())
+    time.sleep(0.01)
+    (landing.root / "ctgov" / "current").symlink_to(b1, target_is_directory=True)
+    assert evaluate(landing.root, tmp_path, cursor)[0] == []  # an empty folder linked in: nothing to read
+    _, cursor = evaluate(landing.root, tmp_path, cursor)
+    (landing.root / "ctgov" / "current").unlink()
+    (landing.root / "ctgov" / "current").symlink_to(b2, target_is_directory=True)
+    runs, cursor = evaluate(landing.root, tmp_path, cursor)
+    assert [r.run_config["ops"]["raw__ctgov_study_version"]["config"]["files"] for r in runs] == [["ctgov/current/c.json"]]
+
     # a cursor from before the folders were kept: nothing is requested again, and it learns them
     old = {k: v for k, v in json.loads(cursor).items() if not k.endswith("/folders")}
     runs, upgraded = evaluate(landing.root, tmp_path, json.dumps(old))
-    assert runs == [] and len(json.loads(upgraded)["ctgov/folders"]) == 3  # mirror, batch, batch/more
+    assert runs == [] and sorted(json.loads(upgraded)["ctgov/folders"]) == ["batch", "current", "mirror", "more"]
     assert evaluate(landing.root, tmp_path, upgraded) == ([], upgraded)  # a plain skip: nothing to write
 
 

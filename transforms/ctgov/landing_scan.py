@@ -1,10 +1,10 @@
 """Which landing files are new since a cursor, in bounded batches. Pure file-system logic, no Dagster.
 
-The cursor is one timestamp and the identities of the folders seen, so it never grows with the number
-of files ever seen. A file counts by max(mtime, ctime): ctime moves whenever a file is created, renamed
+The cursor is one timestamp and the folders seen, by path and identity, so it never grows with the
+number of files ever seen. A file counts by max(mtime, ctime): ctime moves whenever a file is created, renamed
 in or rewritten and cannot be set back by `cp -p` or rsync, so a copied-in old file is still noticed;
-and by when its folder arrived, for a folder the last evaluation did not see (moved or linked in, a
-delivery renamed in: `_arrived`). Only files older than a settle time are taken, which (a) lets writers
+and by when its folder arrived, for a folder the last evaluation did not see at its path (moved or
+linked in, a delivery renamed in: `_arrived`). Only files older than a settle time are taken, which (a) lets writers
 finish and (b) guarantees every file with the cursor's timestamp was seen in the same evaluation, so
 nothing is skipped at the boundary.
 """
@@ -32,17 +32,17 @@ class Seen:
 
 
 def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = None,
-               settle_ns: int = SETTLE_NS, known: frozenset[str] | None = None,
-               ) -> tuple[list[Seen], int, list[str]]:
+               settle_ns: int = SETTLE_NS, known: dict[str, str] | None = None,
+               ) -> tuple[list[Seen], int, dict[str, str]]:
     """Files under `<landing>/<subdir>` stamped after `cursor_ns` and settled; the new cursor; and the
-    folders seen, for the next evaluation's `known` (None: the first, or a cursor from before folders
-    were kept)."""
+    folders seen (path under the subfolder -> identity), for the next evaluation's `known` (None: the
+    first, or a cursor from before folders were kept)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     horizon = now_ns - settle_ns
     root = landing / subdir
     found: list[Seen] = []
     newest = cursor_ns
-    folders: list[str] = []
+    folders: dict[str, str] = {}
     if not root.is_dir():
         return found, cursor_ns, folders
     arrived: dict[str, int] = {str(root): 0}  # folder -> when it (or a folder above it) arrived
@@ -50,10 +50,11 @@ def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = 
         folder_stamp = 0
         if dirpath != str(root):
             delivery = subdir == "sites" and os.path.dirname(dirpath) == str(root)
-            ident, stamp = _arrived(dirpath, delivery, known)
+            rel = os.path.relpath(dirpath, root)
+            ident, stamp = _arrived(dirpath, delivery, False if known is None else known.get(rel))
             folder_stamp = max(arrived.get(os.path.dirname(dirpath), 0), stamp)
             if ident and stamp <= horizon:  # one still settling is new again next time, with its files
-                folders.append(ident)
+                folders[rel] = ident
         arrived[dirpath] = folder_stamp
         for name in filenames:
             p = Path(dirpath) / name
@@ -66,29 +67,33 @@ def scan_since(landing: Path, subdir: str, cursor_ns: int, now_ns: int | None = 
                 found.append(Seen(p.relative_to(landing).as_posix(), st.st_size, stamp))
                 newest = max(newest, stamp)
     found.sort(key=lambda s: (s.stamp_ns, s.rel))
-    return found, newest, sorted(set(folders))
+    return found, newest, folders
 
 
-def _arrived(folder: str, delivery: bool, known: frozenset[str] | None) -> tuple[str | None, int]:
-    """The folder's identity (device and inode of the entry itself, a link's own for a link) and when
-    it arrived whole, or 0, for the folders whose files keep older times: a folder moved in (`mv
-    ~/downloads/batch ctgov/`), linked in (`ln -s`), a site delivery renamed in (the contract's
-    `<id>.partial` renamed to `<id>`). Its files count from then: the cursor, already past their
-    times, never saw them.
+def _arrived(folder: str, delivery: bool, known: str | None | bool = False) -> tuple[str | None, int]:
+    """The folder's identity (device and inode of the entry itself; for a link, its own and its target)
+    and when it arrived whole, or 0, for the folders whose files keep older times: a folder moved in
+    (`mv ~/downloads/batch ctgov/`), moved within (`mv sites/upload/D1 sites/D1`, a delivery one level
+    too deep put right), linked in (`ln -s`), a site delivery renamed in (the contract's `<id>.partial`
+    renamed to `<id>`). Its files count from then: the cursor, already past their times, never saw them.
 
-    A folder counts as arrived when the last evaluation did not see it, at its ctime (a rename sets
-    it). A folder seen before does not, whatever its times say: a chmod, or `rsync -a` setting a
-    folder's mtime back, gives any folder a new ctime, and a ctgov/ mirror of 100,000 files was
-    requested whole again for one new file. Without `known` (a first evaluation, whose cursor takes
-    every file anyway, or a cursor from before folders were kept) a link counts from its ctime and a
-    delivery when its ctime passed its mtime, as renaming it in does."""
+    `known` is the identity the last evaluation saw at this path (None: no folder there then). A folder
+    counts as arrived when that is not its own, at its ctime (a rename sets it): so a folder replaced
+    at its path, or a link pointed elsewhere, arrives too. A folder seen at its path before does not,
+    whatever its times say: a chmod, or `rsync -a` setting a folder's mtime back, gives any folder a
+    new ctime, and a ctgov/ mirror of 100,000 files was requested whole again for one new file. Without
+    any folders kept (`known` False: a first evaluation, whose cursor takes every file anyway, or a
+    cursor from before they were kept) a link counts from its ctime and a delivery when its ctime
+    passed its mtime, as renaming it in does."""
     try:
         link = os.lstat(folder)
+        ident = f"{link.st_dev:x}:{link.st_ino:x}"
+        if stat.S_ISLNK(link.st_mode):
+            ident += f">{os.readlink(folder)}"
     except OSError:
         return None, 0
-    ident = f"{link.st_dev:x}:{link.st_ino:x}"
-    if known is not None:
-        return ident, 0 if ident in known else link.st_ctime_ns
+    if known is not False:
+        return ident, 0 if ident == known else link.st_ctime_ns
     if stat.S_ISLNK(link.st_mode):
         return ident, link.st_ctime_ns
     return ident, link.st_ctime_ns if delivery and link.st_ctime_ns > link.st_mtime_ns else 0
