@@ -111,7 +111,7 @@ def stage_site_data(con, runner: GxRunner, run_id: str, registry: dict) -> SiteS
             if rr.rule.level == "warning":
                 if "delivery_key" in u:  # about a row: said like a hold's reason, nothing held
                     row = by_row[(u["delivery_key"], u["domain"], u["row_number"])]
-                    text = _reason(rr.rule, {**row, **u}, u.get("field") or rr.rule.field) + "; a warning, nothing held"
+                    text = _reason(rr.rule, {**row, **u}, u.get("field") or rr.rule.field) + "; a warning: this rule holds nothing"
                 else:
                     text = (f"study {u.get('nct_id')}: {_plain(u.get('participants'))} participants in the current "
                             f"deliveries, registry target {_plain(u.get('target'))} ({rr.rule.id}, warning)")

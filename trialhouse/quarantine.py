@@ -104,14 +104,20 @@ def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = No
 # retry cannot decide it again, so its holds stay until the folder changes. Released, they said nothing
 # was held while the delivery still was...
 RELEASABLE = " AND suite <> 'site_contract'"
-SELECT_KEYS = "SELECT DISTINCT record_key, suite FROM quarantine.record WHERE " + HELD_FILTER + RELEASABLE
+# A record as `list` counts it: its key, or for a path held whole (key '$': a file or folder with
+# nothing to read, a file's one unkeyable record) its path.
+SELECT_KEYS = ("SELECT DISTINCT record_key, suite, CASE WHEN record_key = '$' THEN source_file END "
+               "FROM quarantine.record WHERE " + HELD_FILTER + RELEASABLE)
 CONTRACT_HELD = ("SELECT DISTINCT split_part(source_file, '/', 2) FROM quarantine.record "
                  "WHERE suite = 'site_contract' AND " + HELD_FILTER)
 # ...unless its folder is gone from the landing folder: then nothing will decide it again.
 RELEASE_GONE = ("UPDATE quarantine.record SET released_at = ? WHERE suite = 'site_contract' "
                 "AND split_part(source_file, '/', 2) IN (SELECT unnest(?::VARCHAR[])) AND " + HELD_FILTER)
-SELECT_RAW_FILES = ("SELECT DISTINCT p.sha256 FROM raw.landing_path p JOIN quarantine.record q ON q.source_file = p.path "
-                    "WHERE q.suite = 'raw_ingest' AND q.record_key IN (SELECT unnest(?::VARCHAR[]))")
+# The landed files whose held records this retry releases, to be read again: its own rows, not every
+# file with a record of the same key ('$' keys a file's unkeyable record and a path with nothing to read).
+SELECT_RAW_FILES = ("SELECT DISTINCT p.sha256 FROM raw.landing_path p WHERE p.path IN (SELECT source_file "
+                    "FROM quarantine.record WHERE suite = 'raw_ingest' AND rule <> 'file_readable' AND "
+                    + HELD_FILTER + RELEASABLE + ")")
 MARK_RELEASED = "UPDATE quarantine.record SET released_at = ? WHERE " + HELD_FILTER + RELEASABLE
 
 
@@ -127,14 +133,14 @@ def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | No
         filt = _filter(con, nct_ids, rule)
         con.execute("BEGIN TRANSACTION")
         found = con.execute(SELECT_KEYS, filt).fetchall()
-        keys = [k for k, _ in found]
+        keys = sorted({k for k, _, _ in found})
         folders = [r[0] for r in con.execute(CONTRACT_HELD, filt).fetchall()]
         gone = [f for f in folders if not (Path(settings.landing) / "sites" / f).is_dir()]
         kept = len(folders) - len(gone)
         states = con.execute(
             "DELETE FROM meta.study_state WHERE status = 'quarantined' AND nct_id IN (SELECT unnest(?::VARCHAR[]))", [keys]
         ).fetchone()[0]
-        shas = [r[0] for r in con.execute(SELECT_RAW_FILES, [keys]).fetchall()]
+        shas = [r[0] for r in con.execute(SELECT_RAW_FILES, filt).fetchall()]
         # failed files still at their path are read again; those since replaced there just go
         files = con.execute("SELECT count(*) FROM (" + FAILED_FILES_SQL + ")").fetchone()[0]
         files += con.execute(
@@ -143,9 +149,9 @@ def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | No
         con.execute("DELETE FROM raw.landed_file WHERE status = 'failed'")
         rows = con.execute(MARK_RELEASED, [now, *filt]).fetchone()[0]
         rows += con.execute(RELEASE_GONE, [now, gone, *filt]).fetchone()[0]
-        participants = len({k for k, suite in found if suite == "site_protocol"})
+        participants = len({k for k, suite, _ in found if suite == "site_protocol"})
         if participants:  # a published fingerprint no run computes: the next run gates the site data again
             con.execute("INSERT INTO meta.site_state VALUES ('released by quarantine retry', NULL, ?)", [now])
         con.execute("COMMIT")
-    return {"records_released": len(keys) + len(gone), "rows_released": rows, "study_versions_retried": states,
+    return {"records_released": len(found) + len(gone), "rows_released": rows, "study_versions_retried": states,
             "participants_regated": participants, "files_reread": files, "deliveries_kept": kept}

@@ -61,6 +61,8 @@ def site_delivery(context: dg.AssetExecutionContext, config: DeliveryConfig, war
         "rows_per_file": dg.MetadataValue.json(summary["rows"]),
         "current_deliveries": dg.MetadataValue.int(current),
         "waiting_folders": dg.MetadataValue.md("\n".join(f"- sites/{n}" for n in s.waiting[:20]) or "none"),
-        "quarantined": dg.MetadataValue.int(summary["held"]),
+        # held as `quarantine list` counts them: deliveries the contract holds, and folders with nothing
+        # to read (held as paths, each run that finds them so)
+        "quarantined": dg.MetadataValue.int(summary["held"] + len(s.unreadable)),
         "finished_earlier_publish": dg.MetadataValue.bool(finished),
     })

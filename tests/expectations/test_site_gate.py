@@ -300,7 +300,7 @@ def test_a_death_record_dating_the_death_earlier_is_a_warning_and_the_dm_date_is
     assert res.warnings == [
         f"delivery {DELIVERY}, participant {subject}, DS row {number}: ds.DSSTDTC = '{earlier}' dates the death "
         f"before the date taken (rule plausibility.death_dates_agree): {dthdtc} (dm.DTHDTC) is the date kept; "
-        "a warning, nothing held"]
+        "a warning: this rule holds nothing"]
     assert con.execute("SELECT level, failed FROM quarantine.rule_result "
                        "WHERE rule = 'plausibility.death_dates_agree'").fetchone() == ("warning", 1)
     counts = map_valid(con)

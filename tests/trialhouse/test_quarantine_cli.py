@@ -1,5 +1,6 @@
 """`trialhouse quarantine list | retry` after a fix upstream."""
 import json
+import re
 import shutil
 
 import duckdb
@@ -152,6 +153,45 @@ def test_list_shows_a_file_with_nothing_to_read_until_it_is_gone(landing, tmp_pa
     capsys.readouterr()
     assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
     assert "nothing is held" in capsys.readouterr().out
+
+
+def test_a_site_folder_with_nothing_to_read_is_counted_held_and_the_summary_says_where_to_look(landing, tmp_path, capsys):
+    """Held in quarantine, yet the run said `quarantined 0` and gave no hint: the count agrees with the list now."""
+    import os
+
+    landing.drop(CTGOV / "NCT00184067.json")
+    (landing.root / "sites" / os.fsdecode(b"site\xff")).mkdir(parents=True)
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["quarantined"] == 1
+    assert summary["site_deliveries_undecided"] == ["sites/site\\xff: folder name is not UTF-8 text: rename it"]
+    assert main(["run", *args(landing, tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\n  quarantined +1\n", out) and "`trialhouse quarantine list" in out
+    assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
+    assert "1 held record(s) or file(s):\n- sites/site\\xff  [site_ingest/delivery_readable]" in capsys.readouterr().out
+
+
+def test_retry_of_paths_with_nothing_to_read_leaves_other_files_alone_and_counts_each(landing, tmp_path, capsys):
+    """Retrying rule file_readable re-read every file holding an unkeyable record too (both are keyed '$'),
+    whose holds were then written a second time; and two pipes were released as one record."""
+    import os
+
+    rec = json.loads((CTGOV / "NCT00184067.json").read_text())
+    del rec["protocolSection"]["identificationModule"]["nctId"]
+    landing.write("nokey.json", json.dumps(rec))
+    for name in ("pipe.json", "pipe2.json"):
+        os.mkfifo(landing.root / "ctgov" / name)
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["quarantine", "retry", *args(landing, tmp_path), "--rule", "raw_ingest/file_readable"]) == 0
+    assert "released 2 record(s) in 2 row(s) (0 study version(s), 0 participant(s) to gate again, 0 file(s) to re-read)" \
+        in capsys.readouterr().out
+    with duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True) as con:
+        held = con.execute("SELECT source_file, rule FROM quarantine.record WHERE released_at IS NULL "
+                           "ORDER BY 1").fetchall()
+    assert held == [("ctgov/nokey.json", "record_keyable"), ("ctgov/pipe.json", "file_readable"),
+                    ("ctgov/pipe2.json", "file_readable")]
 
 
 def test_site_holds_narrow_by_study_and_rule_and_retry_gates_the_participant_again(landing, tmp_path, capsys):

@@ -43,7 +43,7 @@ class SiteIngestSummary:
     # not held and not waiting, and a run summary without it said nothing of the folder at all
     superseded_why: list[str] = field(default_factory=list)
     # folders not decided this run, each "sites/<folder>: why" (cannot be read, a name that is not UTF-8,
-    # changed while read): nothing recorded, so every run says it again until it can be decided
+    # changed while read): no delivery row, so every run says it again until it can be decided
     undecided: list[str] = field(default_factory=list)
     # of those, the ones with nothing to read: folder -> why, held in quarantine (transforms.landing_holds)
     unreadable: dict[str, str] = field(default_factory=dict)
@@ -290,6 +290,6 @@ def ingest_site_deliveries(con, landing: Path, run_id: str | None = None,
             except OSError as exc:  # became unreadable since observed: nothing was written for it
                 unreadable[seen.rel] = f"cannot be read: {exc.strerror or exc}"
     summary.undecided[:0] = [f"{rel}: {why}" for rel, why in unreadable.items()]
-    hold_unreadable(con, HOLD_SUITE, "delivery_readable", [f"{SITES_SUBDIR}/{f.name}" for f in folders],
+    hold_unreadable(con, landing, HOLD_SUITE, "delivery_readable", [f"{SITES_SUBDIR}/{f.name}" for f in folders],
                     unreadable, run_id, deliveries is None)
     return summary

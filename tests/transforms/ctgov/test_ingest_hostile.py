@@ -221,6 +221,9 @@ def test_what_cannot_be_read_is_reported_by_name_and_the_studies_beside_it_land(
     monkeypatch.setattr(ingest, "sha256_file", real_sha)
     monkeypatch.setattr(os, "scandir", real_scandir)
     (ctgov / os.fsdecode(b"bad\xff.json")).rename(ctgov / "renamed.json")
+    # a sensor's batch names neither a name put right nor a removed file: it releases held paths no longer there
+    ingest_landing(con, landing.root, run_id="r2c", files=[ingest.landing_file(ctgov / "good.json", "ctgov/good.json")])
+    assert [f for f, _, _ in con.execute(unreadable).fetchall()] == sorted(set(_failed(summary)) - {"ctgov/bad\\xff.json"})
     summary = ingest_landing(con, landing.root, run_id="r3")
     assert versions(con) == {"NCT99000061", "NCT99000062", "NCT99000063", "NCT99000064"}
     assert sorted(_failed(summary)) == ["ctgov/loop.json", "ctgov/pipe.json"]
