@@ -13,7 +13,8 @@ Participant or row (`site_protocol.scope`):
 * row scope (dose rule, infusion duration, dose without a weight): only that EX row is held; the
   participant's other data still map.
 * level `warning` (enrolment above the registry target, a death dated earlier by another record than
-  the date taken): recorded in rule_result and the run's warnings, never quarantines or blocks. The blocking asset check must treat level 'warning' as non-blocking.
+  the date taken): recorded in rule_result and the run's warnings, never quarantines or blocks. The
+  blocking asset check must treat level 'warning' as non-blocking.
 
 Rows of studies without a registry record in `registry` cannot be checked: they are excluded (rule
 `no_registry_record`) but not quarantined, and are checked on a later run that has the record.
@@ -111,7 +112,8 @@ def stage_site_data(con, runner: GxRunner, run_id: str, registry: dict) -> SiteS
             if rr.rule.level == "warning":
                 if "delivery_key" in u:  # about a row: said like a hold's reason, nothing held
                     row = by_row[(u["delivery_key"], u["domain"], u["row_number"])]
-                    text = _reason(rr.rule, {**row, **u}, u.get("field") or rr.rule.field) + "; a warning: this rule holds nothing"
+                    text = (_reason(rr.rule, {**row, **u}, u.get("field") or rr.rule.field)
+                            + "; a warning: this rule holds nothing")
                 else:
                     text = (f"study {u.get('nct_id')}: {_plain(u.get('participants'))} participants in the current "
                             f"deliveries, registry target {_plain(u.get('target'))} ({rr.rule.id}, warning)")

@@ -438,7 +438,8 @@ def ingest_landing(con, landing: Path, run_id: str | None = None,
         if (f.rel, f.size, f.mtime_ns, f.ctime_ns) not in done:
             ingest_file(con, f, run_id, summary, workers)
     # what had nothing to read is held as a file (transforms.landing_holds)
-    hold_unreadable(con, landing, QUARANTINE_SUITE, "file_readable", [f.rel for f in files], summary.unreadable, run_id, whole)
+    hold_unreadable(con, landing, QUARANTINE_SUITE, "file_readable", [f.rel for f in files], summary.unreadable,
+                    run_id, whole)
     return summary
 
 

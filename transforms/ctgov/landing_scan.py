@@ -1,12 +1,12 @@
 """Which landing files are new since a cursor, in bounded batches. Pure file-system logic, no Dagster.
 
 The cursor is one timestamp and the folders seen, by path and identity, so it never grows with the
-number of files ever seen. A file counts by max(mtime, ctime): ctime moves whenever a file is created, renamed
-in or rewritten and cannot be set back by `cp -p` or rsync, so a copied-in old file is still noticed;
-and by when its folder arrived, for a folder the last evaluation did not see at its path (moved or
-linked in, a delivery renamed in: `_arrived`). Only files older than a settle time are taken, which (a) lets writers
-finish and (b) guarantees every file with the cursor's timestamp was seen in the same evaluation, so
-nothing is skipped at the boundary.
+number of files ever seen. A file counts by max(mtime, ctime): ctime moves whenever a file is created,
+renamed in or rewritten and cannot be set back by `cp -p` or rsync, so a copied-in old file is still
+noticed; and by when its folder arrived, for a folder the last evaluation did not see at its path
+(moved or linked in, a delivery renamed in: `_arrived`). Only files older than a settle time are taken,
+which (a) lets writers finish and (b) guarantees every file with the cursor's timestamp was seen in the
+same evaluation, so nothing is skipped at the boundary.
 """
 from __future__ import annotations
 

@@ -40,10 +40,8 @@ def death_of(rows: dict[str, list[dict]]) -> Death | None:
     every: list[tuple[str, str]] = []   # every date any source gives, and where, for refine()
     for domain, date_var, flag_var, flag in SOURCES:
         found = []
-        for rec in rows.get(domain) or []:
+        for rec in _saying_died(rows, domain, flag_var, flag):
             if flag_var is not None:
-                if (_text(rec, flag_var) or "").upper() != flag:
-                    continue
                 signals.append(f"{domain.lower()}.{flag_var} = '{flag}'")
             value = _text(rec, date_var)
             if value:
@@ -78,13 +76,18 @@ def death_dates_before(rows: dict[str, list[dict]], death_dtc: str) -> list[tupl
     are ``dates_after``'s to find; one within the date taken (``2026-02`` for ``2026-02-03``) agrees."""
     out = []
     for domain, date_var, flag_var, flag in SOURCES:
-        for rec in rows.get(domain) or []:
-            if flag_var is not None and (_text(rec, flag_var) or "").upper() != flag:
-                continue
+        for rec in _saying_died(rows, domain, flag_var, flag):
             value = _text(rec, date_var)
             if value and after(death_dtc, value):
                 out.append((domain, rec, date_var, value))
     return out
+
+
+def _saying_died(rows: dict[str, list[dict]], domain: str, flag_var: str | None, flag: str | None) -> list[dict]:
+    """The domain's records that count as a source of the death: DM's, and DS/AE rows with the value
+    that marks a death."""
+    recs = rows.get(domain) or []
+    return recs if flag_var is None else [r for r in recs if (_text(r, flag_var) or "").upper() == flag]
 
 
 def after(value: str, death_dtc: str) -> bool:
