@@ -129,10 +129,104 @@ def _page_text(study: object, fast: bool) -> str | None:
         return None
 
 
-def _study_record(obj: object, source_record: str, text: str | None) -> RawRecord:
+def _study_record(obj: object, source_record: str, text: str | None, twice: dict[str, str] | None = None) -> RawRecord:
     if not isinstance(obj, dict):
         return RawRecord(source_record, None, text, f"record is a JSON {type(obj).__name__}, not an object", "$")
+    if twice:
+        field = next(iter(twice))
+        return RawRecord(source_record, None, text if text is not None else _json_text(obj), twice[field], field)
     return RawRecord(source_record, obj, text)
+
+
+def _json_text(obj: object) -> str | None:
+    try:
+        return json.dumps(obj, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- a key named twice in one object
+# JSON leaves an object that names a key twice to the parser: orjson and the json module keep the last
+# value, DuckDB's JSON functions (the registry gate's and the OMOP extract's reads of the stored payload)
+# the first. Such a study was published with one title in FHIR and another in OMOP, and the value not
+# kept was dropped without a word. It is held instead, naming the key and the values it was given.
+#
+# Found without a second parse: every key/value pair in the text has one ':' outside strings, and a
+# re-serialisation writes every string as it was (neither orjson nor the json module escapes ':'), so
+# the text has more ':' than its re-serialisation exactly when pairs were dropped (~20 us of CPU a
+# study, against ~24 to parse it). A text writing ':' in a string as \u003a can hide a drop from the
+# count, never fake one. Only then does the json module parse it again, to say where.
+
+def named_twice(data: bytes, obj: object, fast: bool) -> dict[str, str]:
+    """{JSON path: why} of the keys named more than once in one object of `data`, in document order;
+    {} when there are none. `obj` is `data` parsed, by orjson when `fast`."""
+    try:
+        if fast:
+            if data.count(b":") <= orjson.dumps(obj).count(b":"):
+                return {}
+        elif decoded(data).count(":") <= json.dumps(obj, ensure_ascii=False).count(":"):
+            return {}
+    except (orjson.JSONEncodeError, TypeError, ValueError, RecursionError):
+        pass  # not written back (nested too deeply, say): parsed again below to find out
+    try:
+        tree = json.loads(decoded(data), object_pairs_hook=_Pairs.of)
+    except (RecursionError, ValueError):
+        return {}
+    return {path: _twice_reason(path, values) for path, values in _twice(tree, "$")}
+
+
+class _Pairs(dict):
+    """An object as the json module read it, with the values of each key it named more than once."""
+
+    twice: dict[str, list] = {}
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, object]]) -> dict:
+        obj = cls(pairs)
+        if len(obj) < len(pairs):
+            obj.twice = {}
+            for key, value in pairs:
+                obj.twice.setdefault(key, []).append(value)
+            obj.twice = {k: v for k, v in obj.twice.items() if len(v) > 1}
+        return obj
+
+
+def _twice(node: object, path: str) -> Iterator[tuple[str, list]]:
+    stack = [(node, path)]
+    while stack:  # depth first in document order, without recursion (any depth the parser read)
+        node, path = stack.pop()
+        if isinstance(node, _Pairs):
+            for key, values in node.twice.items():
+                yield _child(path, key), values
+            stack += reversed([(v, _child(path, k)) for k, v in node.items()])
+        elif isinstance(node, list):
+            stack += reversed([(v, f"{path}[{i}]") for i, v in enumerate(node)])
+
+
+def _child(path: str, key: str) -> str:
+    return key if path == "$" else f"{path}.{key}"
+
+
+def _twice_reason(path: str, values: list) -> str:
+    shown = ", ".join(_brief(v) for v in values)
+    return (f"{path} is named {len(values)} times in one object ({shown}): JSON parsers keep different ones "
+            "(DuckDB the first, Python the last), so which one the record means cannot be told")
+
+
+def _brief(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _within(twice: dict[str, str], prefix: str) -> dict[str, str]:
+    """The keys named twice inside `prefix` (a page's study), with paths and reasons relative to it."""
+    cut = len(prefix) + 1
+    return {path[cut:]: why.replace(path, path[cut:], 1) for path, why in twice.items()
+            if path.startswith(prefix + ".")}
 
 
 def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
@@ -152,9 +246,19 @@ def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
     data = path.read_bytes()
     obj, fast = _parse(data, display)
     kind = _classify_json(obj, display)
+    twice = named_twice(data, obj, fast)
     if kind == KIND_STUDY:
-        return kind, iter([RawRecord("", obj, decoded(data))])
-    return kind, (_study_record(s, f"studies[{i}]", _page_text(s, fast)) for i, s in enumerate(obj["studies"]))
+        return kind, iter([_study_record(obj, "", decoded(data), twice)])
+    return kind, _page_records(obj, fast, "", twice, display)
+
+
+def _page_records(page: dict, fast: bool, prefix: str, twice: dict[str, str], display: str) -> Iterator[RawRecord]:
+    """A page's studies, each held alone for a key it names twice. A page naming `studies` twice is
+    refused whole: one list of studies would go unread without a word."""
+    if "studies" in twice:
+        raise FileFormatError(f"{display}{'!' + prefix[:-1] if prefix else ''}: {twice['studies']}")
+    return (_study_record(s, f"{prefix}studies[{i}]", _page_text(s, fast), _within(twice, f"studies[{i}]"))
+            for i, s in enumerate(page["studies"]))
 
 
 @dataclass(frozen=True)
@@ -337,8 +441,11 @@ def _member_records(display: str, members: Iterator[tuple[str, Callable[[], byte
         except FileFormatError as exc:
             yield RawRecord(member, None, data.decode("utf-8", "replace")[:100_000], str(exc).split(": ", 1)[1], "$")
             continue
+        twice = named_twice(data, obj, fast)
         if isinstance(obj, dict) and isinstance(obj.get("studies"), list):
-            for i, s in enumerate(obj["studies"]):
-                yield _study_record(s, f"{member}!studies[{i}]", _page_text(s, fast))
+            try:
+                yield from _page_records(obj, fast, f"{member}!", twice, display)
+            except FileFormatError as exc:
+                yield RawRecord(member, None, None, str(exc).split(": ", 1)[1], "studies")
         else:
-            yield _study_record(obj, member, decoded(data))
+            yield _study_record(obj, member, decoded(data), twice)

@@ -263,3 +263,62 @@ def test_a_zip_member_whose_name_is_not_the_utf8_its_flag_says_is_held_and_the_r
     assert held(con) == {"NCT9900008\\xff\\xa9.json": (
         "$", "ctgov/names.zip record NCT9900008\\xff\\xa9.json: member name is not UTF-8 text though its flag says so: "
         "not read")}
+
+
+def twice(nct_id: str, key: str, first: str) -> str:
+    """A study whose identificationModule names `key` twice: `first`, then the study's own value."""
+    return text(nct_id).replace(f'"{key}": ', f'"{key}": {json.dumps(first)}, "{key}": ', 1)
+
+
+TWICE = ("protocolSection.identificationModule.briefTitle is named 2 times in one object (\"First title\", "
+         "\"Intravenous Ketamine for Treatment-Resistant Depression\"): JSON parsers keep different ones (DuckDB the "
+         "first, Python the last), so which one the record means cannot be told")
+
+
+def test_a_study_naming_a_key_twice_is_held_naming_it_and_its_values_wherever_it_comes(con, landing):
+    """DuckDB's JSON functions keep a key's first value and orjson the last: such a study was published
+    with one title in FHIR (Python's read) and the other in OMOP and the registry views (DuckDB's), the
+    first value lost without a word. Now held, in a file of its own, a zip (UTF-8 and UTF-16, which only
+    the json module reads) and a page, whose other studies land."""
+    landing.write("single.json", twice("NCT99000091", "briefTitle", "First title"))
+    path = landing.root / "ctgov" / "bulk.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("NCT99000092.json", twice("NCT99000092", "briefTitle", "First title"))
+        zf.writestr("NCT99000093.json", twice("NCT99000093", "briefTitle", "First title").encode("utf-16"))
+        zf.writestr("NCT99000094.json", text("NCT99000094"))
+    page = json.dumps({"studies": [study("NCT99000095"), "@", study("NCT99000097")]})
+    landing.write("page.json", page.replace('"@"', twice("NCT99000096", "briefTitle", "First title")))
+
+    summary = ingest_landing(con, landing.root, run_id="r1")
+
+    assert summary.files_failed == 0, summary.errors
+    assert versions(con) == {"NCT99000094", "NCT99000095", "NCT99000097"}
+    bad = {(f, r): (field, reason) for f, r, field, reason in con.execute(
+        "SELECT source_file, source_record, field, reason FROM quarantine.record WHERE rule = 'record_keyable'").fetchall()}
+    field = "protocolSection.identificationModule.briefTitle"
+    assert bad == {("ctgov/single.json", ""): (field, f"ctgov/single.json: {TWICE}"),
+                   ("ctgov/bulk.zip", "NCT99000092.json"): (field, f"ctgov/bulk.zip record NCT99000092.json: {TWICE}"),
+                   ("ctgov/bulk.zip", "NCT99000093.json"): (field, f"ctgov/bulk.zip record NCT99000093.json: {TWICE}"),
+                   ("ctgov/page.json", "studies[1]"): (field, f"ctgov/page.json record studies[1]: {TWICE}")}
+
+
+def test_a_page_naming_its_studies_twice_fails_whole_and_names_it(con, landing):
+    """One of the two lists would go unread without a word."""
+    landing.write("page.json", '{"studies": [' + text("NCT99000101") + '], "studies": [' + text("NCT99000102") + "]}")
+    summary = ingest_landing(con, landing.root, run_id="r1")
+    assert summary.files_failed == 1 and versions(con) == set()
+    assert summary.errors == ["ctgov/page.json: studies is named 2 times in one object (a list of 1, a list of 1): JSON "
+                              "parsers keep different ones (DuckDB the first, Python the last), so which one the "
+                              "record means cannot be told"]
+
+
+def test_no_real_record_is_taken_for_one_naming_a_key_twice():
+    """The check counts ':' against a re-serialisation; the records' texts are full of them (URLs, times)."""
+    files = sorted(CTGOV.rglob("*.json"))
+    assert len(files) > 20
+    for path in files:
+        data = path.read_bytes()
+        assert records.named_twice(data, json.loads(data), fast=False) == {}, path
+        assert records.named_twice(data, records.orjson.loads(data), fast=True) == {}, path
+    escaped = b'{"a": "x\\u003ay", "b": "p:q"}'  # a ':' written escaped is one more in the re-serialisation
+    assert records.named_twice(escaped, json.loads(escaped), fast=True) == {}
