@@ -221,6 +221,22 @@ SHAPES = {  # a repeated element of the wrong JSON type: flattening it crashed t
                     "protocolSection.armsInterventionsModule.armGroups[0].interventionNames"),
     "NCT99000014": (set_path([P, "armsInterventionsModule", "interventions"], {"name": "X"}),
                     "protocolSection.armsInterventionsModule.interventions"),
+    # Any field of the registry contract (schemas/ctgov: record_schema), not only the repeated elements the
+    # suite flattens. These passed and were published mangled (a fuzzing review): a string where a list of
+    # strings belongs became one FHIR condition, keyword or old identifier per character; a boolean given
+    # as text vanished from FHIR and read "no" in OMOP's cohort definition.
+    "NCT99000015": (set_path([P, "conditionsModule", "conditions"], "Depression"),
+                    "protocolSection.conditionsModule.conditions"),
+    "NCT99000016": (set_path([P, "conditionsModule", "keywords"], "ketamine"), "protocolSection.conditionsModule.keywords"),
+    "NCT99000017": (set_path([P, "identificationModule", "nctIdAliases"], "NCT00000001"),
+                    "protocolSection.identificationModule.nctIdAliases"),
+    "NCT99000018": (set_path([P, "eligibilityModule", "healthyVolunteers"], "no"),
+                    "protocolSection.eligibilityModule.healthyVolunteers"),
+    "NCT99000019": (lambda r: r[P].setdefault("oversightModule", {}).__setitem__("isFdaRegulatedDrug", "true"),
+                    "protocolSection.oversightModule.isFdaRegulatedDrug"),
+    "NCT99000020": (set_path(["hasResults"], "yes"), "hasResults"),
+    "NCT99000021": (set_path([P, "designModule", "enrollmentInfo", "count"], "60"),
+                    "protocolSection.designModule.enrollmentInfo.count"),
 }
 
 
