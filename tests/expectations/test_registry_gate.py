@@ -52,6 +52,9 @@ BAD = {
     "last_update_posted_2099": (set_path([P, "statusModule", "lastUpdatePostDateStruct", "date"], "2099-01-05"),
                                 "not_future.last_update_post_date",
                                 "protocolSection.statusModule.lastUpdatePostDateStruct.date"),
+    # R5 strings carry no control character but tab, CR and LF: published and exported as \u0000 before
+    "nul_in_title": (set_path([P, "identificationModule", "briefTitle"], "Ketamine\u0000 for depression"),
+                     "valid_resource", "ResearchStudy/nct99000001"),
     "first_submitted_2099": (set_path([P, "statusModule", "studyFirstSubmitDate"], "2099-01"),
                              "not_future.study_first_submit_date", "protocolSection.statusModule.studyFirstSubmitDate"),
 }

@@ -49,7 +49,26 @@ SD_PATH = terminology.SCHEMA_DIR / "R5-StructureDefinition-ResearchStudy.json"
 # ---------------------------------------------------------------- level 2: JSON schema
 @lru_cache(maxsize=1)
 def _schema() -> dict:
-    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    for name, pattern in NO_CONTROL_CHARACTERS.items():
+        schema["definitions"][name]["pattern"] = pattern
+    return schema
+
+
+# R5 (datatypes, string): "Strings SHALL NOT contain Unicode character points below 32, except for
+# u0009 (horizontal tab), u0010 (carriage return) and u0013 (line feed)", and code, uri, url and
+# canonical are strings. The JSON schema's patterns do not say it (`^[\s\S]+$`, `^\S*$`: \S takes a
+# NUL), nor does fhir.resources, so a registry title holding U+0000 was published and exported as
+# `\u0000` (a fuzzing review). The same patterns with the control characters left out.
+_CONTROL = r"\x00-\x08\x0B\x0C\x0E-\x1F"
+NO_CONTROL_CHARACTERS = {
+    "string": f"^[^{_CONTROL}]+$",
+    "markdown": f"^[^{_CONTROL}]+$",
+    "code": r"^[^\s\x00-\x1F]+( [^\s\x00-\x1F]+)*$",
+    "uri": r"^[^\s\x00-\x1F]*$",
+    "url": r"^[^\s\x00-\x1F]*$",
+    "canonical": r"^[^\s\x00-\x1F]*$",
+}
 
 
 # The types the mappers emit. Compiling a type's schema compiles nearly all of R5 (every resource

@@ -206,3 +206,22 @@ def test_references_in_extensions_count_and_contained_ones_do_not():
     assert "ResearchStudy/not-collected" not in targets
     from transforms.fhir.validate import literal_references
     assert sorted(found) == sorted(literal_references(example))
+
+
+@pytest.mark.parametrize(("element", "change"), [
+    ("title", lambda r: r.update(title="Ketamine\u0000 for depression")),
+    ("description", lambda r: r.update(description="line\u000bbreak")),  # markdown: a vertical tab
+    ("keyword.0.text", lambda r: r.update(keyword=[{"text": "bell\u0007"}])),
+    ("status", lambda r: r.update(status="active\u0000")),  # code
+    ("identifier.0.system", lambda r: r["identifier"][0].update(system="https://clinicaltrials.gov\u001f")),  # uri
+])
+def test_control_characters_fhir_strings_cannot_carry_are_caught(seed_resources, element, change):
+    """R5: strings (code, uri, markdown too) hold no character below U+0020 but tab, CR and LF. Neither the
+    R5 JSON schema's patterns nor fhir.resources said so: a title holding U+0000 was published."""
+    problems = validate_resource(mutate(seed_resources[0], change))
+    assert problems and any(f": {element}: schema: " in p and "does not match" in p for p in problems), problems
+
+
+def test_tabs_and_line_breaks_and_any_other_character_stay_valid(seed_resources):
+    rs = mutate(seed_resources[0], lambda r: r.update(title="Tab\there,\r\nlines, \u00e9, \u007f, \U0001F600"))
+    assert validate_resource(rs) == []
