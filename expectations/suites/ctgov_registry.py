@@ -64,6 +64,11 @@ def rules(intervention_refs: frozenset[str] = frozenset(), today: dt.date | None
         out.append(Rule(f"required_value.{column}", "study", column, STUDY_FIELDS[column],
                         lambda g, c=column: g.expectations.ExpectColumnValuesToNotBeNull(column=c),
                         message="is missing (required field)"))
+        # "" or spaces passed as present: FHIR left the title out (an empty string is no FHIR value),
+        # OMOP kept '' (a fuzzing review)
+        out.append(Rule(f"not_blank.{column}", "study", column, STUDY_FIELDS[column],
+                        lambda g, c=column: g.expectations.ExpectColumnValuesToMatchRegex(column=c, regex=r"\S"),
+                        message="is blank (required field)"))
     for column, path in STUDY_FIELDS.items():
         enum_type = enum_type_of(path)
         if enum_type:

@@ -52,6 +52,8 @@ BAD = {
     "last_update_posted_2099": (set_path([P, "statusModule", "lastUpdatePostDateStruct", "date"], "2099-01-05"),
                                 "not_future.last_update_post_date",
                                 "protocolSection.statusModule.lastUpdatePostDateStruct.date"),
+    "blank_title": (set_path([P, "identificationModule", "briefTitle"], "  "),
+                    "not_blank.brief_title", "protocolSection.identificationModule.briefTitle"),
     # R5 strings carry no control character but tab, CR and LF: published and exported as \u0000 before
     "nul_in_title": (set_path([P, "identificationModule", "briefTitle"], "Ketamine\u0000 for depression"),
                      "valid_resource", "ResearchStudy/nct99000001"),
@@ -121,6 +123,38 @@ def test_a_version_held_for_a_future_date_does_not_hide_the_next_one(landing, tm
     (studies,) = published(tmp_path, "SELECT count(*) FROM fhir.resource WHERE nct_id = 'NCT99000003' "
                                     "AND resource_type = 'ResearchStudy'")[0]
     assert studies >= 1
+
+
+def test_a_newer_version_held_leaves_the_older_one_landed_with_it_published_in_the_same_run(landing, tmp_path,
+                                                                                           capsys):
+    """Current is the newest version not held, so holding the newer one makes the older current: it was
+    neither published nor held, and waited for a next run, which a sensor starts only when another file
+    lands (a fuzzing review). Two held in turn: the third, oldest, version is published."""
+    good_files(landing, n=3)
+    date, status = [P, "statusModule", "lastUpdatePostDateStruct", "date"], [P, "statusModule", "overallStatus"]
+
+    def dated(day, bad=None):
+        def change(rec):
+            set_path(date, day)(rec)
+            if bad:
+                set_path(status, bad)(rec)
+        return change
+
+    landing.write("v1.json", json.dumps(variant("NCT99000004", dated("2026-01-10"))))
+    landing.write("v2.json", json.dumps(variant("NCT99000004", dated("2026-02-10", "BOGUS"))))
+    landing.write("v3.json", json.dumps(variant("NCT99000004", dated("2026-03-10", "FOO"))))
+    code, summary = run(landing, tmp_path, capsys)
+    assert code == 0 and not summary["blocked"], summary
+    assert summary["published"] == 4 and summary["quarantined"] == 2, summary
+    state = published(tmp_path, "SELECT s.status, v.last_update_post_date::VARCHAR FROM meta.study_state s "
+                                "JOIN raw.ctgov_study_version v USING (nct_id, content_hash) "
+                                "WHERE nct_id = 'NCT99000004' ORDER BY 2")
+    assert state == [("published", "2026-01-10"), ("quarantined", "2026-02-10"), ("quarantined", "2026-03-10")]
+    assert published(tmp_path, "SELECT count(*) FROM fhir.research_study WHERE nct_id = 'NCT99000004'") == [(1,)]
+    assert published(tmp_path, "SELECT value_as_string FROM omop.metadata WHERE name = 'NCT99000004:overall_status'") \
+        == [(SEED[P]["statusModule"]["overallStatus"],)]
+    code, summary = run(landing, tmp_path, capsys)  # nothing left to decide
+    assert code == 0 and summary["published"] == 0 and summary["quarantined"] == 0, summary
 
 
 def test_duplicate_nct_ids_with_different_content_in_one_batch(landing, tmp_path, capsys):
