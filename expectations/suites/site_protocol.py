@@ -151,6 +151,18 @@ def _implausible_dates(r: dict, rec: dict, domain: str, latest: dt.date) -> list
     return out
 
 
+# R5 strings carry no character below U+0020 but tab, CR and LF, and FHIR validation now says so: a DS
+# row's DSDECOD (a withdrawal's reason text) holding one failed the participants' FHIR validation, which
+# blocks the site step as a mapping fault would. Such a value is held here, with its participant.
+_CONTROL = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F]")
+
+
+def _control_characters(r: dict, rec: dict, domain: str) -> list[dict]:
+    return [{**_key(r), "value": value[:120], "clean": False,  # the reason quotes it as repr does: \x0b
+             "field": f"{domain.lower()}.{name}"}
+            for name, value in rec.items() if isinstance(value, str) and _CONTROL.search(value)]
+
+
 # An event's end before its start: an AE mapped so blocked the whole publish (DQD's
 # plausibleStartBeforeEnd on condition_occurrence, a batch rule), and an exposure's or a visit's end
 # was moved to its start without a word. Now the row is held, alone.
@@ -221,7 +233,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     terms = {n: study_terms(r) for n, r in registries.items()}
     dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
     out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": [],
-                                  "dates": [], "date_order": [], "dose_sign": []}
+                                  "dates": [], "date_order": [], "dose_sign": [], "text": []}
     latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
@@ -244,6 +256,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
         rec, t, proto = r["record"], terms[r["nct_id"]], load_protocol(r["nct_id"])
         d = r["domain"]
         out["dates"] += _implausible_dates(r, rec, d, latest)
+        out["text"] += _control_characters(r, rec, d)
         order, sign = _row_plausibility(r, rec, d)
         if order and d == "AE":
             ended_early.add(id(r))
@@ -357,6 +370,8 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
               "lies after the participant's death date"),
         _true("plausibility.death_dates_agree", "death_dates", "agrees", "value", "--DTC",
               "dates the death before the date taken", level="warning"),
+        _true("plausibility.control_characters", "text", "clean", "value", "--",
+              "holds a control character (below U+0020, other than tab, CR and LF), which FHIR text cannot carry"),
         _true("plausibility.negative_dose", "dose_sign", "non_negative", "value", "ex.EXDOSE", "is a negative dose"),
         _pair("protocol.dose_rule", "dose", "tolerance_pct", "deviation_pct", "EXDOSE", "ex.EXDOSE",
               "deviates from the protocol's weight-based dose by more than the tolerance"),

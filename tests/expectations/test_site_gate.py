@@ -277,6 +277,22 @@ def test_a_visit_ending_before_it_starts_holds_that_visit_alone(con, landing, ru
     assert counts["visit_occurrence"] == sv - 1
 
 
+def test_a_control_character_in_a_value_holds_its_participant_not_the_site_step(con, landing, runner):
+    """A DS row's DSDECOD is a withdrawal's FHIR reason text; holding a vertical tab it failed the
+    participants' FHIR validation (R5 strings carry no control character but tab, CR and LF), which
+    blocks the whole site step."""
+    load(con, landing)
+    key, number, subject = con.execute(
+        "SELECT delivery_key, row_number, usubjid FROM raw.sdtm_row WHERE domain = 'DS' ORDER BY row_number LIMIT 1"
+    ).fetchone()
+    con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('DSDECOD', ?)) "
+                "WHERE delivery_key = ? AND domain = 'DS' AND row_number = ?", ["WITHDRAWAL BY\u000bSUBJECT", key, number])
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [f"{DELIVERY}/{subject}"]
+    (reason,) = [r[5] for r in quarantined(con) if r[0] == "plausibility.control_characters" and r[1] == "ds.DSDECOD"]
+    assert "ds.DSDECOD = 'WITHDRAWAL BY\\x0bSUBJECT'" in reason and "control character" in reason and subject in reason
+
+
 def test_deaths_with_their_dates_hold_nothing_and_map(con, landing, runner):
     load(con, landing, deaths=2)
     res = stage_site_data(con, runner, "r1", RECORD)
