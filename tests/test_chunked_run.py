@@ -192,6 +192,40 @@ def test_a_swap_owed_is_done_even_when_the_next_runs_gate_blocks(tmp_path, monke
                for o in whole["output"])
 
 
+def test_a_publish_that_dies_in_its_export_leaves_the_marker_and_the_next_run_finishes_it(runs, monkeypatch):
+    """The marker was set after the export: a run killed while writing it left new parts beside the old
+    manifest and analysts' file, and nothing said so (a crash-consistency review)."""
+    settings, _, _ = runs[1]
+    published = Path(settings.warehouse)
+    nct = _land_amendment(settings, 4, "amended before an export crash", "2026-12-01")[
+        "protocolSection"]["identificationModule"]["nctId"]
+    real = publish_asset.export_pending
+
+    def dies_midway(con, root, **kw):
+        real(con, root, **kw)  # the parts and the manifest are written, the run dies before the swap
+        raise RuntimeError("killed while exporting")
+
+    monkeypatch.setattr(publish_asset, "export_pending", dies_midway)
+    assert not run_pipeline(settings).success
+    monkeypatch.undo()
+    assert owed_path(published).exists()
+    with duckdb.connect(settings.warehouse, read_only=True) as con:  # the analysts' file: still the old title
+        assert not con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?", [nct]).fetchone()[0].endswith(
+            "(amended before an export crash)")
+
+    report = run_pipeline(settings)
+
+    assert report.success, report.failures
+    assert report.metadata["raw/ctgov_study_version"]["finished_earlier_publish"] is True
+    assert not owed_path(published).exists()
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?", [nct]).fetchone()[0]
+        assert title.endswith("(amended before an export crash)")
+        whole = export.export_ndjson(con, "fhir", Path(settings.export).parent / "whole", transaction_time="t")
+    fhir = Path(settings.export) / "fhir"
+    assert json.loads((fhir / "manifest.json").read_text())["output"] == whole["output"]
+
+
 def test_a_publish_that_dies_before_its_swap_is_swapped_by_the_next_run(runs, monkeypatch):
     """The export bookkeeping is cleared before the swap (the analysts' file must not list parts as
     pending), so only the marker beside the file says a swap is still owed."""

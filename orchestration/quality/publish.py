@@ -76,18 +76,23 @@ def export_and_swap(context, con, warehouse: WarehouseResource, paths: PathsReso
     # An earlier publish that stopped before its export (parts left pending) or its swap (the marker).
     unfinished = con.execute("SELECT count(*) FROM meta.fhir_export_pending WHERE run_id <> ?",
                              [context.run.run_id]).fetchone()[0] or owed_path(warehouse.published).exists()
+    replaced = bool(changed or unfinished or not path.exists())
+    if replaced:
+        # From before the export's first part is written until the swap, the marker says the export and
+        # the analysts' file are being brought up to the work file, and may disagree with each other: set
+        # after the export, a run killed while writing it left parts of the new publish beside a manifest
+        # and an analysts' file of the old, and no sign of it (a crash-consistency review).
+        mark_owed(warehouse.published)
     with without_headroom(con):  # the export reads much and deletes nothing
         found: dict = {}
         parts, spliced, manifest = export_pending(con, paths.export_path, threads=stage_workers(), stats=found)
     if found.get("edited"):
         context.log.warning(f"{found['edited']} FHIR export part(s) had changed since the export wrote them "
                             f"(edited by hand?): written again from the warehouse")
-    replaced = bool(changed or unfinished or not path.exists())
     stats = None
     if replaced:
         # The export is written: its bookkeeping goes before the swap, so the analysts' file does not
-        # list parts as pending; from here until the swap, the marker says a swap is owed.
-        mark_owed(warehouse.published)
+        # list parts as pending; the marker alone says the swap is still owed.
         clear_pending(con)
         stats = publish_snapshot(con, warehouse.published)
         clear_owed(warehouse.published)
