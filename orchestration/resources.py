@@ -74,6 +74,9 @@ class PathsResource(dg.ConfigurableResource):
     landing: str
     export: str
     vocab: Optional[str] = None
+    # The analysts' file: the landing sensor looks beside it for a publish a run that died owes (the
+    # WarehouseResource itself is not for a sensor: setting it up takes the run lock).
+    warehouse: Optional[str] = None
 
     @property
     def landing_path(self) -> Path:
@@ -102,5 +105,5 @@ def build_resources(settings: Settings | None = None) -> dict:
                                                           # studies took 73.7 s instead of 38.7 s
                                                           "checkpoint_threshold": "1GB",
                                                           **duckdb_storage_config()}),
-        "paths": PathsResource(landing=s.landing, export=s.export, vocab=s.vocab),
+        "paths": PathsResource(landing=s.landing, export=s.export, vocab=s.vocab, warehouse=s.warehouse),
     }

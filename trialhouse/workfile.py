@@ -170,6 +170,24 @@ class RunLock:
             raise
         self.fd = fd
 
+    @staticmethod
+    def held(work: str | Path) -> bool:
+        """Whether a run (in any process) holds the lock of `work` now, asked without waiting."""
+        import fcntl
+        import os
+
+        try:
+            fd = os.open(f"{work}.run.lock", os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # and with it the shared lock just taken
+
     def release(self) -> None:
         import os
 

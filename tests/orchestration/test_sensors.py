@@ -198,3 +198,27 @@ def test_folders_renamed_or_linked_in_give_runs_though_their_files_are_old(tmp_p
     assert sorted(f for c in configs for f in c.get("raw__ctgov_study_version", {}).get("config", {}).get("files", [])) == [
         "ctgov/linked/linked.json", f"ctgov/mirror/{new.name}"]
     assert evaluate(landing.root, tmp_path, cursor)[0] == []  # once
+
+
+def test_a_publish_a_dead_run_owes_gets_a_run_when_no_run_holds_the_warehouse(tmp_path, landing):
+    """The next run finishes an owed publish first thing, but under the sensor a next run came only when
+    another file landed: the export could hold a publish the analysts' file did not until then."""
+    from trialhouse.snapshot import mark_owed, work_path
+    from trialhouse.workfile import RunLock
+
+    published = tmp_path / "w.duckdb"
+    assert evaluate(landing.root, tmp_path)[0] == []  # nothing landed, nothing owed
+    mark_owed(published)
+    lock = RunLock(work_path(published))
+    lock.acquire()  # a run is publishing: the marker is its own
+    try:
+        assert evaluate(landing.root, tmp_path)[0] == []
+    finally:
+        lock.release()
+
+    runs, _ = evaluate(landing.root, tmp_path)  # the run died: nobody holds the lock
+
+    assert len(runs) == 1 and runs[0].run_key.startswith("finish-owed-publish:")
+    assert runs[0].asset_selection == [dg.AssetKey(["raw", "ctgov_study_version"])]
+    assert runs[0].run_config["ops"]["raw__ctgov_study_version"]["config"]["files"] == []
+    assert [r.run_key for r in evaluate(landing.root, tmp_path)[0]] == [runs[0].run_key]  # one per marker
