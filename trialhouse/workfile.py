@@ -180,6 +180,8 @@ class RunLock:
             fd = os.open(f"{work}.run.lock", os.O_RDONLY)
         except FileNotFoundError:
             return False
+        except OSError:  # cannot be asked (no permission): taken as held, so nothing starts on a guess
+            return True
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             return False
