@@ -3,6 +3,7 @@
 Chunking keeps memory flat at registry scale; it must not change a single published row, a hold or
 a rule's verdict. A run that finds nothing new leaves the analysts' file and the export alone."""
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -213,17 +214,23 @@ def test_a_publish_that_dies_in_its_export_leaves_the_marker_and_the_next_run_fi
         assert not con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?", [nct]).fetchone()[0].endswith(
             "(amended before an export crash)")
 
-    report = run_pipeline(settings)
-
-    assert report.success, report.failures
-    assert report.metadata["raw/ctgov_study_version"]["finished_earlier_publish"] is True
-    assert not owed_path(published).exists()
-    with duckdb.connect(settings.warehouse, read_only=True) as con:
-        title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?", [nct]).fetchone()[0]
-        assert title.endswith("(amended before an export crash)")
+    with _finished_by_the_next_run(settings, nct, "(amended before an export crash)") as con:
         whole = export.export_ndjson(con, "fhir", Path(settings.export).parent / "whole", transaction_time="t")
     fhir = Path(settings.export) / "fhir"
     assert json.loads((fhir / "manifest.json").read_text())["output"] == whole["output"]
+
+
+@contextmanager
+def _finished_by_the_next_run(settings, nct: str, amended: str):
+    """The next run finishes the dead run's publish first thing: the analysts' file, opened, has the amendment."""
+    report = run_pipeline(settings)
+    assert report.success, report.failures
+    assert report.metadata["raw/ctgov_study_version"]["finished_earlier_publish"] is True
+    assert not owed_path(settings.warehouse).exists()
+    with duckdb.connect(settings.warehouse, read_only=True) as con:
+        title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?", [nct]).fetchone()[0]
+        assert title.endswith(amended)
+        yield con
 
 
 def test_a_publish_that_dies_before_its_swap_is_swapped_by_the_next_run(runs, monkeypatch):
@@ -240,13 +247,7 @@ def test_a_publish_that_dies_before_its_swap_is_swapped_by_the_next_run(runs, mo
     assert (published.stat().st_ino, published.stat().st_mtime_ns) == before
     assert owed_path(published).exists()
 
-    report = run_pipeline(settings)  # nothing new to stage or export, but the swap is owed: done first
-
-    assert report.success, report.failures
-    assert report.metadata["raw/ctgov_study_version"]["finished_earlier_publish"] is True
-    assert not owed_path(published).exists()
-    with duckdb.connect(settings.warehouse, read_only=True) as con:
-        title = con.execute("SELECT title FROM fhir.research_study WHERE nct_id = ?", [nct]).fetchone()[0]
-        assert title.endswith("(amended before a crash)")
+    # nothing new to stage or export, but the swap is owed: done first
+    with _finished_by_the_next_run(settings, nct, "(amended before a crash)") as con:
         assert con.execute("SELECT count(*) FROM meta.fhir_export_pending").fetchone()[0] == 0
     assert run_pipeline(settings).metadata["publish/warehouse"]["snapshot_replaced"] is False

@@ -192,7 +192,7 @@ def _contract_shape(rec: dict, key: dict, shape: list) -> None:
     record, ~15 us; the errors are walked only for a record that fails it."""
     if _contract().is_valid(rec):
         return
-    named = {row["field"] for row in shape if row["nct_id"] == key["nct_id"] and row["version_key"] == key["version_key"]}
+    named = {row["field"] for row in shape}  # this record's: each is flattened into lists of its own
     for error in _contract().iter_errors(rec):
         field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.instance_path).lstrip(".")
         if field in named:
