@@ -89,7 +89,12 @@ def owed_path(published: str | Path) -> Path:
 
 
 def mark_owed(published: str | Path) -> None:
+    """Set the marker; one already there keeps its time, which names the dead publish the landing sensor
+    requests one run for (opened again, each finishing run that died too made the sensor request another,
+    every 5 s, for ever: a review)."""
     marker = owed_path(published)
+    if marker.exists():
+        return
     marker.parent.mkdir(parents=True, exist_ok=True)
     with marker.open("wb") as fh:
         os.fsync(fh.fileno())

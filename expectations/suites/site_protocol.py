@@ -153,14 +153,17 @@ def _implausible_dates(r: dict, rec: dict, domain: str, latest: dt.date) -> list
 
 # R5 strings carry no character below U+0020 but tab, CR and LF, and FHIR validation now says so: a DS
 # row's DSDECOD (a withdrawal's reason text) holding one failed the participants' FHIR validation, which
-# blocks the site step as a mapping fault would. Such a value is held here, with its participant.
+# blocks the site step as a mapping fault would. Such a value is held here, with its participant. Only
+# the values the participant mapping writes as FHIR text (transforms/fhir/research_subject.py; dates and
+# codes have the contract's patterns): an AETERM never reaches FHIR, and OMOP keeps it as it is.
 _CONTROL = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F]")
+FHIR_TEXT = {"DS": ("DSDECOD",)}
 
 
 def _control_characters(r: dict, rec: dict, domain: str) -> list[dict]:
     return [{**_key(r), "value": value[:120], "clean": False,  # the reason quotes it as repr does: \x0b
              "field": f"{domain.lower()}.{name}"}
-            for name, value in rec.items() if isinstance(value, str) and _CONTROL.search(value)]
+            for name in FHIR_TEXT.get(domain, ()) if isinstance(value := rec.get(name), str) and _CONTROL.search(value)]
 
 
 # An event's end before its start: an AE mapped so blocked the whole publish (DQD's

@@ -293,6 +293,15 @@ def test_a_control_character_in_a_value_holds_its_participant_not_the_site_step(
     assert "ds.DSDECOD = 'WITHDRAWAL BY\\x0bSUBJECT'" in reason and "control character" in reason and subject in reason
 
 
+def test_a_control_character_in_a_value_fhir_never_carries_holds_nothing(con, landing, runner):
+    """An AETERM never reaches FHIR, and OMOP keeps it as it is: its participant was held whole (a review)."""
+    load(con, landing)
+    con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('AETERM', ?)) "
+                "WHERE domain = 'AE' AND row_number = 1", ["Headache\u000c"])
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert (res.participants_held, res.rows_held, quarantined(con)) == ([], [], [])
+
+
 def test_deaths_with_their_dates_hold_nothing_and_map(con, landing, runner):
     load(con, landing, deaths=2)
     res = stage_site_data(con, runner, "r1", RECORD)

@@ -222,3 +222,6 @@ def test_a_publish_a_dead_run_owes_gets_a_run_when_no_run_holds_the_warehouse(tm
     assert runs[0].asset_selection == [dg.AssetKey(["raw", "ctgov_study_version"])]
     assert runs[0].run_config["ops"]["raw__ctgov_study_version"]["config"]["files"] == []
     assert [r.run_key for r in evaluate(landing.root, tmp_path)[0]] == [runs[0].run_key]  # one per marker
+    time.sleep(0.01)
+    mark_owed(published)  # the finishing run sets it again before its export, and dies there too
+    assert [r.run_key for r in evaluate(landing.root, tmp_path)[0]] == [runs[0].run_key]  # no new run, every 5 s

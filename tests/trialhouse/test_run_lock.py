@@ -55,3 +55,28 @@ def test_the_lock_is_released_at_the_end_of_a_run_and_when_its_process_dies(tmp_
     lock.acquire()
     lock.release()
     assert time.monotonic() - t < 30
+
+
+def test_asking_whether_a_run_holds_the_lock_neither_takes_it_nor_makes_a_run_say_it_waits(tmp_path):
+    """The landing sensor asks with a shared lock held for an instant: a run starting in that instant said
+    another run (the pid an earlier run left in the file) was writing, and waited."""
+    import fcntl
+    import os
+    import threading
+
+    work = tmp_path / "wh.work.duckdb"
+    assert RunLock.held(work) is False  # no lock file yet
+    first = RunLock(work)
+    first.acquire()
+    assert RunLock.held(work) is True
+    first.release()
+    assert RunLock.held(work) is False
+
+    fd = os.open(f"{work}.run.lock", os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # as held() does, released 30 ms later
+    threading.Timer(0.03, os.close, [fd]).start()
+    said: list[str] = []
+    run = RunLock(work)
+    run.acquire(waiting=said.append)
+    run.release()
+    assert said == []

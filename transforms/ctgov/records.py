@@ -176,7 +176,8 @@ def named_twice(data: bytes, obj: object, fast: bool) -> dict[str, str]:
 
 
 class _Pairs(dict):
-    """An object as the json module read it, with the values of each key it named more than once."""
+    """An object as the json module read it, with the values of each key it named more than once with
+    different values."""
 
     twice: dict[str, list] = {}
 
@@ -187,7 +188,8 @@ class _Pairs(dict):
             obj.twice = {}
             for key, value in pairs:
                 obj.twice.setdefault(key, []).append(value)
-            obj.twice = {k: v for k, v in obj.twice.items() if len(v) > 1}
+            # the same value twice is read the same by every parser: nothing to tell apart
+            obj.twice = {k: v for k, v in obj.twice.items() if len({json.dumps(x, sort_keys=True) for x in v}) > 1}
         return obj
 
 

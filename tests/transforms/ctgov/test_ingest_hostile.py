@@ -320,5 +320,7 @@ def test_no_real_record_is_taken_for_one_naming_a_key_twice():
         data = path.read_bytes()
         assert records.named_twice(data, json.loads(data), fast=False) == {}, path
         assert records.named_twice(data, records.orjson.loads(data), fast=True) == {}, path
+    same = b'{"a": {"t": "x", "t": "x"}, "b": [1, {"c": [2], "c": [2]}]}'  # one value twice: every parser reads it
+    assert records.named_twice(same, json.loads(same), fast=True) == {}
     escaped = b'{"a": "x\\u003ay", "b": "p:q"}'  # a ':' written escaped is one more in the re-serialisation
     assert records.named_twice(escaped, json.loads(escaped), fast=True) == {}
