@@ -3,7 +3,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from expectations.runtime import now_utc
 from orchestration.resources import WAREHOUSE_POOL, PathsResource, WarehouseResource
+from schemas import apply_sql
 from schemas.omop.ddl import create_omop_schema
 from transforms.fhir.export import PART_SQL, clear_pending, export_pending
 from transforms.fhir.participant_publish import drop_unstaged_participants
@@ -94,6 +96,9 @@ def export_and_swap(context, con, warehouse: WarehouseResource, paths: PathsReso
         # The export is written: its bookkeeping goes before the swap, so the analysts' file does not
         # list parts as pending; the marker alone says the swap is still owed.
         clear_pending(con)
+        apply_sql(con, "meta/meta.sql")  # this may be the first step of a run (finish_unfinished_publish)
+        con.execute("DELETE FROM meta.snapshot_taken")
+        con.execute("INSERT INTO meta.snapshot_taken VALUES (?)", [now_utc()])
         stats = publish_snapshot(con, warehouse.published)
         clear_owed(warehouse.published)
         context.log.info(f"snapshot {stats.mode}{f' (compared {stats.compared})' if stats.compared else ''}: "
@@ -102,6 +107,17 @@ def export_and_swap(context, con, warehouse: WarehouseResource, paths: PathsReso
         context.log.info("nothing changed since the last publish: snapshot kept")
         clear_pending(con)  # the export is done
     return parts, spliced, manifest, replaced, stats
+
+
+def recorded_since_snapshot(con) -> bool:
+    """Whether the work file holds a record held, or a file failed, since the analysts' file was swapped
+    in. A run killed between its gate and its publish left its holds in the work file alone: the rerun
+    found nothing to publish, kept the snapshot, and the analysts' quarantine.record never named them
+    until a publish that changed something (a crash-consistency review)."""
+    return bool(con.execute(
+        "SELECT greatest((SELECT max(quarantined_at) FROM quarantine.record),"
+        " (SELECT max(first_seen) FROM raw.landed_file WHERE status = 'failed'))"
+        " > coalesce((SELECT max(taken_at) FROM meta.snapshot_taken), TIMESTAMP '1970-01-01')").fetchone()[0])
 
 
 def finish_unfinished_publish(context, con, warehouse: WarehouseResource, paths: PathsResource) -> bool:
@@ -153,11 +169,13 @@ def published_warehouse(context: dg.AssetExecutionContext, warehouse: WarehouseR
         create_omop_schema(con, "omop")
         ensure_stages(con)  # a run of the publish without the steps that stage
         log = publish_batch(con, context.run.run_id, SUITES, MERGES)
+        unpublished = recorded_since_snapshot(con)
     # A new connection for the export and the swap: what the transaction's deletes pinned in DuckDB goes
     # with the old one (see trialhouse.workfile.delete_headroom).
-    # cdm_source is re-derived every run; any other merged row, published study or new hold is a change.
+    # cdm_source is re-derived every run; any other merged row, published study or new hold is a change,
+    # and so is a hold or a failed file recorded since the last swap by a run that did not publish.
     changed = bool(log["studies_published"] or log["quarantined"] or any(
-        v for k, v in log["merged"].items() if k != "omop.cdm_source"))
+        v for k, v in log["merged"].items() if k != "omop.cdm_source") or unpublished)
     with warehouse.connect() as con:
         parts, spliced, manifest, replaced, stats = export_and_swap(context, con, warehouse, paths, changed)
     path = stats.path if stats else Path(warehouse.published)

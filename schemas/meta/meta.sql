@@ -12,6 +12,13 @@ CREATE TABLE IF NOT EXISTS meta.study_state (
     PRIMARY KEY (nct_id, content_hash)
 );
 
+-- When the analysts' file was last swapped in (one row): what the work file recorded since, with no
+-- publish of its own (a run killed after its gate held a record, a file that failed whole), is a change
+-- the next run swaps in even when it publishes nothing (orchestration/quality/publish.py).
+CREATE TABLE IF NOT EXISTS meta.snapshot_taken (
+    taken_at TIMESTAMP NOT NULL
+);
+
 -- One row per successful publish.
 CREATE TABLE IF NOT EXISTS meta.load_log (
     run_id             VARCHAR PRIMARY KEY,

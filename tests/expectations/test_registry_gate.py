@@ -154,7 +154,7 @@ def test_a_newer_version_held_leaves_the_older_one_landed_with_it_published_in_t
     assert published(tmp_path, "SELECT value_as_string FROM omop.metadata WHERE name = 'NCT99000004:overall_status'") \
         == [(SEED[P]["statusModule"]["overallStatus"],)]
     code, summary = run(landing, tmp_path, capsys)  # nothing left to decide
-    assert code == 0 and summary["published"] == 0 and summary["quarantined"] == 0, summary
+    assert code == 0 and summary["published"] == 0 and summary["quarantined"] == 0, summary["failures"]
 
 
 def test_duplicate_nct_ids_with_different_content_in_one_batch(landing, tmp_path, capsys):
@@ -247,6 +247,39 @@ def test_crash_between_staging_and_publish_leaves_warehouse_unchanged(landing, t
     code, summary = run(landing, tmp_path, capsys)
     assert code == 0 and summary["published"] == 3
     assert published(tmp_path, "SELECT count(*) FROM meta.study_state WHERE status = 'published'") == [(6,)]
+
+
+def test_a_hold_made_by_a_run_that_died_before_its_publish_reaches_the_analysts_file_on_the_next_run(
+        landing, tmp_path, capsys, monkeypatch):
+    """The rerun found nothing to publish and kept the snapshot, so the analysts' quarantine.record never
+    named the hold (nor the file that failed whole) until a publish changed something (a crash-consistency
+    review). Then a run with nothing new leaves the file alone again."""
+    good_files(landing, 3)
+    assert run(landing, tmp_path, capsys)[0] == 0
+    landing.write("bogus.json", json.dumps(variant("NCT99000005", set_path([P, "statusModule", "overallStatus"],
+                                                                             "NOT_A_STATUS"))))
+    landing.write("broken.json", "{not json")
+
+    import orchestration.quality.publish as publish
+
+    def dies(con, run_id):
+        raise RuntimeError("killed before the publish")
+
+    monkeypatch.setattr(publish, "MERGES", [dies, *publish.MERGES])
+    code, summary = run(landing, tmp_path, capsys)
+    assert code != 0 and summary["quarantined"] == 1
+    monkeypatch.undo()
+    before = file_sha(tmp_path / "wh.duckdb")
+
+    code, summary = run(landing, tmp_path, capsys)
+
+    assert code == 0 and summary["published"] == 0 and summary["quarantined"] == 0, summary["failures"]
+    assert file_sha(tmp_path / "wh.duckdb") != before
+    assert published(tmp_path, "SELECT record_key, rule FROM quarantine.record") == [("NCT99000005", "enum.overall_status")]
+    assert published(tmp_path, "SELECT path FROM raw.landed_file WHERE status = 'failed'") == [("ctgov/broken.json",)]
+    after = file_sha(tmp_path / "wh.duckdb")
+    assert run(landing, tmp_path, capsys)[0] == 0
+    assert file_sha(tmp_path / "wh.duckdb") == after
 
 
 SHAPES = {  # a repeated element of the wrong JSON type: flattening it crashed the registry stage, run after run
