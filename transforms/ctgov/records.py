@@ -139,8 +139,10 @@ def _study_record(obj: object, source_record: str, text: str | None, twice: dict
 
 
 def _json_text(obj: object) -> str | None:
+    """A held page study as text for quarantine.record.payload: ASCII escapes, as ingest's `_held_text`
+    writes them, since it may hold a lone surrogate no UTF-8 column takes (it failed the whole file)."""
     try:
-        return json.dumps(obj, ensure_ascii=False)
+        return json.dumps(obj)
     except (RecursionError, ValueError):
         return None
 
@@ -172,7 +174,12 @@ def named_twice(data: bytes, obj: object, fast: bool) -> dict[str, str]:
         tree = json.loads(decoded(data), object_pairs_hook=_Pairs.of)
     except (RecursionError, ValueError):
         return {}
-    return {path: _twice_reason(path, values) for path, values in _twice(tree, "$")}
+    # a lone surrogate (\ud800) in a key or value is written as its escape: no UTF-8 column takes it
+    return {_utf8(path): _utf8(_twice_reason(path, values)) for path, values in _twice(tree, "$")}
+
+
+def _utf8(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class _Pairs(dict):

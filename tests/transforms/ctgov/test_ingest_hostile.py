@@ -324,3 +324,15 @@ def test_no_real_record_is_taken_for_one_naming_a_key_twice():
     assert records.named_twice(same, json.loads(same), fast=True) == {}
     escaped = b'{"a": "x\\u003ay", "b": "p:q"}'  # a ':' written escaped is one more in the re-serialisation
     assert records.named_twice(escaped, json.loads(escaped), fast=True) == {}
+
+
+def test_a_page_study_naming_a_key_twice_with_a_lone_surrogate_is_held_and_the_page_lands(con, landing):
+    """Its hold's reason and payload held the surrogate, which no UTF-8 column takes: the whole file failed
+    to read (a review of the change that holds keys named twice)."""
+    page = json.dumps({"studies": [study("NCT99000111"), "@"]})
+    landing.write("page.json", page.replace('"@"', twice("NCT99000112", "briefTitle", "x\ud800")))
+    summary = ingest_landing(con, landing.root, run_id="r1")
+    assert summary.files_failed == 0, summary.errors
+    assert versions(con) == {"NCT99000111"}
+    ((field, reason),) = held(con).values()
+    assert field == "protocolSection.identificationModule.briefTitle" and '("x\\ud800", ' in reason
