@@ -95,7 +95,7 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None,
             merged = fold_result(merged, result)
             candidates, staged, held = candidates + n_rows, staged + n_rows - n_held, held + n_held
 
-        first = True
+        first, gated = True, False
         while ncts or first:  # an empty batch is one empty chunk, so the suite still runs (runtime.chunked)
             held_before, first = held, False
             for part in chunked(ncts, chunk or registry_chunk()):
@@ -115,22 +115,18 @@ def stage_registry(con, runner: GxRunner, run_id: str, chunk: int | None = None,
             # not held), never decided when both landed together: it is gated in this run too. It waited
             # for a next run, which a sensor starts only when another file lands (a fuzzing review).
             # The rounds' candidates are put back together after the last, for the gate's share of held.
-            con.execute("CREATE TABLE IF NOT EXISTS stage.ctgov_candidate_gated AS FROM stage.ctgov_candidate LIMIT 0")
-            con.execute("INSERT INTO stage.ctgov_candidate_gated FROM stage.ctgov_candidate")
+            con.execute("INSERT INTO stage.ctgov_candidate_gated FROM stage.ctgov_candidate" if gated else
+                        "CREATE TABLE stage.ctgov_candidate_gated AS FROM stage.ctgov_candidate")
+            gated = True
             con.execute(_read_sql("registry_candidates.sql"))
             con.execute("DELETE FROM stage.ctgov_candidate WHERE nct_id IN (SELECT nct_id FROM stage.ctgov_study)")
             ncts = _candidate_ncts(con)
-        if _exists(con, "ctgov_candidate_gated"):
+        if gated:
             con.execute("INSERT INTO stage.ctgov_candidate FROM stage.ctgov_candidate_gated")
             con.execute("DROP TABLE stage.ctgov_candidate_gated")
     result = merge_results(SUITE, [merged] if merged is not None else [], runner.build_docs())
     write_rule_results(con, run_id, result, reasons)
     return StageResult(candidates, staged, held, result)
-
-
-def _exists(con, table: str) -> bool:
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'stage' AND table_name = ?",
-                       [table]).fetchone()[0] > 0
 
 
 def _candidate_ncts(con) -> list[str]:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from expectations.runtime import Rule
 from transforms.ctgov.arm_labels import arm_lookup, find_arm
+from transforms.fhir.validate import CONTROL_CHARACTER
 from transforms.sites.death import Death, dates_after, death_dates_before, death_of
 
 SUITE = "site_protocol"
@@ -156,14 +157,13 @@ def _implausible_dates(r: dict, rec: dict, domain: str, latest: dt.date) -> list
 # blocks the site step as a mapping fault would. Such a value is held here, with its participant. Only
 # the values the participant mapping writes as FHIR text (transforms/fhir/research_subject.py; dates and
 # codes have the contract's patterns): an AETERM never reaches FHIR, and OMOP keeps it as it is.
-_CONTROL = re.compile(r"[\x00-\x08\x0B\x0C\x0E-\x1F]")
 FHIR_TEXT = {"DS": ("DSDECOD",)}
 
 
 def _control_characters(r: dict, rec: dict, domain: str) -> list[dict]:
     return [{**_key(r), "value": value[:120], "clean": False,  # the reason quotes it as repr does: \x0b
              "field": f"{domain.lower()}.{name}"}
-            for name in FHIR_TEXT.get(domain, ()) if isinstance(value := rec.get(name), str) and _CONTROL.search(value)]
+            for name in FHIR_TEXT.get(domain, ()) if isinstance(value := rec.get(name), str) and CONTROL_CHARACTER.search(value)]
 
 
 # An event's end before its start: an AE mapped so blocked the whole publish (DQD's

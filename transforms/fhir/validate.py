@@ -61,6 +61,7 @@ def _schema() -> dict:
 # NUL), nor does fhir.resources, so a registry title holding U+0000 was published and exported as
 # `\u0000` (a fuzzing review). The same patterns with the control characters left out.
 _CONTROL = r"\x00-\x08\x0B\x0C\x0E-\x1F"
+CONTROL_CHARACTER = re.compile(f"[{_CONTROL}]")  # for checks of values before they are mapped
 NO_CONTROL_CHARACTERS = {
     "string": f"^[^{_CONTROL}]+$",
     "markdown": f"^[^{_CONTROL}]+$",
