@@ -7,7 +7,7 @@ CREATE TABLE IF NOT EXISTS raw.landed_file (
     sha256        VARCHAR PRIMARY KEY,      -- content hash: a file is processed once per content
     path          VARCHAR NOT NULL,         -- path relative to the landing folder, as first seen
     size_bytes    BIGINT NOT NULL,
-    kind          VARCHAR NOT NULL,         -- ctgov_study | ctgov_page | ctgov_zip | unknown
+    kind          VARCHAR NOT NULL,         -- ctgov_study | ctgov_page | ctgov_study_list | ctgov_zip | unknown
     first_seen    TIMESTAMP NOT NULL,
     status        VARCHAR NOT NULL CHECK (status IN ('loaded', 'failed')),
     error         VARCHAR,                  -- readable error naming file, record and field

@@ -24,6 +24,9 @@ import orjson
 
 KIND_STUDY = "ctgov_study"
 KIND_PAGE = "ctgov_page"
+# A JSON array of study records (an extract a script or a download wrote): refused whole before, so none
+# of its studies was named anywhere, neither published nor quarantined.
+KIND_LIST = "ctgov_study_list"
 KIND_ZIP = "ctgov_zip"
 
 
@@ -63,15 +66,26 @@ def _classify_json(obj: object, display: str) -> str:
         return KIND_PAGE
     if isinstance(obj, dict) and "protocolSection" in obj:
         return KIND_STUDY
+    if isinstance(obj, list) and _holds_a_study(obj):
+        return KIND_LIST
     if isinstance(obj, dict):
         keys = ", ".join(sorted(obj)[:6]) or "no keys"
         raise FileFormatError(
             f"{display}: not a ClinicalTrials.gov API v2 study or page "
             f"(expected 'protocolSection' or 'studies' at the top level, found: {keys})"
         )
+    if isinstance(obj, list):
+        raise FileFormatError(f"{display}: not a ClinicalTrials.gov API v2 study or page (top level is a JSON list "
+                              f"of {len(obj)} with no study record in it)")
     raise FileFormatError(
         f"{display}: not a ClinicalTrials.gov API v2 study or page (top level is a JSON {type(obj).__name__})"
     )
+
+
+def _holds_a_study(items: list) -> bool:
+    """Whether a JSON list is a list of study records: one holding a study. Its other elements are held
+    one by one, named by their place; a list of anything else (another tool's JSON) is refused whole."""
+    return any(isinstance(x, dict) and "protocolSection" in x for x in items)
 
 
 def parse_payload(text: str | bytes) -> object:
@@ -258,6 +272,8 @@ def read_records(path: Path, display: str) -> tuple[str, Iterator[RawRecord]]:
     twice = named_twice(data, obj, fast)
     if kind == KIND_STUDY:
         return kind, iter([_study_record(obj, "", decoded(data), twice)])
+    if kind == KIND_LIST:
+        return kind, _list_records(obj, fast, "", twice)
     return kind, _page_records(obj, fast, "", twice, display)
 
 
@@ -268,6 +284,12 @@ def _page_records(page: dict, fast: bool, prefix: str, twice: dict[str, str], di
         raise FileFormatError(f"{display}{'!' + prefix[:-1] if prefix else ''}: {twice['studies']}")
     return (_study_record(s, f"{prefix}studies[{i}]", _page_text(s, fast), _within(twice, f"studies[{i}]"))
             for i, s in enumerate(page["studies"]))
+
+
+def _list_records(items: list, fast: bool, prefix: str, twice: dict[str, str]) -> Iterator[RawRecord]:
+    """A study list's elements, each a record named by its place (`[3]`), held alone as a page's are."""
+    return (_study_record(s, f"{prefix}[{i}]", _page_text(s, fast), _within(twice, f"$[{i}]"))
+            for i, s in enumerate(items))
 
 
 @dataclass(frozen=True)
@@ -456,5 +478,7 @@ def _member_records(display: str, members: Iterator[tuple[str, Callable[[], byte
                 yield from _page_records(obj, fast, f"{member}!", twice, display)
             except FileFormatError as exc:
                 yield RawRecord(member, None, None, str(exc).split(": ", 1)[1], "studies")
+        elif isinstance(obj, list) and _holds_a_study(obj):
+            yield from _list_records(obj, fast, f"{member}!", twice)
         else:
             yield _study_record(obj, member, decoded(data), twice)

@@ -336,3 +336,47 @@ def test_a_page_study_naming_a_key_twice_with_a_lone_surrogate_is_held_and_the_p
     assert versions(con) == {"NCT99000111"}
     ((field, reason),) = held(con).values()
     assert field == "protocolSection.identificationModule.briefTitle" and '("x\\ud800", ' in reason
+
+
+def test_a_json_array_of_studies_lands_each_study_and_holds_each_bad_element_by_its_place(con, landing):
+    """A top-level array of study records (a search's JSON download, a hand-made extract) failed whole, so
+    none of its studies was published or named in quarantine. Now each element is a record, `[i]`, in a
+    file of its own and in a zip member, and what is not a study is held alone."""
+    items = json.dumps([study("NCT99000121"), "@", 7, study("NCT99000124")])
+    landing.write("download.json", items.replace('"@"', twice("NCT99000122", "briefTitle", "First title")))
+    path = landing.root / "ctgov" / "bulk.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("extract.json", json.dumps([study("NCT99000125"), {"hello": "world"}]))
+        zf.writestr("NCT99000127.json", text("NCT99000127"))
+
+    summary = ingest_landing(con, landing.root, run_id="r1")
+
+    assert summary.files_failed == 0 and summary.files_loaded == 2, summary.errors
+    assert versions(con) == {"NCT99000121", "NCT99000124", "NCT99000125", "NCT99000127"}
+    kinds = dict(con.execute("SELECT path, kind FROM raw.landed_file").fetchall())
+    assert kinds == {"ctgov/download.json": records.KIND_LIST, "ctgov/bulk.zip": records.KIND_ZIP}
+    assert dict(con.execute("SELECT source_record, source_file FROM raw.ctgov_study_version").fetchall()) == {
+        "[0]": "ctgov/download.json", "[3]": "ctgov/download.json", "extract.json![0]": "ctgov/bulk.zip",
+        "NCT99000127.json": "ctgov/bulk.zip"}
+    bad = {(f, r): (field, reason) for f, r, field, reason in con.execute(
+        "SELECT source_file, source_record, field, reason FROM quarantine.record").fetchall()}
+    assert set(bad) == {("ctgov/download.json", "[1]"), ("ctgov/download.json", "[2]"), ("ctgov/bulk.zip", "extract.json![1]")}
+    assert bad[("ctgov/download.json", "[1]")] == (
+        "protocolSection.identificationModule.briefTitle", f"ctgov/download.json record [1]: {TWICE}")
+    assert bad[("ctgov/download.json", "[2]")][1].startswith("ctgov/download.json record [2]: ")
+    assert "record is a JSON int, not an object" in bad[("ctgov/download.json", "[2]")][1]
+    assert bad[("ctgov/bulk.zip", "extract.json![1]")][1].startswith("ctgov/bulk.zip record extract.json![1]: ")
+
+
+def test_a_json_array_without_a_study_fails_whole_and_says_so(con, landing):
+    """Another tool's JSON list is not a registry file: refused whole, not held element by element."""
+    landing.write("other.json", json.dumps([{"hello": "world"}, 1, "x"]))
+    landing.write("empty.json", "[]")
+    summary = ingest_landing(con, landing.root, run_id="r1")
+    assert summary.files_failed == 2 and versions(con) == set()
+    assert sorted(summary.errors) == [
+        "ctgov/empty.json: not a ClinicalTrials.gov API v2 study or page (top level is a JSON list of 0 with no "
+        "study record in it)",
+        "ctgov/other.json: not a ClinicalTrials.gov API v2 study or page (top level is a JSON list of 3 with no "
+        "study record in it)"]
+    assert con.execute("SELECT count(*) FROM quarantine.record").fetchone()[0] == 0
