@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import shutil
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from .export_stamps import STAMPS, changed_urls, manifest_is_stamped, write_stam
 from .store import checked_schema
 
 SHARED = "shared"
+STAGING = ".staging"  # where a whole export writes its parts before they move in (export_ndjson)
 PREFIX = 7  # "NCT0123": an NCT id range of 10,000 numbers
 # The part of a resource row (columns nct_id, id), in SQL; the publish records touched parts with it
 # (identifiers from code).
@@ -69,17 +71,36 @@ def part_url(rtype: str, part: str) -> str:
 
 
 def export_ndjson(con, schema: str, out_dir: Path, *, transaction_time: str | None = None) -> dict:
-    """Write every part of <out_dir>/fhir/ and its manifest.json; return the manifest."""
+    """Write every part of <out_dir>/fhir/ and its manifest.json; return the manifest.
+
+    The parts are written aside (STAGING) and moved in once all are written, then the manifest, then
+    what the export no longer lists is deleted. The old parts were deleted first: a whole export
+    (a first publish, or the repair of a damaged or half-written one, ~1 minute at 100,000 studies)
+    left readers a nearly empty folder until it ended, and one killed part way left it so. Now the
+    previous export stands, whole, until the moves (renames on one file system), and a killed export
+    leaves it standing; the next one starts its staging afresh. It needs the export's size again in
+    free space while it runs."""
     sql_schema = checked_schema(schema)
     target = Path(out_dir) / "fhir"
     target.mkdir(parents=True, exist_ok=True)
-    for old in list(target.glob("*.ndjson")) + list(target.glob("*/*.ndjson")):  # nothing lingers from before
-        old.unlink()
+    staging = target / STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # a killed export's
+    staging.mkdir()
     sizes = {(t, p): n for t, p, n in con.execute(_COUNTS.format(schema=sql_schema, part=PART_SQL)).fetchall()}
     counts: dict[tuple[str, str], int] = {}
     for rtype, parts in _batches(sizes):
-        counts.update(_write_batch(con, sql_schema, target, rtype, parts))
-    return _write_manifest(target, sql_schema, counts, transaction_time)
+        counts.update(_write_batch(con, sql_schema, staging, rtype, parts))
+    urls = {part_url(*key) for key in counts}
+    for url in sorted(urls):
+        (target / url).parent.mkdir(exist_ok=True)
+        os.replace(staging / url, target / url)
+    manifest = _write_manifest(target, sql_schema, counts, transaction_time)
+    # Nothing lingers from before (another layout's files too), once the manifest no longer lists it.
+    for old in [*target.glob("*.ndjson"), *target.glob("*/*.ndjson")]:
+        if old.relative_to(target).as_posix() not in urls:
+            old.unlink()
+    shutil.rmtree(staging, ignore_errors=True)
+    return manifest
 
 
 def export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], *,

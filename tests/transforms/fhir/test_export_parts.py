@@ -115,6 +115,40 @@ def test_without_a_usable_manifest_everything_is_written(con, tmp_path, damage):
     assert not (target / "Group.ndjson").exists() and not (target / "Organization" / "shared.ndjson").exists()
 
 
+def test_a_whole_export_leaves_the_previous_one_standing_until_its_parts_are_written(con, tmp_path, monkeypatch):
+    """It deleted every part first: a repair (a manifest damaged, or a run killed between the stamps and
+    the manifest) left readers a nearly empty export for its whole length, and one killed part way left
+    it so. Now the parts are written aside and moved in at the end; a killed one leaves the old export."""
+    target = tmp_path / "fhir"
+    export_ndjson(con, "fhir", tmp_path, transaction_time="t0")
+    before = {**files(tmp_path), "fhir/manifest.json": (target / "manifest.json").read_bytes()}
+    (target / "ResearchStudy" / "NCT0000.ndjson").write_text("{}\n")  # another layout's leftover, unlisted
+    os.unlink(target / "manifest.json")  # damaged: the next export is written whole
+    (target / "manifest.json").write_bytes(before["fhir/manifest.json"].replace(b'"t0"', b'"hand"'))
+    assert export.read_manifest(target) is None
+    seen, write_batch = [], export._write_batch
+
+    def watched(con, sql_schema, where, rtype, parts):
+        seen.append({k: v for k, v in files(tmp_path).items() if k != "fhir/ResearchStudy/NCT0000.ndjson"})
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # killed part way
+        return write_batch(con, sql_schema, where, rtype, parts)
+
+    monkeypatch.setattr(export, "_write_batch", watched)
+    with pytest.raises(KeyboardInterrupt):
+        export_parts(con, "fhir", tmp_path, set(), transaction_time="t1")
+    old_parts = {k: v for k, v in before.items() if k != "fhir/manifest.json"}
+    assert seen == [old_parts] * 3  # every part of the previous export in place while the new one was written
+    assert {k: v for k, v in files(tmp_path).items() if k != "fhir/ResearchStudy/NCT0000.ndjson"} == old_parts
+
+    monkeypatch.setattr(export, "_write_batch", write_batch)
+    manifest = export_parts(con, "fhir", tmp_path, set(), transaction_time="t0")
+    assert files(tmp_path) == old_parts  # the leftover gone, once the new manifest no longer listed it
+    assert (target / "manifest.json").read_bytes() == before["fhir/manifest.json"]
+    assert export.read_manifest(target) == manifest
+    assert not (target / export.STAGING).exists()
+
+
 def test_a_whole_export_in_small_batches_writes_the_same_files(con, tmp_path, monkeypatch):
     one = export_ndjson(con, "fhir", tmp_path / "one", transaction_time="t")
     monkeypatch.setattr(export, "BATCH_ROWS", 7)  # many queries of a few parts each
