@@ -76,12 +76,13 @@ def test_same_content_under_another_name_is_processed_once(con, landing):
 
 def test_a_study_repeated_in_one_file_is_stored_once_from_its_first_place(con, landing):
     """Decided in Python on the keys before the insert (a QUALIFY there carried every payload of the batch
-    through DuckDB's grouping); the least source_record is kept, as the insert's window kept it."""
-    recs = [json.loads(p.read_text()) for p in study_files()[:3]]
-    studies = [recs[0], recs[1], recs[0], recs[2], recs[1]]  # the first and second twice
+    through DuckDB's grouping). The first place, not the least name: "studies[10]" < "studies[2]" kept the
+    eleventh of a study given at [2] and [10] (a review)."""
+    recs = [json.loads(p.read_text()) for p in study_files()[:11]]
+    studies = [recs[0], recs[1], recs[0], recs[2], recs[1]] + recs[3:9] + [recs[2]]  # [2] and [11], ...
     landing.write("pages/repeats.json", json.dumps({"studies": studies}))
     s = ingest_landing(con, landing.root)
-    assert s.new_versions == 3 and counts(con) == (3, 3)
+    assert s.new_versions == 9 and counts(con) == (9, 9)
     kept = dict(con.execute("SELECT nct_id, source_record FROM raw.ctgov_study_version").fetchall())
     first = {r["protocolSection"]["identificationModule"]["nctId"]: i for i, r in reversed(list(enumerate(studies)))}
     assert {n: int(rec.rsplit("[", 1)[1].rstrip("]")) for n, rec in kept.items()} == first
