@@ -17,6 +17,7 @@ from trialhouse.workfile import connect_work
 HELD_FILTER = ("released_at IS NULL AND (?::VARCHAR[] IS NULL OR record_key IN (SELECT unnest(?::VARCHAR[])) "
                "OR split_part(record_key, '/', 1) IN (SELECT unnest(?::VARCHAR[]))) "
                "AND (?::VARCHAR IS NULL OR rule = ?) AND (?::VARCHAR IS NULL OR suite = ?)")
+RAW_SUITE = "raw_ingest"  # transforms.ctgov.ingest.QUARANTINE_SUITE; its record keys are places in a file
 HELD_SQL = ("SELECT quarantined_at, suite, rule, record_key, source_file, source_record, field, reason, run_id "
             "FROM quarantine.record WHERE " + HELD_FILTER + " ORDER BY quarantined_at DESC, record_key, rule")
 
@@ -84,9 +85,7 @@ def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = No
     # (82 entries for one participant read as 82 problems); its reason is the row that broke the rule.
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        # "$" keys a record that is its whole file: the file says more
-        head = r["record_key"] if r["record_key"] not in (None, "$") else r["source_file"]
-        groups.setdefault((head, r["suite"], r["rule"]), []).append(r)
+        groups.setdefault((_head(r), r["suite"], r["rule"]), []).append(r)
     # Records as the run's summary counts them (`quarantined`); a record broken two ways is two entries.
     records = len({head for head, _, _ in groups})
     detail = [f"{len(groups)} entries, one per record and rule"] if len(groups) > records else []
@@ -100,13 +99,24 @@ def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = No
     return 0
 
 
+def _head(row: dict) -> str:
+    """A held record as the list names it. "$" keys a record that is its whole file: the file says more.
+    Raw ingest keys a record it cannot key by its place in its file (`[1]`, `studies[1]`, a zip member):
+    the place alone named, and merged, the records at that place of every file (a review)."""
+    if row["record_key"] in (None, "$"):
+        return row["source_file"]
+    if row["suite"] == RAW_SUITE:
+        return f"{row['source_file']} record {row['record_key']}"
+    return row["record_key"]
+
+
 # A delivery held by the site contract is decided by its folder's state (transforms/sites/ingest.py): a
 # retry cannot decide it again, so its holds stay until the folder changes. Released, they said nothing
 # was held while the delivery still was...
 RELEASABLE = " AND suite <> 'site_contract'"
 # A record as `list` counts it: its key, or for a path held whole (key '$': a file or folder with
-# nothing to read, a file's one unkeyable record) its path.
-SELECT_KEYS = ("SELECT DISTINCT record_key, suite, CASE WHEN record_key = '$' THEN source_file END "
+# nothing to read, a file's one unkeyable record) its path; raw ingest's keys are places in their file.
+SELECT_KEYS = ("SELECT DISTINCT record_key, suite, CASE WHEN record_key = '$' OR suite = 'raw_ingest' THEN source_file END "
                "FROM quarantine.record WHERE " + HELD_FILTER + RELEASABLE)
 CONTRACT_HELD = ("SELECT DISTINCT split_part(source_file, '/', 2) FROM quarantine.record "
                  "WHERE suite = 'site_contract' AND " + HELD_FILTER)

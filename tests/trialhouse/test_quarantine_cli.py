@@ -280,3 +280,25 @@ def test_the_run_summary_names_a_delivery_superseded_on_arrival(landing, tmp_pat
     out = capsys.readouterr().out
     assert "site_deliveries_superseded  1" in out
     assert "site delivery D-a: superseded on arrival by D-b (cut-off 2026-06-30, the same as this one's" in out
+
+
+def test_records_held_at_the_same_place_of_two_files_are_two_records(landing, tmp_path, capsys):
+    """Raw ingest keys a record it cannot key by its place in its file: `[1]` of two arrays (or
+    `studies[1]` of two pages) were listed as one record with the newest reason, and a retry counted one
+    where the run had said two (a review)."""
+    seed = json.loads((CTGOV / "NCT06668571.json").read_text())
+    landing.write("one.json", json.dumps([seed, 5]))
+    other = json.loads((CTGOV / "NCT00184067.json").read_text())
+    landing.write("two.json", json.dumps([other, "x"]))
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["quarantined"] == 2 and summary["published"] == 2
+
+    assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 held record(s) or file(s):"), out
+    assert "- ctgov/one.json record [1]  [raw_ingest/record_keyable]" in out
+    assert "ctgov/one.json record [1]: record is a JSON int, not an object" in out
+    assert "ctgov/two.json record [1]: record is a JSON str, not an object" in out
+    assert main(["quarantine", "retry", *args(landing, tmp_path)]) == 0
+    assert "released 2 record(s) in 2 row(s)" in capsys.readouterr().out
