@@ -149,6 +149,78 @@ def test_a_whole_export_leaves_the_previous_one_standing_until_its_parts_are_wri
     assert not (target / export.STAGING).exists()
 
 
+@pytest.mark.parametrize("next_export", ["export_parts", "a publish with nothing pending"])
+def test_a_whole_export_killed_before_its_sweep_is_swept_by_the_next_export_whole_or_not(con, tmp_path, monkeypatch,
+                                                                                       next_export):
+    """The manifest is written before the unlisted files are deleted: killed in between, the manifest was
+    valid, every later export was part by part, and none deleted them (a review)."""
+    from schemas import apply_sql
+
+    apply_sql(con, "meta/meta.sql")
+    target = tmp_path / "fhir"
+    export_ndjson(con, "fhir", tmp_path, transaction_time="t0")
+    clean = files(tmp_path)
+    (target / "ResearchStudy.ndjson").write_text("{}\n")  # an earlier layout's
+    (target / "ResearchStudy" / "NCT0000.ndjson").write_text("{}\n")  # a part no longer listed
+    os.unlink(target / "manifest.json")
+    write_manifest = export._write_manifest
+
+    def killed(*a, **k):
+        write_manifest(*a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "_write_manifest", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export_parts(con, "fhir", tmp_path, set(), transaction_time="t0")
+    monkeypatch.undo()
+    assert export.read_manifest(target) is not None and (target / export.STAGING).exists()
+    assert (target / "ResearchStudy" / "NCT0000.ndjson").exists()
+
+    if next_export == "export_parts":
+        export_parts(con, "fhir", tmp_path, set(), transaction_time="t1")  # part by part, on the valid manifest
+    else:
+        assert export.export_pending(con, tmp_path)[:2] == (0, 0)
+    assert files(tmp_path) == clean and not (target / "ResearchStudy.ndjson").exists()
+    assert not (target / export.STAGING).exists()
+
+
+@pytest.mark.parametrize("leftover", ["a file", "a link to a folder", "a dangling link"])
+def test_a_whole_export_replaces_whatever_stands_at_its_staging_path(con, tmp_path, leftover):
+    """rmtree refuses a file or a link: every whole export then failed on mkdir, run after run (a review)."""
+    target = tmp_path / "out" / "fhir"
+    target.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not the export's")
+    staging = target / export.STAGING
+    if leftover == "a file":
+        staging.write_text("x")
+    else:
+        staging.symlink_to(elsewhere if leftover == "a link to a folder" else tmp_path / "nothing")
+    export_ndjson(con, "fhir", tmp_path / "ref", transaction_time="t")
+    manifest = export_ndjson(con, "fhir", tmp_path / "out", transaction_time="t")
+    assert files(tmp_path / "out") == files(tmp_path / "ref") and export.read_manifest(target) == manifest
+    assert not os.path.lexists(staging) and (elsewhere / "keep.txt").read_text() == "not the export's"
+
+
+def test_a_whole_export_moves_its_parts_across_file_systems(con, tmp_path, monkeypatch):
+    """A type's folder linked to another file system: a rename from the staging folder fails (EXDEV)."""
+    import errno
+
+    export_ndjson(con, "fhir", tmp_path / "ref", transaction_time="t")
+    replace = os.replace
+
+    def across(src, dst):
+        if f"/{export.STAGING}/" in str(src) and f"/{export.STAGING}/" not in str(dst) and "/ResearchStudy/" in str(src):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        replace(src, dst)
+
+    monkeypatch.setattr(export.os, "replace", across)
+    export_ndjson(con, "fhir", tmp_path / "out", transaction_time="t")
+    assert files(tmp_path / "out") == files(tmp_path / "ref")
+    assert not list((tmp_path / "out" / "fhir").glob("*/.*.tmp")) and not (tmp_path / "out" / "fhir" / export.STAGING).exists()
+
+
 def test_a_whole_export_in_small_batches_writes_the_same_files(con, tmp_path, monkeypatch):
     one = export_ndjson(con, "fhir", tmp_path / "one", transaction_time="t")
     monkeypatch.setattr(export, "BATCH_ROWS", 7)  # many queries of a few parts each
