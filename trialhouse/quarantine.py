@@ -17,7 +17,8 @@ from trialhouse.workfile import connect_work
 HELD_FILTER = ("released_at IS NULL AND (?::VARCHAR[] IS NULL OR record_key IN (SELECT unnest(?::VARCHAR[])) "
                "OR split_part(record_key, '/', 1) IN (SELECT unnest(?::VARCHAR[]))) "
                "AND (?::VARCHAR IS NULL OR rule = ?) AND (?::VARCHAR IS NULL OR suite = ?)")
-RAW_SUITE = "raw_ingest"  # transforms.ctgov.ingest.QUARANTINE_SUITE; its record keys are places in a file
+# transforms.ctgov.ingest.QUARANTINE_SUITE: its record keys are the study a record names, else its place in its file
+RAW_SUITE = "raw_ingest"
 HELD_SQL = ("SELECT quarantined_at, suite, rule, record_key, source_file, source_record, field, reason, run_id "
             "FROM quarantine.record WHERE " + HELD_FILTER + " ORDER BY quarantined_at DESC, record_key, rule")
 
@@ -101,8 +102,9 @@ def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = No
 
 def _head(row: dict) -> str:
     """A held record as the list names it. "$" keys a record that is its whole file: the file says more.
-    Raw ingest keys a record it cannot key by its place in its file (`[1]`, `studies[1]`, a zip member):
-    the place alone named, and merged, the records at that place of every file (a review)."""
+    Raw ingest's holds are records of a file (keyed by the study they name, else by their place in the
+    file: `[1]`, `studies[1]`, a zip member): the key alone named, and merged, the records at that place
+    of every file (a review)."""
     if row["record_key"] in (None, "$"):
         return row["source_file"]
     if row["suite"] == RAW_SUITE:
@@ -115,7 +117,7 @@ def _head(row: dict) -> str:
 # was held while the delivery still was...
 RELEASABLE = " AND suite <> 'site_contract'"
 # A record as `list` counts it: its key, or for a path held whole (key '$': a file or folder with
-# nothing to read, a file's one unkeyable record) its path; raw ingest's keys are places in their file.
+# nothing to read, a file's one unkeyable record) its path; raw ingest's holds are records of their file.
 SELECT_KEYS = ("SELECT DISTINCT record_key, suite, CASE WHEN record_key = '$' OR suite = 'raw_ingest' THEN source_file END "
                "FROM quarantine.record WHERE " + HELD_FILTER + RELEASABLE)
 CONTRACT_HELD = ("SELECT DISTINCT split_part(source_file, '/', 2) FROM quarantine.record "
@@ -143,7 +145,7 @@ def release(settings: Settings, nct_ids: list[str] | None = None, rule: str | No
         filt = _filter(con, nct_ids, rule)
         con.execute("BEGIN TRANSACTION")
         found = con.execute(SELECT_KEYS, filt).fetchall()
-        keys = sorted({k for k, _, _ in found})
+        keys = sorted({k for k, suite, _ in found if suite != RAW_SUITE})  # raw ingest holds no study state
         folders = [r[0] for r in con.execute(CONTRACT_HELD, filt).fetchall()]
         gone = [f for f in folders if not (Path(settings.landing) / "sites" / f).is_dir()]
         kept = len(folders) - len(gone)

@@ -290,15 +290,21 @@ def test_records_held_at_the_same_place_of_two_files_are_two_records(landing, tm
     landing.write("one.json", json.dumps([seed, 5]))
     other = json.loads((CTGOV / "NCT00184067.json").read_text())
     landing.write("two.json", json.dumps([other, "x"]))
+    # a held record that names its study plainly is keyed by it: `--nct` found nothing before
+    other["protocolSection"]["statusModule"]["lastUpdatePostDateStruct"]["date"] = "2026-01-15T00:00:00Z"
+    landing.write("baddate.json", json.dumps(other))
     assert main(["run", *args(landing, tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["quarantined"] == 2 and summary["published"] == 2
+    assert summary["quarantined"] == 3 and summary["published"] == 2
 
     assert main(["quarantine", "list", *args(landing, tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("2 held record(s) or file(s):"), out
+    assert out.startswith("3 held record(s) or file(s):"), out
     assert "- ctgov/one.json record [1]  [raw_ingest/record_keyable]" in out
     assert "ctgov/one.json record [1]: record is a JSON int, not an object" in out
     assert "ctgov/two.json record [1]: record is a JSON str, not an object" in out
+    assert "- ctgov/baddate.json record NCT00184067  [raw_ingest/record_keyable]" in out
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--nct", "NCT00184067", "--json"]) == 0
+    assert [h["source_file"] for h in json.loads(capsys.readouterr().out)] == ["ctgov/baddate.json"]
     assert main(["quarantine", "retry", *args(landing, tmp_path)]) == 0
-    assert "released 2 record(s) in 2 row(s)" in capsys.readouterr().out
+    assert "released 3 record(s) in 3 row(s)" in capsys.readouterr().out

@@ -28,7 +28,7 @@ import pandas as pd
 from schemas import ensure_base_schemas, sql_text
 from transforms.ctgov.identity import IdentityError, identify
 from transforms.ctgov.records import (KIND_ZIP, MAX_RECORD_BYTES, FileFormatError, MemberSlice, RawRecord, detect_kind,
-                                      read_records, slice_records, zip_records, zip_slices)
+                                      named_nct_id, read_records, slice_records, zip_records, zip_slices)
 from transforms.landing_holds import hold_unreadable
 from trialhouse.settings import WAREHOUSE_ROW_GROUP
 from trialhouse.workfile import single_threaded
@@ -214,7 +214,10 @@ class _VersionWriter:
             self.flush()
 
     def _quarantine(self, source_record: str, key: str, fld: str | None, reason: str, payload: str | None) -> None:
-        where = f"{self.f.rel}" + (f" record {source_record}" if source_record else "")
+        if key not in (source_record, "$"):  # keyed by the study it names, as the registry gate's reasons say it
+            where = f"{self.f.rel} record {key}" + (f" ({source_record})" if source_record else "")
+        else:
+            where = f"{self.f.rel}" + (f" record {source_record}" if source_record else "")
         self.con.execute(
             "INSERT INTO quarantine.record (run_id, quarantined_at, source_file, record_key, source_record,"
             " suite, rule, field, reason, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -262,8 +265,9 @@ def prepare(rec: RawRecord) -> tuple:
     (VERSION, nct_id, content_hash, last_update_post_date, version_holder, payload, source_record), or
     (HELD, source_record, record key, field, reason, payload) for a record that cannot be keyed."""
     if rec.record is None:
-        return (HELD, rec.source_record, rec.source_record or "$", rec.field, rec.error or "unreadable record", rec.text)
-    key = rec.source_record or "$"
+        return (HELD, rec.source_record, rec.nct_id or rec.source_record or "$", rec.field,
+                rec.error or "unreadable record", rec.text)
+    key = named_nct_id(rec.record) or rec.source_record or "$"  # its study, when it names one
     try:
         ident = identify(rec.record)
         payload = rec.text if rec.text is not None else _dumps(rec.record)

@@ -22,6 +22,8 @@ from typing import Callable, Iterator
 
 import orjson
 
+from transforms.ctgov.identity import NCT_ID_FIELD, get_path
+
 KIND_STUDY = "ctgov_study"
 KIND_PAGE = "ctgov_page"
 # A JSON array of study records (an extract a script or a download wrote): refused whole before, so none
@@ -50,6 +52,7 @@ class RawRecord:
     text: str | None  # the study's own text as received (single files, zip members), else None
     error: str | None = None
     field: str | None = None
+    nct_id: str | None = None  # of a study held whole (a key named twice) whose NCT id is still plain
 
 
 def detect_kind(path: Path) -> str:
@@ -148,8 +151,18 @@ def _study_record(obj: object, source_record: str, text: str | None, twice: dict
         return RawRecord(source_record, None, text, f"record is a JSON {type(obj).__name__}, not an object", "$")
     if twice:
         field = next(iter(twice))
-        return RawRecord(source_record, None, text if text is not None else _json_text(obj), twice[field], field)
+        nct_id = None if NCT_ID_FIELD in twice else named_nct_id(obj)
+        return RawRecord(source_record, None, text if text is not None else _json_text(obj), twice[field], field,
+                         nct_id)
     return RawRecord(source_record, obj, text)
+
+
+def named_nct_id(record: dict) -> str | None:
+    """The NCT id a record names, when it names one as a plain string: held records are keyed by it, so
+    `quarantine list --nct` finds them and their reason says which study they are."""
+    value = get_path(record, NCT_ID_FIELD)
+    value = value.strip() if isinstance(value, str) else None
+    return value if value and len(value) <= 64 else None  # an id, not a document
 
 
 def _json_text(obj: object) -> str | None:

@@ -133,6 +133,8 @@ def test_a_version_whose_update_date_is_not_a_date_is_held_not_ranked_below_the_
     field, reason, key = con.execute("SELECT field, reason, record_key FROM quarantine.record").fetchone()
     assert field == "protocolSection.statusModule.lastUpdatePostDateStruct.date"
     assert "ctgov/newer.json" in reason and "'2026-01-15T00:00:00Z'" in reason and "not a date" in reason
+    # keyed and named by its study, which it names plainly (`quarantine list --nct` found nothing)
+    assert key == "NCT03630471" and reason.startswith("ctgov/newer.json record NCT03630471: ")
 
 
 def test_file_name_that_lies_is_keyed_by_the_record(con, landing):

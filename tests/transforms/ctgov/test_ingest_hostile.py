@@ -78,7 +78,7 @@ def test_a_page_study_keeps_what_the_json_module_read_and_a_lone_surrogate_holds
     (payload,) = con.execute("SELECT payload FROM raw.ctgov_study_version WHERE nct_id = 'NCT99000011'").fetchone()
     assert '"count": NaN' in payload  # as received: the registry gate holds it, as it holds the single file
     assert held(con) == {"studies[2]": ("protocolSection.identificationModule.briefTitle",
-                                        "ctgov/page.json record studies[2]: protocolSection.identificationModule."
+                                        "ctgov/page.json record NCT99000012 (studies[2]): protocolSection.identificationModule."
                                         "briefTitle is not valid Unicode text (a lone surrogate, e.g. \\ud800)")}
 
 
@@ -293,13 +293,18 @@ def test_a_study_naming_a_key_twice_is_held_naming_it_and_its_values_wherever_it
 
     assert summary.files_failed == 0, summary.errors
     assert versions(con) == {"NCT99000094", "NCT99000095", "NCT99000097"}
-    bad = {(f, r): (field, reason) for f, r, field, reason in con.execute(
-        "SELECT source_file, source_record, field, reason FROM quarantine.record WHERE rule = 'record_keyable'").fetchall()}
+    bad = {(f, r): (key, field, reason) for f, r, key, field, reason in con.execute(
+        "SELECT source_file, source_record, record_key, field, reason FROM quarantine.record "
+        "WHERE rule = 'record_keyable'").fetchall()}
     field = "protocolSection.identificationModule.briefTitle"
-    assert bad == {("ctgov/single.json", ""): (field, f"ctgov/single.json: {TWICE}"),
-                   ("ctgov/bulk.zip", "NCT99000092.json"): (field, f"ctgov/bulk.zip record NCT99000092.json: {TWICE}"),
-                   ("ctgov/bulk.zip", "NCT99000093.json"): (field, f"ctgov/bulk.zip record NCT99000093.json: {TWICE}"),
-                   ("ctgov/page.json", "studies[1]"): (field, f"ctgov/page.json record studies[1]: {TWICE}")}
+    # keyed and named by the study each names (`quarantine list --nct` finds them), with their place
+    assert bad == {
+        ("ctgov/single.json", ""): ("NCT99000091", field, f"ctgov/single.json record NCT99000091: {TWICE}"),
+        ("ctgov/bulk.zip", "NCT99000092.json"): (
+            "NCT99000092", field, f"ctgov/bulk.zip record NCT99000092 (NCT99000092.json): {TWICE}"),
+        ("ctgov/bulk.zip", "NCT99000093.json"): (
+            "NCT99000093", field, f"ctgov/bulk.zip record NCT99000093 (NCT99000093.json): {TWICE}"),
+        ("ctgov/page.json", "studies[1]"): ("NCT99000096", field, f"ctgov/page.json record NCT99000096 (studies[1]): {TWICE}")}
 
 
 def test_a_page_naming_its_studies_twice_fails_whole_and_names_it(con, landing):
@@ -339,7 +344,7 @@ def test_a_page_study_naming_a_key_twice_with_a_lone_surrogate_is_held_and_the_p
 
 
 def test_a_json_array_of_studies_lands_each_study_and_holds_each_bad_element_by_its_place(con, landing):
-    """A top-level array of study records (a search's JSON download, a hand-made extract) failed whole, so
+    """A top-level array of study records (an extract a script or a download wrote) failed whole, so
     none of its studies was published or named in quarantine. Now each element is a record, `[i]`, in a
     file of its own and in a zip member, and what is not a study is held alone."""
     items = json.dumps([study("NCT99000121"), "@", 7, study("NCT99000124")])
@@ -362,7 +367,7 @@ def test_a_json_array_of_studies_lands_each_study_and_holds_each_bad_element_by_
         "SELECT source_file, source_record, field, reason FROM quarantine.record").fetchall()}
     assert set(bad) == {("ctgov/download.json", "[1]"), ("ctgov/download.json", "[2]"), ("ctgov/bulk.zip", "extract.json![1]")}
     assert bad[("ctgov/download.json", "[1]")] == (
-        "protocolSection.identificationModule.briefTitle", f"ctgov/download.json record [1]: {TWICE}")
+        "protocolSection.identificationModule.briefTitle", f"ctgov/download.json record NCT99000122 ([1]): {TWICE}")
     assert bad[("ctgov/download.json", "[2]")][1].startswith("ctgov/download.json record [2]: ")
     assert "record is a JSON int, not an object" in bad[("ctgov/download.json", "[2]")][1]
     assert bad[("ctgov/bulk.zip", "extract.json![1]")][1].startswith("ctgov/bulk.zip record extract.json![1]: ")
