@@ -80,6 +80,24 @@ def test_run_on_a_landing_folder_that_is_not_there_says_so_and_touches_nothing(t
     assert not wh.exists() and not (tmp_path / "w.work.duckdb").exists() and not (tmp_path / "x").exists()
 
 
+def test_run_json_says_why_nothing_was_done_and_a_vocabulary_folder_is_checked_before_any_step(tmp_path, capsys):
+    """`--json` printed nothing on stdout when the run did not start; a mistyped --vocab ran every step before
+    the vocabulary's failed with a FileNotFoundError (a newcomer's walkthrough)."""
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    (landing / "ctgov").mkdir(parents=True)
+    athena = tmp_path / "athena"
+    athena.mkdir()
+    (athena / "CONCEPT.csv").write_text("concept_id\n")
+    for vocab, why in ((tmp_path / "no-such-vocab", "is not a folder"), (athena, "has no VOCABULARY.csv")):
+        code = main(["run", "--landing", str(landing), "--warehouse", str(wh), "--export", str(tmp_path / "x"),
+                     "--vocab", str(vocab), "--json"])
+        out, err = capsys.readouterr()
+        assert code == 2 and f"vocabulary folder {vocab} {why}" in err and "TRIALHOUSE_VOCAB" in err
+        summary = json.loads(out)
+        assert summary["success"] is False and summary["failures"] == [err.strip().split(": ", 1)[1]]
+        assert not wh.exists() and not (tmp_path / "w.work.duckdb").exists()
+
+
 def _own_database(path: Path) -> None:
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE precious AS SELECT 42 AS answer")

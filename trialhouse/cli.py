@@ -120,7 +120,7 @@ def cmd_run(args) -> int:
     from trialhouse.runner import run_pipeline
 
     settings = Settings.from_env(warehouse=args.warehouse, landing=args.landing, export=args.export, vocab=args.vocab)
-    if not _paths_usable(settings, "run"):
+    if not _paths_usable(settings, "run", args.json):
         return 2
     summary = _summary(run_pipeline(settings), settings)
     if args.json:
@@ -130,25 +130,49 @@ def cmd_run(args) -> int:
     return _exit_code(summary)
 
 
-def _paths_usable(settings: Settings, command: str) -> bool:
-    """The landing folder is there and the warehouse path is one to write: a mistyped landing path ran an
-    empty pass, created a warehouse and exited 0 as if all were well."""
+def _paths_usable(settings: Settings, command: str, as_json: bool = False) -> bool:
+    """The landing folder is there, the vocabulary folder given has a CONCEPT.csv, and the warehouse path
+    is one to write: a mistyped landing path ran an empty pass, created a warehouse and exited 0 as if all
+    were well; a mistyped vocabulary folder ran every step before the vocabulary's failed. With `as_json`
+    the reason is also printed as the run's one JSON object, on stdout."""
+    problem = None
     if not Path(settings.landing).is_dir():
-        print(f"trialhouse {command}: landing folder {settings.landing} is not a folder (set --landing or "
-              f"TRIALHOUSE_LANDING; `trialhouse demo` makes one with the bundled sample); nothing was done",
-              file=sys.stderr)
-        return False
-    return _warehouse_ours(settings, command)
+        problem = (f"landing folder {settings.landing} is not a folder (set --landing or TRIALHOUSE_LANDING; "
+                   f"`trialhouse demo` makes one with the bundled sample)")
+    elif settings.vocab and (not Path(settings.vocab).is_dir() or _missing_vocabulary(settings.vocab)):
+        what = (f"has no {' or '.join(_missing_vocabulary(settings.vocab))}" if Path(settings.vocab).is_dir()
+                else "is not a folder")
+        problem = (f"vocabulary folder {settings.vocab} {what} (set --vocab or TRIALHOUSE_VOCAB to an Athena "
+                   f"download unzipped, or leave both unset for the bundled demo vocabulary)")
+    else:
+        problem = _foreign_warehouse(settings)
+    if problem:
+        print(f"trialhouse {command}: {problem}; nothing was done", file=sys.stderr)
+        if as_json:
+            print(json.dumps({"success": False, "warehouse": str(settings.warehouse), "published": 0, "blocked": False,
+                              "failures": [f"{problem}; nothing was done"]}))
+    return problem is None
 
 
-def _warehouse_ours(settings: Settings, command: str) -> bool:
+def _missing_vocabulary(directory: str) -> list[str]:
+    from transforms.omop.vocabulary import missing_required
+
+    return missing_required(Path(directory))
+
+
+def _foreign_warehouse(settings: Settings) -> str | None:
     """A warehouse path naming a file of one's own got it replaced (see trialhouse.snapshot.foreign_target)."""
     from trialhouse.snapshot import foreign_target
 
     problem = foreign_target(settings.warehouse)
+    return (f"{problem}; it is not replaced (set --warehouse or TRIALHOUSE_WAREHOUSE to a new path)"
+            if problem else None)
+
+
+def _warehouse_ours(settings: Settings, command: str) -> bool:
+    problem = _foreign_warehouse(settings)
     if problem:
-        print(f"trialhouse {command}: {problem}; it is not replaced (set --warehouse or TRIALHOUSE_WAREHOUSE "
-              f"to a new path); nothing was done", file=sys.stderr)
+        print(f"trialhouse {command}: {problem}; nothing was done", file=sys.stderr)
     return problem is None
 
 
@@ -297,7 +321,7 @@ def cmd_quarantine(args) -> int:
         if not _warehouse_ours(settings, "quarantine list"):  # not a warehouse: a traceback said so
             return 2
         return quarantine.print_list(settings, args.json, args.nct or None, args.rule)
-    if not _paths_usable(settings, "quarantine retry"):  # before anything is released
+    if not _paths_usable(settings, "quarantine retry", args.json):  # before anything is released
         return 2
     released = quarantine.release(settings, args.nct or None, args.rule)
     # With --json, stdout is the run's JSON alone: this line goes to stderr.

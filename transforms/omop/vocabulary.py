@@ -98,6 +98,15 @@ def _find(directory: Path, table: str) -> Path | None:
     return None
 
 
+REQUIRED_FILES = ("concept", "vocabulary")
+
+
+def missing_required(directory: Path) -> list[str]:
+    """The required files (CONCEPT.csv, VOCABULARY.csv) an Athena folder lacks: the CLI checks this before
+    a run, which otherwise ran every step before the vocabulary's failed."""
+    return [f"{t.upper()}.csv" for t in REQUIRED_FILES if _find(Path(directory), t) is None]
+
+
 def load_vocabulary(con: duckdb.DuckDBPyConnection, schema: str, directory: Path | None = None) -> dict[str, int]:
     """Replace the vocabulary tables of ``schema`` with an Athena download, or the demo without ``directory``.
 
@@ -117,7 +126,7 @@ def load_vocabulary(con: duckdb.DuckDBPyConnection, schema: str, directory: Path
             for table in VOCAB_TABLES:
                 path = _find(directory, table)
                 if path is None:
-                    if table in ("concept", "vocabulary"):
+                    if table in REQUIRED_FILES:
                         raise FileNotFoundError(f"{directory}: no {table.upper()}.csv in this vocabulary folder")
                     continue
                 _check_header(path, table)
