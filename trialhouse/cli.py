@@ -56,10 +56,15 @@ def _summary(report, settings: Settings) -> dict:
         # published all the same, and listed with the run's rule results in quarantine.rule_result.
         # The site gate repeats the OMOP gate's warnings (it validates the same stage again): listed once.
         "warnings": list(dict.fromkeys(w for c in report.checks.values() for w in _listed(c["metadata"].get("warnings")))),
-        "failures": report.failures,
+        # A blocking check that failed is a block (blocked_by), not a crash: Dagster fails its step, and
+        # the summary listed it here too, as "DagsterAssetCheckFailedError" under a FAILED run.
+        "failures": [f for f in report.failures if _BLOCK_ERROR not in f],
         "step_seconds": report.step_seconds,
         "step_windows": report.step_windows,
     }
+
+
+_BLOCK_ERROR = "DagsterAssetCheckFailedError"
 
 
 def _listed(markdown) -> list[str]:
@@ -82,7 +87,9 @@ def _path_args(settings: Settings) -> str:
 
 
 def _print_human(summary: dict, path_args: str = "") -> None:
-    print(f"run {summary['run_id']}: {'completed' if summary['success'] else 'FAILED'}")
+    state = ("completed" if summary["success"] else "BLOCKED by its gate: nothing published, the warehouse is as it was"
+             if summary["blocked"] and not summary["failures"] else "FAILED")
+    print(f"run {summary['run_id']}: {state}")
     for key in ("files_seen", "files_failed", "studies_seen", "new_versions", "site_deliveries_loaded",
                 "site_deliveries_held", "site_deliveries_superseded", "site_deliveries_waiting", "published",
                 "quarantined", "blocked"):

@@ -206,6 +206,8 @@ def test_quarantine_share_above_limit_blocks(landing, tmp_path, capsys, monkeypa
         landing.write(f"bad{i}.json", json.dumps(variant(f"NCT9900001{i}", set_path([P, "statusModule", "overallStatus"], "X"))))
     code, summary = run(landing, tmp_path, capsys)
     assert code != 0 and summary["blocked"] and summary["published"] == 0
+    # a block, not a crash: the blocking check's failed step is not listed as a failure beside it
+    assert summary["failures"] == [] and not summary["success"]
     assert not (tmp_path / "wh.duckdb").exists()  # nothing was ever published
     # and the summary says why: the check's metadata was lost with the CLI's ephemeral instance
     (why,) = summary["blocked_by"].values()
