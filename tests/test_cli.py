@@ -156,7 +156,7 @@ def test_a_blocked_run_prints_the_rules_that_blocked_it(capsys):
                    "data_docs": "/x/data_docs/r/index.html"}}}
     _print_human({**summary, "success": False})  # Dagster fails a blocking check's step
     out = capsys.readouterr().out
-    assert out.startswith("run r: BLOCKED by its gate: nothing published, the warehouse is as it was\n"), out
+    assert out.startswith("run r: BLOCKED by its gate: this run's batch was not published\n"), out
     assert "FAILED" not in out and "failure:" not in out
     assert "blocked by stage/ctgov_study:ctgov_registry_gate:\n    - quarantine_share: 2 of 5 records" in out
     assert "Data Docs: /x/data_docs/r/index.html" in out

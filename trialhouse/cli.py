@@ -87,7 +87,7 @@ def _path_args(settings: Settings) -> str:
 
 
 def _print_human(summary: dict, path_args: str = "") -> None:
-    state = ("completed" if summary["success"] else "BLOCKED by its gate: nothing published, the warehouse is as it was"
+    state = ("completed" if summary["success"] else "BLOCKED by its gate: this run's batch was not published"
              if summary["blocked"] and not summary["failures"] else "FAILED")
     print(f"run {summary['run_id']}: {state}")
     for key in ("files_seen", "files_failed", "studies_seen", "new_versions", "site_deliveries_loaded",
