@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import duckdb
@@ -58,9 +59,13 @@ def failed_files(settings: Settings) -> list[dict]:
     file_readable, no record key): a file is held whole when no record in it can be read."""
     con, _ = _open_for_reading(settings)
     with con:
-        return [{"quarantined_at": at, "suite": "raw_ingest", "rule": "file_readable", "record_key": None,
-                 "source_file": path, "source_record": None, "field": None, "reason": error, "run_id": run_id}
-                for at, path, error, run_id in con.execute(FAILED_FILES_SQL).fetchall()]
+        rows = con.execute(FAILED_FILES_SQL).fetchall()
+    # A file deleted since stays the last content seen at its path (no run records a path's going): it
+    # was listed until a retry, though nothing is left to read or to fix (a newcomer's walkthrough).
+    landing = Path(settings.landing)
+    return [{"quarantined_at": at, "suite": "raw_ingest", "rule": "file_readable", "record_key": None,
+             "source_file": path, "source_record": None, "field": None, "reason": error, "run_id": run_id}
+            for at, path, error, run_id in rows if os.path.lexists(landing / path)]
 
 
 def held(settings: Settings, nct_ids: list[str] | None = None, rule: str | None = None) -> list[dict]:
@@ -97,7 +102,15 @@ def print_list(settings: Settings, as_json: bool, nct_ids: list[str] | None = No
         more = f"  ({len(members)} rows)" if len(members) > 1 else ""
         print(f"- {head}  [{suite}/{rule_id}]  {members[0]['quarantined_at']:%Y-%m-%d %H:%M}{more}")
         print(f"    {root['reason']}")
+        if suite == "site_contract" and not _delivery_folder(settings, root["source_file"]).is_dir():
+            print("    (its folder is gone from the landing folder: `trialhouse quarantine retry` releases it)")
     return 0
+
+
+def _delivery_folder(settings: Settings, source_file: str) -> Path:
+    """The landing folder of a site delivery's file (`sites/<delivery>/...`), as CONTRACT_HELD reads it."""
+    parts = (source_file or "").split("/")
+    return Path(settings.landing) / "sites" / (parts[1] if len(parts) > 1 else "")
 
 
 def _head(row: dict) -> str:

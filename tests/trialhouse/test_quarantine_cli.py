@@ -116,6 +116,13 @@ def test_list_shows_files_that_could_not_be_read_and_retry_reads_them_again(land
         in capsys.readouterr().out
     assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
     assert [h["source_file"] for h in json.loads(capsys.readouterr().out)] == ["ctgov/NCT00276835.json"]
+    # deleted, it is no longer what lies at its path: not listed (it was, until a retry)
+    gone = landing.write("gone.json", "not json either")
+    assert main(["run", *args(landing, tmp_path), "--json"]) == 0
+    capsys.readouterr()
+    gone.unlink()
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--json"]) == 0
+    assert [h["source_file"] for h in json.loads(capsys.readouterr().out)] == ["ctgov/NCT00276835.json"]
     other.write_bytes((CTGOV / "NCT00276835.json").read_bytes())
     assert main(["quarantine", "retry", *args(landing, tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["published"] == 1
@@ -231,8 +238,13 @@ def test_site_holds_narrow_by_study_and_rule_and_retry_gates_the_participant_aga
     retry_run = json.loads(io.out.strip().splitlines()[-1])["run_id"]
     # gated again in the retry's run, and held again (nothing was fixed); the delivery's hold stands
     assert sorted(held_since(retry_run)) == [("site_contract", False), ("site_protocol", True)]
-    # ...until its folder is gone: nothing would decide it again, so a retry releases it
+    # ...until its folder is gone: nothing would decide it again, so a retry releases it (the list says so)
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--rule", "manifest_checksum"]) == 0
+    assert "its folder is gone" not in capsys.readouterr().out
     shutil.rmtree(second)
+    assert main(["quarantine", "list", *args(landing, tmp_path), "--rule", "manifest_checksum"]) == 0
+    assert "(its folder is gone from the landing folder: `trialhouse quarantine retry` releases it)" in \
+        capsys.readouterr().out
     assert main(["quarantine", "retry", *args(landing, tmp_path), "--rule", "manifest_checksum", "--json"]) == 0
     assert "stay held" not in capsys.readouterr().err
     assert main(["quarantine", "list", *args(landing, tmp_path), "--rule", "manifest_checksum", "--json"]) == 0
