@@ -300,11 +300,11 @@ def cmd_sync_ctgov(args) -> int:
         except ValueError as exc:
             problems.append(str(exc))
     if problems:
-        print(f"sync-ctgov: {'; '.join(problems)}; nothing was done", file=sys.stderr)
+        print(f"trialhouse sync-ctgov: {'; '.join(problems)}; nothing was done", file=sys.stderr)
         return 2
 
     def said(attempt: int, attempts: int, error: str, delay: float) -> None:
-        print(f"sync-ctgov: {error}; attempt {attempt} of {attempts} failed, trying again in {delay:.1f} s",
+        print(f"trialhouse sync-ctgov: {error}; attempt {attempt} of {attempts} failed, trying again in {delay:.1f} s",
               file=sys.stderr)
 
     client = CtgovClient(base_url, on_retry=said,
@@ -312,7 +312,7 @@ def cmd_sync_ctgov(args) -> int:
     try:
         report = sync(Path(settings.landing), client, since=args.since, max_pages=args.max_pages)
     except SyncError as exc:
-        print(f"sync-ctgov: {exc} (progress is checkpointed; run again to resume)", file=sys.stderr)
+        print(f"trialhouse sync-ctgov: {exc} (progress is checkpointed; run again to resume)", file=sys.stderr)
         return 1
     finally:
         client.close()

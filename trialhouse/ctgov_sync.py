@@ -119,7 +119,7 @@ class CtgovClient:
                 if resp.status_code == 200:
                     return resp.content
                 if resp.status_code not in RETRY_STATUS:
-                    raise SyncError(f"GET /studies {params} answered {resp.status_code}: {resp.text[:300]}")
+                    raise SyncError(f"GET {resp.request.url} answered {resp.status_code}: {resp.text[:300]}")
                 last_error = f"HTTP {resp.status_code}"
                 retry_after = resp.headers.get("Retry-After")
             self.retries += 1
@@ -127,7 +127,9 @@ class CtgovClient:
             if self.on_retry is not None and attempt + 1 < self.max_attempts:
                 self.on_retry(attempt + 1, self.max_attempts, last_error, delay)
             self.sleep(delay)
-        raise SyncError(f"GET /studies failed after {self.max_attempts} attempts: {last_error}")
+        # the whole URL: a wrong --base-url showed as "GET /studies", which names no host
+        url = self.http.build_request("GET", "/studies", params=params).url
+        raise SyncError(f"GET {url} failed after {self.max_attempts} attempts: {last_error}")
 
 
 def _params(since: str | None, page_token: str | None, first: bool) -> dict:

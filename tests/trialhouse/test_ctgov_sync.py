@@ -57,8 +57,10 @@ def test_watermark_advances_and_next_sync_starts_from_it(tmp_path):
 def test_gives_up_with_a_clear_error_and_resumes_later(tmp_path):
     landing = tmp_path / "landing"
     with FakeCtgov(faults={2: "500", 3: "500", 4: "500"}) as fake:
-        with pytest.raises(SyncError, match="after 3 attempts: HTTP 500"):
+        with pytest.raises(SyncError, match="after 3 attempts: HTTP 500") as failed:
             sync(landing, client(fake, max_attempts=3), since="2024-01-01")
+        # the whole URL, host included: a wrong --base-url read "GET /studies failed" (a newcomer's walkthrough)
+        assert str(failed.value).startswith(f"GET {fake.base_url}/studies?")
         report = sync(landing, client(fake))
     assert report.completed and report.pages == 4  # page 1 was already done
     assert sorted(fake.served) == [0, 1, 2, 3, 4]
