@@ -24,6 +24,9 @@ def test_demo_builds_a_warehouse_with_every_bundled_study(tmp_path, capsys):
     assert "completed" in out and "raw.ctgov_study_version" in out and "dg dev" in out
     # on the demo's own folder, which a bare `dg dev` (./data) would not show
     assert f"TRIALHOUSE_WAREHOUSE={tmp_path}/data/warehouse.duckdb" in out
+    # this run's Data Docs page, where the tour printed a placeholder (a newcomer's walkthrough)
+    (docs,) = [line.split("Data Docs:", 1)[1].strip() for line in out.splitlines() if line.strip().startswith("Data Docs:")]
+    assert "<run id>" not in docs and Path(docs).is_file() and Path(docs).name == "index.html"
     # the synthetic site delivery answers the three site questions in the tour
     for title in ("Mean PHQ-9 change from baseline to day 1 by arm", "Adverse events by arm", "Participants per site"):
         assert title in out
@@ -230,3 +233,17 @@ def test_the_follow_up_commands_name_the_paths_the_run_was_given(tmp_path, monke
     assert _path_args(given) == f" --landing {tmp_path}/in --warehouse '{tmp_path}/my wh.duckdb'"
     monkeypatch.setenv("TRIALHOUSE_LANDING", str(tmp_path / "in"))  # the environment says it already
     assert _path_args(given) == f" --warehouse '{tmp_path}/my wh.duckdb'"
+
+
+def test_the_tour_from_another_folder_prints_commands_that_work_there(tmp_path, monkeypatch, capsys):
+    """`uv run` and DAGSTER_HOME=$PWD/dagster_home need the project folder: `demo --dir` run from elsewhere
+    printed commands that failed where they were printed (a newcomer's walkthrough)."""
+    from trialhouse.cli import PROJECT, _print_demo_tour
+
+    duckdb.connect(str(tmp_path / "w.duckdb")).close()
+    monkeypatch.chdir(tmp_path)
+    _print_demo_tour(Settings(warehouse="w.duckdb", landing="l", export="x", vocab=None), queries=[])
+    out = capsys.readouterr().out
+    assert f"  cd {PROJECT} && uv run python -c \"import duckdb; print(duckdb.connect('{tmp_path}/w.duckdb'" in out
+    assert f"cd {PROJECT} && DAGSTER_HOME=$PWD/dagster_home TRIALHOUSE_LANDING={tmp_path}/l " in out
+    assert f"Data Docs:        {tmp_path}/x/data_docs/<run id>/index.html" in out

@@ -208,7 +208,7 @@ def cmd_demo(args) -> int:
     summary = _summary(report, settings)
     _print_human(summary, _path_args(settings))
     print()
-    _print_demo_tour(settings)
+    _print_demo_tour(settings, run_id=summary["run_id"])
     return _exit_code(summary)
 
 
@@ -244,7 +244,10 @@ def _site_queries(nct_id: str = "NCT06668571"):
     return [(SITE_QUERY_TITLES.get(name, name), sql, {"nct_id": nct_id}) for name, sql in named_queries("omop").items()]
 
 
-def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES, run_id: str | None = None) -> None:
     import duckdb
 
     if not Path(settings.warehouse).exists():
@@ -268,13 +271,20 @@ def _print_demo_tour(settings: Settings, queries=DEMO_QUERIES) -> None:
             print(f"\n{title}:")
             # 140 fits the widest table (adverse events by arm, 7 columns); at 110 DuckDB hid one
             rel.show(max_width=max(140, shutil.get_terminal_size().columns), max_rows=12)
+    # `uv run` and DAGSTER_HOME=$PWD/... need the project folder: from elsewhere (`demo --dir` run from
+    # another folder) the printed commands change to it first, with the demo's paths made absolute.
+    here = Path.cwd().resolve() == PROJECT
+    cd = "" if here else f"cd {shlex.quote(str(PROJECT))} && "
+    shown = settings if here else Settings(**{k: str(Path(v).resolve()) if v else v for k, v in vars(settings).items()})
+    docs = Path(settings.export) / "data_docs" / (run_id or "") / "index.html"
+    docs_line = str(docs if here else docs.resolve()) if run_id and docs.exists() else f"{shown.export}/data_docs/<run id>/index.html"
     print(
         "\nLook at it yourself (read-only, works while loads run):\n"
-        f"  uv run python -c \"import duckdb; print(duckdb.connect('{settings.warehouse}', read_only=True)"
+        f"  {cd}uv run python -c \"import duckdb; print(duckdb.connect('{shown.warehouse}', read_only=True)"
         ".sql('select * from fhir.research_study'))\"\n"
-        f"  FHIR bulk export: {settings.export}/fhir/ (manifest.json; NDJSON per resource type in parts of NCT id ranges)\n"
-        f"  Data Docs:        {settings.export}/data_docs/<run id>/index.html\n"
-        f"  Dagster UI:       {_ui_command(settings)}   (then open http://127.0.0.1:3000)"
+        f"  FHIR bulk export: {shown.export}/fhir/ (manifest.json; NDJSON per resource type in parts of NCT id ranges)\n"
+        f"  Data Docs:        {docs_line}\n"
+        f"  Dagster UI:       {cd}{_ui_command(shown)}   (then open http://127.0.0.1:3000)"
     )
 
 
