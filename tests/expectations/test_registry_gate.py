@@ -322,5 +322,7 @@ def test_records_of_the_wrong_json_shape_are_held_and_the_rest_published(landing
     rows = published(tmp_path, "SELECT record_key, field, reason FROM quarantine.record WHERE rule = 'json_shape' ORDER BY 1")
     assert [(r[0], r[1]) for r in rows] == [(n, f) for n, (_, f) in SHAPES.items()]
     assert all(f"ctgov/{r[0]}.json" in r[2] and r[1] in r[2] and "not the JSON type" in r[2] for r in rows)
+    # a scalar of the wrong type is shown, not only its type (a newcomer's walkthrough)
+    assert any("= 'string \"" in r[2] for r in rows), rows
     state = dict(published(tmp_path, "SELECT nct_id, status FROM meta.study_state"))
     assert {n: state[n] for n in SHAPES} == {n: "quarantined" for n in SHAPES}

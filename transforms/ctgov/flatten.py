@@ -6,6 +6,8 @@ failed expectation can name the record and the field.
 """
 from __future__ import annotations
 
+import json
+
 import datetime as dt
 from functools import cache
 from typing import Iterable
@@ -113,15 +115,24 @@ def _items(rec: dict, path: str, shape: list, key: dict, objects: bool = True) -
     if value is None:
         return []
     if not isinstance(value, list):
-        shape.append({**key, "field": path, "found": f"{_json_type(value)}, not an array"})
+        shape.append({**key, "field": path, "found": f"{_found(value)}, not an array"})
         return []
     out = []
     for i, v in enumerate(value):
         if objects and not isinstance(v, dict):
-            shape.append({**key, "field": f"{path}[{i}]", "found": f"{_json_type(v)}, not an object"})
+            shape.append({**key, "field": f"{path}[{i}]", "found": f"{_found(v)}, not an object"})
         else:
             out.append((i, v))
     return out
+
+
+def _found(value) -> str:
+    """What a field of the wrong JSON type holds, for the hold's reason: its type, and the value itself
+    when it is a scalar (the reason said `'string, not an array'`, not which string)."""
+    if isinstance(value, (dict, list)) or value is None:
+        return _json_type(value)
+    text = json.dumps(value, ensure_ascii=False)
+    return f"{_json_type(value)} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _json_type(value) -> str:
@@ -199,7 +210,7 @@ def _contract_shape(rec: dict, key: dict, shape: list) -> None:
             continue
         named.add(field)
         expected = [t for t in getattr(error.kind, "types", ()) if t != "null"]
-        shape.append({**key, "field": field or "$", "found": f"{_json_type(error.instance)}, not "
+        shape.append({**key, "field": field or "$", "found": f"{_found(error.instance)}, not "
                       + (" or ".join(_A.get(t, t) for t in expected) or "what the registry contract says")})
 
 
