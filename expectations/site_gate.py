@@ -77,6 +77,8 @@ def _reason(rule, row: dict, fld: str) -> str:
         text += f"; expected {row.get('expected')} mg for {row.get('weight')} kg"
     elif rule.id == "plausibility.after_death":
         text += f" ({row.get('expected')})"
+    elif rule.id in ("eligibility.age_min", "eligibility.age_max"):
+        text += f"; the registry admits {row.get('expected')}"
     elif rule.id == "plausibility.death_dates_agree":
         text += f": {row.get('expected')} is the date kept"
     return text

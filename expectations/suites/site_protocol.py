@@ -273,6 +273,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
             out["dm"].append({**_key(r), "age": age_at_consent(rec), "one_person": len(who[r["usubjid"]]) == 1,
                               "age_min": t["min_age"] if t["min_age"] is not None else 0.0,
                               "age_max": t["max_age"] if t["max_age"] is not None else 999.0,
+                              "expected": _age_range(t["min_age"], t["max_age"]),
                               "sex": rec.get("SEX"), "sex_allowed": rec.get("SEX") in t["sexes"],
                               "arm_known": _arm_known(rec.get("ARM"), rec.get("ARMCD"), codes, t["arms"]),
                               "actarm_known": _arm_known(rec.get("ACTARM"), rec.get("ACTARMCD"), codes, t["arms"]),
@@ -341,6 +342,19 @@ def _true(rid, frame, column, shown, field, message, level="record") -> Rule:
     return Rule(rid, frame, shown, field,
                 lambda g, c=column: g.expectations.ExpectColumnValuesToBeInSet(column=c, value_set=[True]),
                 level=level, message=message)
+
+
+def _age_range(low: float | None, high: float | None) -> str:
+    """The registry's eligible ages as a hold's reason states them (it said "is above the registry's
+    maximumAge" without the maximum)."""
+    def years(v: float) -> str:
+        return f"{v:g}" if v == round(v, 2) else f"{v:.2f}"
+
+    if low is None and high is None:
+        return "no age limits"
+    if high is None:
+        return f"{years(low)} years or more"
+    return f"{years(low or 0.0)} to {years(high)} years"
 
 
 def screening_limits(nct_ids) -> list[dict]:

@@ -103,6 +103,8 @@ def test_participant_level_violation_holds_the_whole_participant(con, landing, r
     assert record_key == f"{DELIVERY}/{subject}"
     assert source_record.startswith("row ")
     assert DELIVERY in reason and subject in reason and f"{domain.upper()} row" in reason and rule in reason
+    if violation == "age_70":  # with the limit it broke (it said "above the registry's maximumAge", no more)
+        assert reason.endswith("(rule eligibility.age_max); the registry admits 18 to 65 years"), reason
     assert json.loads(payload)["USUBJID"] == subject
     assert all(subject in r[3] for r in rows)  # nobody else is held
     assert any("held with participant" in r[5] for r in rows) or n == 1
