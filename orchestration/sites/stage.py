@@ -44,8 +44,6 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
                           paths: PathsResource) -> dg.MaterializeResult:
     run_id = context.run.run_id
     key, is_demo = pseudonym_key()
-    if is_demo:
-        context.log.warning("TRIALHOUSE_PSEUDONYM_KEY is not set: pseudonyms use the public demo key")
     runner = gx_runner(context, paths)
     with warehouse.connect() as con:
         ensure_tables(con)
@@ -63,6 +61,8 @@ def stage_site_data_asset(context: dg.AssetExecutionContext, warehouse: Warehous
             context.log.warning(f"site data of {len(waiting)} stud{'y' if len(waiting) == 1 else 'ies'} waits for a "
                                 f"published registry record: {', '.join(waiting[:20])}")
         waiting_md = {"waiting_for_registry": dg.MetadataValue.json(waiting)}
+        if is_demo and registry:  # only where participants are pseudonymised: a run without site data said it too
+            context.log.warning("TRIALHOUSE_PSEUDONYM_KEY is not set: pseudonyms use the public demo key")
         if not registry or fingerprint == last_published(con):
             # Nothing new since the last publish: the published participant rows stand as they are.
             return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(0),
