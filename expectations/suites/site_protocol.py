@@ -309,6 +309,11 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     for name, v in limits.items():
         f = pd.DataFrame(v)
         frames[f"screening.{name}"] = f[f["value"].notna()]
+    # Every limit's frame, rows or none: `rules()` checks each limit of the batch's protocols, and a delivery
+    # with no screening row for one (only dm.csv, as the contract allows) crashed the site step on a missing
+    # frame, failing the run and the registry's publish with it (a review).
+    for lim in screening_limits(registries):
+        frames.setdefault(f"screening.{lim['name']}", pd.DataFrame(columns=KEYS + ["value", "low", "high", "field"]))
     enrol = {}
     for r in rows:
         if r["domain"] == "DM":

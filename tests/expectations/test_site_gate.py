@@ -369,3 +369,22 @@ def test_a_death_dated_only_by_an_ae_the_gate_holds_holds_its_participant(con, l
     res = stage_site_data(con, runner, "r1", RECORD)
     assert res.participants_held == [f"{DELIVERY}/{subject}"]
     assert {r[0] for r in quarantined(con)} >= {"completeness.death_date", "plausibility.end_before_start"}
+
+
+def test_a_delivery_of_dm_alone_is_gated_without_its_screening_frames(con, landing, runner):
+    """The contract's minimum delivery (dm.csv alone) has no screening row: the protocol's screening rules
+    found no frame, and the site step crashed with a KeyError, failing the registry's publish with it (a review)."""
+    from trialhouse.synth_site import write_manifest
+
+    (folder,) = generate_delivery(landing.root / "sites", participants=6, sites=1, seed=7)
+    meta = json.loads((folder / "manifest.json").read_text())
+    for f in meta["files"]:
+        if f["name"] != "dm.csv":
+            (folder / f["name"]).unlink()
+    write_manifest(folder, meta, ["dm.csv"])
+    ingest_site_deliveries(con, landing.root, run_id="t")
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.quarantined == 0 and res.staged == res.rows == 6
+    ran = dict(con.execute("SELECT rule, failed FROM quarantine.rule_result WHERE suite = 'site_protocol' "
+                           "AND rule LIKE 'protocol.screening%'").fetchall())
+    assert ran == {"protocol.screening_phq9_min": 0, "protocol.screening_bmi_max": 0}
