@@ -388,3 +388,39 @@ def test_a_delivery_of_dm_alone_is_gated_without_its_screening_frames(con, landi
     ran = dict(con.execute("SELECT rule, failed FROM quarantine.rule_result WHERE suite = 'site_protocol' "
                            "AND rule LIKE 'protocol.screening%'").fetchall())
     assert ran == {"protocol.screening_phq9_min": 0, "protocol.screening_bmi_max": 0}
+
+
+def test_an_end_time_less_precise_than_its_start_maps_to_no_earlier_than_the_start(con, landing, runner):
+    """SVSTDTC 09:45:30 and SVENDTC 09:45 agree at the precision both have, so the gate passes them; the
+    mapping read the end as 09:45:00, a visit ending before it started, and DQD's plausibleStartBeforeEnd
+    blocked every publish (a review). Likewise an AE's end (an exposure's too, by the same macro: an
+    infusion ending in its start's minute is held by the protocol's duration rule before it maps)."""
+    from trialhouse.synth_site import write_manifest
+
+    (folder,) = generate_delivery(landing.root / "sites", participants=4, sites=1, seed=7)
+    seconds = {"sv.csv": ("SVSTDTC", "SVENDTC"), "ae.csv": ("AESTDTC", "AEENDTC")}
+    for name, (st, en) in seconds.items():
+        lines = (folder / name).read_text().splitlines()
+        head = lines[0].split(",")
+        i, j = head.index(st), head.index(en)
+        for k, line in enumerate(lines[1:], 1):
+            cells = line.split(",")
+            if len(cells[i]) == 16 and cells[j][:16] >= cells[i]:  # a time to the minute: end it in the start's minute
+                cells[i], cells[j] = cells[i] + ":30", cells[i]
+                lines[k] = ",".join(cells)
+                break
+        else:
+            raise AssertionError(f"no timed row in {name}")
+        (folder / name).write_text("\n".join(lines) + "\n")
+    meta = json.loads((folder / "manifest.json").read_text())
+    write_manifest(folder, meta, [f["name"] for f in meta["files"]])
+    ingest_site_deliveries(con, landing.root, run_id="t")
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.quarantined == 0
+    map_valid(con)
+    for table, prefix in (("visit_occurrence", "visit"), ("condition_occurrence", "condition")):
+        bad, same = con.execute(
+            f"SELECT count(*) FILTER ({prefix}_end_datetime < {prefix}_start_datetime), "
+            f"count(*) FILTER ({prefix}_end_datetime = {prefix}_start_datetime AND second({prefix}_start_datetime) = 30) "
+            f"FROM stage_omop.{table}").fetchone()
+        assert (bad, same) == (0, 1), table

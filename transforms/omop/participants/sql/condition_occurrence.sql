@@ -20,7 +20,7 @@ SELECT m.id AS condition_occurrence_id, p.id AS person_id, coalesce(n.concept_id
        -- the publish. An end whose period lies wholly before the start the gate holds
        -- (plausibility.end_before_start).
        CASE WHEN length(a.en) < 10 THEN greatest(pt_date(a.en), pt_start(a.st, a.consent_date, a.en)) ELSE pt_date(a.en) END AS condition_end_date,
-       pt_ts(a.en) AS condition_end_datetime,
+       pt_end_ts(a.en, a.st) AS condition_end_datetime,
        $crf AS condition_type_concept_id,
        -- The visit under way at the AE's start: several visits can share its day (an infusion visit and
        -- a follow-up), and the lowest id was taken, whichever it was.

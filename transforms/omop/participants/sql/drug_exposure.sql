@@ -12,7 +12,7 @@ FROM _pt_row r WHERE r.domain = 'EX';
 CREATE OR REPLACE TEMP TABLE _pt_drug_exposure AS
 SELECT m.id AS drug_exposure_id, p.id AS person_id, coalesce(d.concept_id, 0) AS drug_concept_id,
        pt_start(x.st, x.consent_date, x.en) AS drug_exposure_start_date, pt_ts(x.st) AS drug_exposure_start_datetime,
-       greatest(pt_date(x.en), pt_start(x.st, x.consent_date, x.en)) AS drug_exposure_end_date, pt_ts(x.en) AS drug_exposure_end_datetime,
+       greatest(pt_date(x.en), pt_start(x.st, x.consent_date, x.en)) AS drug_exposure_end_date, pt_end_ts(x.en, x.st) AS drug_exposure_end_datetime,
        $crf AS drug_type_concept_id,
        nullif(pt_num(pt_text(x.record, 'EXDOSE')), 0) AS quantity,
        coalesce(rt.concept_id, 0) AS route_concept_id,

@@ -12,7 +12,7 @@ FROM _pt_row r WHERE r.domain = 'SV';
 CREATE OR REPLACE TEMP TABLE _pt_visit_occurrence AS
 SELECT m.id AS visit_occurrence_id, p.id AS person_id, v.concept_id AS visit_concept_id,
        pt_start(s.st, s.consent_date, s.en) AS visit_start_date, pt_ts(s.st) AS visit_start_datetime,
-       greatest(pt_date(s.en), pt_start(s.st, s.consent_date, s.en)) AS visit_end_date, pt_ts(s.en) AS visit_end_datetime,
+       greatest(pt_date(s.en), pt_start(s.st, s.consent_date, s.en)) AS visit_end_date, pt_end_ts(s.en, s.st) AS visit_end_datetime,
        $crf AS visit_type_concept_id, c.id AS care_site_id,
        s.visit_source_value, 0 AS visit_source_concept_id
 FROM _pt_sv s
