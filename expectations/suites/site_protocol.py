@@ -104,6 +104,30 @@ def _num(text) -> float | None:
         return None
 
 
+# DQD's plausibleValueLow for person.year_of_birth; its high is next year (YEAR(GETDATE())+1).
+EARLIEST_BIRTH_YEAR = 1850
+
+
+def _birth(r: dict, rec: dict) -> list[dict]:
+    """The birth a DM row gives, checked as OMOP will publish it (person.sql: BRTHDTC's year, else the
+    year of consent minus AGE): a year DQD finds implausible (an AGE of 190 for a study with no maximum age
+    passed the registry's range and blocked every publish at DQD), a birth after consent, and a BRTHDTC
+    that disagrees with AGE by more than a year (the gate checked AGE while OMOP and FHIR published
+    BRTHDTC: a participant of 85 was published against a maximum of 65; a review)."""
+    brthdtc = (rec.get("BRTHDTC") or "").strip()
+    born, consent, age = _date(brthdtc), _date(rec.get("RFICDTC")), _num(rec.get("AGE"))
+    year = born.year if born else (consent.year - int(age) if consent and age is not None else None)
+    if year is None:
+        return []
+    row = {**_key(r), "birth_year": year, "field": "dm.BRTHDTC" if born else "dm.AGE",
+           "value": brthdtc if born else rec.get("AGE"),
+           "plausible": EARLIEST_BIRTH_YEAR <= year <= dt.date.today().year + 1,
+           "born_first": not (born and consent and born > consent), "agrees": True}
+    if born and consent and age is not None and (rec.get("AGEU") or "YEARS").rstrip("S").upper() == "YEAR":
+        row["agrees"] = abs(age_at_consent({"BRTHDTC": brthdtc, "RFICDTC": rec.get("RFICDTC")}) - age) <= 1
+    return [row]
+
+
 def age_at_consent(rec: dict) -> float | None:
     """AGE (in AGEU) as the site recorded it; else whole years from BRTHDTC (partial dates at the
     first day of their period, so an uncertain birthday errs towards the older age) to RFICDTC."""
@@ -236,7 +260,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     terms = {n: study_terms(r) for n, r in registries.items()}
     dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
     out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": [],
-                                  "dates": [], "date_order": [], "dose_sign": [], "text": []}
+                                  "dates": [], "date_order": [], "dose_sign": [], "text": [], "dm_birth": []}
     latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
@@ -278,6 +302,7 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
                               "arm_known": _arm_known(rec.get("ARM"), rec.get("ARMCD"), codes, t["arms"]),
                               "actarm_known": _arm_known(rec.get("ACTARM"), rec.get("ACTARMCD"), codes, t["arms"]),
                               "armcd_consistent": consistent})
+            out["dm_birth"] += _birth(r, rec)
             continue
         out["subject_rows"].append({**_key(r), "in_dm": (r["delivery_key"], r["usubjid"]) in dm_ids,
                                     "field": f"{d.lower()}.USUBJID"})
@@ -373,6 +398,14 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
         _pair("eligibility.age_min", "dm_age", "age", "age_min", "age", "dm.AGE", "is below the registry's minimumAge"),
         _pair("eligibility.age_max", "dm_age", "age_max", "age", "age", "dm.AGE", "is above the registry's maximumAge"),
         _true("eligibility.sex", "dm", "sex_allowed", "SEX", "dm.SEX", "is not allowed by the registry's eligibility sex"),
+        _true("plausibility.birth_year", "dm_birth", "plausible", "value", "dm.AGE",
+              f"gives a year of birth before {EARLIEST_BIRTH_YEAR} or after next year (DQD's plausibleValueLow/High "
+              "for person.year_of_birth)"),
+        _true("plausibility.born_before_consent", "dm_birth", "born_first", "value", "dm.BRTHDTC",
+              "lies after the participant's informed consent (RFICDTC)"),
+        _true("plausibility.age_agrees_with_birth", "dm_birth", "agrees", "value", "dm.BRTHDTC",
+              "and RFICDTC give an age more than a year from AGE: OMOP and FHIR publish the birth date, the "
+              "registry's eligibility is checked on AGE"),
         _true("arm.arm_in_registry", "dm", "arm_known", "ARM", "dm.ARM", _NO_ARM),
         _true("arm.actarm_in_registry", "dm", "actarm_known", "ACTARM", "dm.ACTARM", _NO_ARM),
         _true("arm.armcd_matches_protocol", "dm", "armcd_consistent", "ARMCD", "dm.ARMCD",

@@ -424,3 +424,31 @@ def test_an_end_time_less_precise_than_its_start_maps_to_no_earlier_than_the_sta
             f"count(*) FILTER ({prefix}_end_datetime = {prefix}_start_datetime AND second({prefix}_start_datetime) = 30) "
             f"FROM stage_omop.{table}").fetchone()
         assert (bad, same) == (0, 1), table
+
+
+@pytest.mark.parametrize("brthdtc, age, rule", [
+    ("", "190", "plausibility.birth_year"),  # a typo: born 1835, which DQD's plausibleValueLow (1850) refuses
+    ("2026-11", "25", "plausibility.born_before_consent"),
+    ("1940-08", "25", "plausibility.age_agrees_with_birth"),  # published as 85 where AGE passed the registry's 18-65
+])
+def test_a_birth_published_as_omop_and_fhir_give_it_is_checked(con, landing, runner, brthdtc, age, rule):
+    """The gate checked AGE; OMOP's year_of_birth and FHIR's birthDate come from BRTHDTC, else consent year
+    minus AGE. An AGE of 190 for a study with no maximum age passed and blocked every publish at DQD; a
+    BRTHDTC of 1940 or after consent beside an eligible AGE was published (a review)."""
+    from trialhouse.synth_site import write_manifest
+
+    (folder,) = generate_delivery(landing.root / "sites", participants=4, sites=1, seed=7)
+    lines = (folder / "dm.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[head.index("BRTHDTC")], cells[head.index("AGE")] = brthdtc, age
+    lines[1] = ",".join(cells)
+    (folder / "dm.csv").write_text("\n".join(lines) + "\n")
+    meta = json.loads((folder / "manifest.json").read_text())
+    write_manifest(folder, meta, [f["name"] for f in meta["files"]])
+    ingest_site_deliveries(con, landing.root, run_id="t")
+    res = stage_site_data(con, runner, "r1", RECORD)
+    subject = cells[head.index("USUBJID")]
+    assert res.participants_held == [f"{DELIVERY}/{subject}"]
+    reasons = [r[5] for r in quarantined(con) if r[0] == rule and " held with participant " not in r[5]]
+    assert len(reasons) == 1 and subject in reasons[0] and f"(rule {rule})" in reasons[0], quarantined(con)
