@@ -260,7 +260,8 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     terms = {n: study_terms(r) for n, r in registries.items()}
     dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
     out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": [],
-                                  "dates": [], "date_order": [], "dose_sign": [], "text": [], "dm_birth": []}
+                                  "dates": [], "date_order": [], "dose_sign": [], "text": [], "dm_birth": [],
+                                  "dose_unit": []}
     latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
@@ -315,6 +316,8 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
         if d == "EX" and dose and (rec.get("EXTRT") or "").upper() == dose["extrt"]:
             w = _weight(weights.get((r["delivery_key"], r["usubjid"], dose["weight_testcd"]), []), rec)
             out["dose_weight"].append({**_key(r), "weight_found": w is not None})
+            # the rule is in the protocol's unit: 43 g passed as 43 mg and was published so (a review)
+            out["dose_unit"].append({**_key(r), "unit_ok": (rec.get("EXDOSU") or "").strip().lower() == dose["unit"].lower()})
             given = _num(rec.get("EXDOSE"))
             if w is not None and given is not None:
                 expected = min(dose["mg_per_kg"] * w, dose["max_mg"])
@@ -430,6 +433,8 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
         _true("plausibility.negative_dose", "dose_sign", "non_negative", "value", "ex.EXDOSE", "is a negative dose"),
         _pair("protocol.dose_rule", "dose", "tolerance_pct", "deviation_pct", "EXDOSE", "ex.EXDOSE",
               "deviates from the protocol's weight-based dose by more than the tolerance"),
+        _true("protocol.dose_unit", "dose_unit", "unit_ok", "EXDOSU", "ex.EXDOSU",
+              "is not the unit of the protocol's dose rule (its file's `dose.unit`)"),
         _true("protocol.dose_weight_recorded", "dose_weight", "weight_found", "EXDOSE", "ex.EXDOSE",
               "has no body weight recorded before the infusion, so the dose rule cannot be checked"),
         _pair("protocol.infusion_duration", "infusion", "tolerance_min", "deviation_min", "minutes", "ex.EXENDTC",

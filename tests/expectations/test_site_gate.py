@@ -452,3 +452,24 @@ def test_a_birth_published_as_omop_and_fhir_give_it_is_checked(con, landing, run
     assert res.participants_held == [f"{DELIVERY}/{subject}"]
     reasons = [r[5] for r in quarantined(con) if r[0] == rule and " held with participant " not in r[5]]
     assert len(reasons) == 1 and subject in reasons[0] and f"(rule {rule})" in reasons[0], quarantined(con)
+
+
+def test_a_dose_in_another_unit_than_the_protocol_rule_is_held(con, landing, runner):
+    """The dose rule compared EXDOSE alone: 43 g of ketamine passed as 43 mg and was published so (a review)."""
+    from trialhouse.synth_site import write_manifest
+
+    (folder,) = generate_delivery(landing.root / "sites", participants=4, sites=1, seed=7)
+    lines = (folder / "ex.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    k = next(k for k, line in enumerate(lines[1:], 1) if line.split(",")[head.index("EXTRT")] == "KETAMINE")
+    cells = lines[k].split(",")
+    cells[head.index("EXDOSU")] = "g"
+    lines[k] = ",".join(cells)
+    (folder / "ex.csv").write_text("\n".join(lines) + "\n")
+    meta = json.loads((folder / "manifest.json").read_text())
+    write_manifest(folder, meta, [f["name"] for f in meta["files"]])
+    ingest_site_deliveries(con, landing.root, run_id="t")
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [] and len(res.rows_held) == 1  # the row, as the dose rule holds one
+    (reason,) = [r[5] for r in quarantined(con) if r[0] == "protocol.dose_unit"]
+    assert "ex.EXDOSU = 'g' is not the unit of the protocol's dose rule" in reason
