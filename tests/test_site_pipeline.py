@@ -200,6 +200,10 @@ def test_a_delivery_before_its_study_waits_and_says_so(tmp_path):
 
     assert first.success and first.metadata["stage/site_data"]["skipped"] is True
     assert first.metadata["stage/site_data"]["waiting_for_registry"] == ["NCT06668571"]
+    # and the run's summary says so, not only its log (a mistyped NCT id would wait for ever, unseen)
+    from trialhouse.cli import _summary
+
+    assert _summary(first, settings)["site_studies_waiting_for_registry"] == ["NCT06668571"]
     assert _persons(settings)[0] == 0
     (landing / "ctgov" / "NCT06668571.json").write_bytes((CTGOV / "NCT06668571.json").read_bytes())
     second = run_pipeline(settings)

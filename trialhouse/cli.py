@@ -41,6 +41,9 @@ def _summary(report, settings: Settings) -> dict:
         # displaced), each with by what: kept in raw.site_delivery, not loaded into the current data
         "site_deliveries_superseded": report.value("raw/site_delivery", "superseded", 0),
         "superseded_deliveries": _listed(report.value("raw/site_delivery", "superseded_deliveries", None)),
+        # studies whose site data waits for a published registry record (a mistyped NCT id waits for ever):
+        # loaded, neither checked nor held, which only the run's log said
+        "site_studies_waiting_for_registry": list(report.value("stage/site_data", "waiting_for_registry", None) or []),
         # How the analysts' file was replaced: 'patched', 'copied', or null when nothing changed.
         "snapshot": report.value("publish/warehouse", "snapshot_mode", None),
         "snapshot_bytes_written": report.value("publish/warehouse", "snapshot_bytes_written", 0),
@@ -114,6 +117,8 @@ def _print_human(summary: dict, path_args: str = "") -> None:
         print(f"  site delivery not decided: {why}")
     for why in summary.get("superseded_deliveries", []):
         print(f"  site {why}")
+    for nct_id in summary.get("site_studies_waiting_for_registry", []):
+        print(f"  site data of {nct_id} waits for a published registry record of that study (not checked, not published)")
     if summary["quarantined"] or summary["files_failed"]:
         print(f"  `trialhouse quarantine list{path_args}` says what is held and why; "
               f"`trialhouse quarantine retry{path_args}` tries it again after a fix")
