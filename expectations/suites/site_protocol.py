@@ -259,9 +259,11 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
     (nct_id -> API v2 record)."""
     terms = {n: study_terms(r) for n, r in registries.items()}
     dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
+    consents = {(r["delivery_key"], r["usubjid"]): (r["record"].get("RFICDTC") or "").strip()
+                for r in rows if r["domain"] == "DM"}
     out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": [],
                                   "dates": [], "date_order": [], "dose_sign": [], "text": [], "dm_birth": [],
-                                  "dose_unit": []}
+                                  "dose_unit": [], "ds_consent": []}
     latest = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     limits: dict[str, list[dict]] = {}
     weights: dict[tuple, list[tuple]] = {}
@@ -307,6 +309,13 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
             continue
         out["subject_rows"].append({**_key(r), "in_dm": (r["delivery_key"], r["usubjid"]) in dm_ids,
                                     "field": f"{d.lower()}.USUBJID"})
+        if d == "DS":
+            # A disposition before consent ended the participant's time on study before it began: FHIR's
+            # ResearchSubject.period ran from the consent back to it, which R5 forbids (per-1; a review).
+            on, consent = (rec.get("DSSTDTC") or "").strip(), consents.get((r["delivery_key"], r["usubjid"]), "")
+            if len(on) >= 4 and len(consent) >= 4 and on[:len(consent)] < consent[:len(on)]:
+                out["ds_consent"].append({**_key(r), "value": on, "after_consent": False, "field": "ds.DSSTDTC",
+                                          "expected": consent})
         for lim in proto.get("screening_limits", []):
             if d == lim["domain"] and rec.get(f"{d}TESTCD") == lim["testcd"] and rec.get("EPOCH") == lim["epoch"]:
                 limits.setdefault(lim["name"], []).append(
@@ -433,6 +442,9 @@ def rules(limits: list[dict] = ()) -> list[Rule]:
         _true("plausibility.negative_dose", "dose_sign", "non_negative", "value", "ex.EXDOSE", "is a negative dose"),
         _pair("protocol.dose_rule", "dose", "tolerance_pct", "deviation_pct", "EXDOSE", "ex.EXDOSE",
               "deviates from the protocol's weight-based dose by more than the tolerance"),
+        _true("plausibility.ds_before_consent", "ds_consent", "after_consent", "value", "ds.DSSTDTC",
+              "dates a disposition before the participant's informed consent (dm.RFICDTC), where their time on "
+              "study begins"),
         _true("protocol.dose_unit", "dose_unit", "unit_ok", "EXDOSU", "ex.EXDOSU",
               "is not the unit of the protocol's dose rule (its file's `dose.unit`)"),
         _true("protocol.dose_weight_recorded", "dose_weight", "weight_found", "EXDOSE", "ex.EXDOSE",

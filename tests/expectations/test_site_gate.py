@@ -319,7 +319,11 @@ def test_a_death_record_dating_the_death_earlier_is_a_warning_and_the_dm_date_is
                                   "WHERE domain = 'DM' AND json_extract_string(record, 'DTHFL') = 'Y'").fetchone()
     (number,) = con.execute("SELECT row_number FROM raw.sdtm_row WHERE usubjid = ? AND domain = 'DS' "
                             "AND json_extract_string(record, 'DSDECOD') = 'DEATH'", [subject]).fetchone()
-    earlier = (dt.date.fromisoformat(dthdtc[:10]) - dt.timedelta(days=31)).isoformat()
+    consent = con.execute("SELECT json_extract_string(record, 'RFICDTC') FROM raw.sdtm_row WHERE domain = 'DM' "
+                          "AND usubjid = ?", [subject]).fetchone()[0]
+    # earlier, yet not before consent (plausibility.ds_before_consent holds that)
+    earlier = max(dt.date.fromisoformat(dthdtc[:10]) - dt.timedelta(days=31), dt.date.fromisoformat(consent[:10])).isoformat()
+    assert earlier < dthdtc[:10]
     con.execute("UPDATE raw.sdtm_row SET record = json_merge_patch(record, json_object('DSSTDTC', ?)) "
                 "WHERE usubjid = ? AND domain = 'DS' AND row_number = ?", [earlier, subject, number])
     res = stage_site_data(con, runner, "r1", RECORD)
@@ -473,3 +477,26 @@ def test_a_dose_in_another_unit_than_the_protocol_rule_is_held(con, landing, run
     assert res.participants_held == [] and len(res.rows_held) == 1  # the row, as the dose rule holds one
     (reason,) = [r[5] for r in quarantined(con) if r[0] == "protocol.dose_unit"]
     assert "ex.EXDOSU = 'g' is not the unit of the protocol's dose rule" in reason
+
+
+def test_a_disposition_before_consent_holds_its_participant(con, landing, runner):
+    """DS dated 2024-04-11 for a participant consented 2025-05-10: FHIR's ResearchSubject.period ran from
+    the consent back to it (end before start, which R5's per-1 forbids) and nothing held it (a review)."""
+    from trialhouse.synth_site import write_manifest
+
+    (folder,) = generate_delivery(landing.root / "sites", participants=4, sites=1, seed=7)
+    lines = (folder / "ds.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[head.index("DSSTDTC")] = "2024-04-11"
+    lines[1] = ",".join(cells)
+    (folder / "ds.csv").write_text("\n".join(lines) + "\n")
+    meta = json.loads((folder / "manifest.json").read_text())
+    write_manifest(folder, meta, [f["name"] for f in meta["files"]])
+    ingest_site_deliveries(con, landing.root, run_id="t")
+    res = stage_site_data(con, runner, "r1", RECORD)
+    subject = cells[head.index("USUBJID")]
+    assert res.participants_held == [f"{DELIVERY}/{subject}"]
+    (reason,) = [r[5] for r in quarantined(con) if r[0] == "plausibility.ds_before_consent"
+                 and " held with participant " not in r[5]]
+    assert "ds.DSSTDTC = '2024-04-11' dates a disposition before the participant's informed consent" in reason
