@@ -254,13 +254,32 @@ def _death_frames(rows: list[dict], held_rows: set[int]) -> tuple[list[dict], li
     return undated, later, earlier
 
 
+def _who(r: dict) -> tuple:
+    return r["delivery_key"], r["usubjid"]
+
+
+def _in_epoch(rec: dict, domain: str, epoch: str, first_dose: str | None) -> bool:
+    """Whether a row was taken in the protocol's epoch (SCREENING): its EPOCH, or, EPOCH being optional
+    in the contract, its VISIT; with neither, a screening row is one dated before the first dose (DM's
+    RFSTDTC). By EPOCH alone, rows without it went unchecked: a screening BMI of 45 and a PHQ-9 of 5
+    were published (a review)."""
+    given = (rec.get("EPOCH") or "").strip().upper()
+    if given:
+        return given == epoch
+    visit = (rec.get("VISIT") or "").strip().upper()
+    if visit:
+        return visit == epoch
+    on = (rec.get(f"{domain}DTC") or "").strip()
+    return epoch == "SCREENING" and bool(on) and bool(first_dose) and on[:len(first_dose)] < first_dose[:len(on)]
+
+
 def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.DataFrame]:
     """Frames for `rules()`. `rows`: SDTM rows (KEYS + `record` dict) of studies in `registries`
     (nct_id -> API v2 record)."""
     terms = {n: study_terms(r) for n, r in registries.items()}
     dm_ids = {(r["delivery_key"], r["usubjid"]) for r in rows if r["domain"] == "DM"}
-    consents = {(r["delivery_key"], r["usubjid"]): (r["record"].get("RFICDTC") or "").strip()
-                for r in rows if r["domain"] == "DM"}
+    consents = {_who(r): (r["record"].get("RFICDTC") or "").strip() for r in rows if r["domain"] == "DM"}
+    firsts = {_who(r): (r["record"].get("RFSTDTC") or "").strip() for r in rows if r["domain"] == "DM"}
     out: dict[str, list[dict]] = {"dm": [], "subject_rows": [], "dose": [], "dose_weight": [], "infusion": [],
                                   "dates": [], "date_order": [], "dose_sign": [], "text": [], "dm_birth": [],
                                   "dose_unit": [], "ds_consent": []}
@@ -312,12 +331,13 @@ def build_frames(rows: list[dict], registries: dict[str, dict]) -> dict[str, pd.
         if d == "DS":
             # A disposition before consent ended the participant's time on study before it began: FHIR's
             # ResearchSubject.period ran from the consent back to it, which R5 forbids (per-1; a review).
-            on, consent = (rec.get("DSSTDTC") or "").strip(), consents.get((r["delivery_key"], r["usubjid"]), "")
+            on, consent = (rec.get("DSSTDTC") or "").strip(), consents.get(_who(r), "")
             if len(on) >= 4 and len(consent) >= 4 and on[:len(consent)] < consent[:len(on)]:
                 out["ds_consent"].append({**_key(r), "value": on, "after_consent": False, "field": "ds.DSSTDTC",
                                           "expected": consent})
         for lim in proto.get("screening_limits", []):
-            if d == lim["domain"] and rec.get(f"{d}TESTCD") == lim["testcd"] and rec.get("EPOCH") == lim["epoch"]:
+            if d == lim["domain"] and rec.get(f"{d}TESTCD") == lim["testcd"] and _in_epoch(rec, d, lim["epoch"],
+                                                                                        firsts.get(_who(r))):
                 limits.setdefault(lim["name"], []).append(
                     {**_key(r), "value": _num(rec.get(f"{d}STRESN")), "low": lim.get("min", float("-inf")),
                      "high": lim.get("max", float("inf")), "field": f"{d.lower()}.{d}STRESN"})

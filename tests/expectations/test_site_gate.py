@@ -500,3 +500,28 @@ def test_a_disposition_before_consent_holds_its_participant(con, landing, runner
     (reason,) = [r[5] for r in quarantined(con) if r[0] == "plausibility.ds_before_consent"
                  and " held with participant " not in r[5]]
     assert "ds.DSSTDTC = '2024-04-11' dates a disposition before the participant's informed consent" in reason
+
+
+@pytest.mark.parametrize("blank", [("EPOCH",), ("EPOCH", "VISIT")])
+def test_a_screening_value_without_epoch_is_still_checked(con, landing, runner, blank):
+    """EPOCH is optional in vs.csv and qs.csv: screening rows without it went unchecked, and a screening
+    BMI of 45 was published (a review). Then VISIT says it; without both, a row dated before the first dose."""
+    from trialhouse.synth_site import write_manifest
+
+    (folder,) = generate_delivery(landing.root / "sites", participants=4, sites=1, seed=7)
+    lines = (folder / "vs.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    k = next(k for k, line in enumerate(lines[1:], 1)
+             if line.split(",")[head.index("VSTESTCD")] == "BMI" and line.split(",")[head.index("EPOCH")] == "SCREENING")
+    cells = lines[k].split(",")
+    cells[head.index("VSSTRESN")] = "45"
+    for column in blank:
+        cells[head.index(column)] = ""
+    lines[k] = ",".join(cells)
+    (folder / "vs.csv").write_text("\n".join(lines) + "\n")
+    meta = json.loads((folder / "manifest.json").read_text())
+    write_manifest(folder, meta, [f["name"] for f in meta["files"]])
+    ingest_site_deliveries(con, landing.root, run_id="t")
+    res = stage_site_data(con, runner, "r1", RECORD)
+    assert res.participants_held == [f"{DELIVERY}/{cells[head.index('USUBJID')]}"]
+    assert [r for r in quarantined(con) if r[0] == "protocol.screening_bmi_max" and "45" in r[5]]
