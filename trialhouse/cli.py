@@ -151,9 +151,7 @@ def _paths_usable(settings: Settings, command: str, as_json: bool = False) -> bo
     if not Path(settings.landing).is_dir():
         problem = (f"landing folder {settings.landing} is not a folder (set --landing or TRIALHOUSE_LANDING; "
                    f"`trialhouse demo` makes one with the bundled sample)")
-    elif settings.vocab and (not Path(settings.vocab).is_dir() or _missing_vocabulary(settings.vocab)):
-        what = (f"has no {' or '.join(_missing_vocabulary(settings.vocab))}" if Path(settings.vocab).is_dir()
-                else "is not a folder")
+    elif settings.vocab and (what := _vocabulary_problem(settings.vocab)):
         problem = (f"vocabulary folder {settings.vocab} {what} (set --vocab or TRIALHOUSE_VOCAB to an Athena "
                    f"download unzipped, or leave both unset for the bundled demo vocabulary)")
     else:
@@ -166,10 +164,13 @@ def _paths_usable(settings: Settings, command: str, as_json: bool = False) -> bo
     return problem is None
 
 
-def _missing_vocabulary(directory: str) -> list[str]:
+def _vocabulary_problem(directory: str) -> str | None:
     from transforms.omop.vocabulary import missing_required
 
-    return missing_required(Path(directory))
+    if not Path(directory).is_dir():
+        return "is not a folder"
+    missing = missing_required(Path(directory))
+    return f"has no {' or '.join(missing)}" if missing else None
 
 
 def _foreign_warehouse(settings: Settings) -> str | None:

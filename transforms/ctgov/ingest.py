@@ -267,26 +267,31 @@ def prepare(rec: RawRecord) -> tuple:
     if rec.record is None:
         return (HELD, rec.source_record, rec.nct_id or rec.source_record or "$", rec.field,
                 rec.error or "unreadable record", rec.text)
-    key = named_nct_id(rec.record) or rec.source_record or "$"  # its study, when it names one
     try:
         ident = identify(rec.record)
         payload = rec.text if rec.text is not None else _dumps(rec.record)
     except IdentityError as exc:
-        return (HELD, rec.source_record, key, exc.field, str(exc), _held_text(rec.record))
+        return (HELD, rec.source_record, _held_key(rec), exc.field, str(exc), _held_text(rec.record))
     except UnicodeEncodeError:  # a lone surrogate (\ud800): Python's JSON reads it, no UTF-8 text holds it
         try:
             field = _surrogate_path(rec.record) or "$"
         except RecursionError:  # as deep as the parser went: the walk has less stack left
             field = "$"
-        return (HELD, rec.source_record, key, field,
+        return (HELD, rec.source_record, _held_key(rec), field,
                 f"{field} is not valid Unicode text (a lone surrogate, e.g. \\ud800)", _held_text(rec.record))
     except (RecursionError, ValueError, TypeError) as exc:  # nested too deeply for Python to write it back
-        return (HELD, rec.source_record, key, "$", f"record cannot be stored: {type(exc).__name__}: {exc}", None)
+        return (HELD, rec.source_record, _held_key(rec), "$", f"record cannot be stored: {type(exc).__name__}: {exc}", None)
     if len(payload) > MAX_RECORD_BYTES:
-        return (HELD, rec.source_record, key, "$", f"record is {len(payload) / 2**20:.1f} MB, more than a study "
+        return (HELD, rec.source_record, _held_key(rec), "$", f"record is {len(payload) / 2**20:.1f} MB, more than a study "
                 f"record can be ({MAX_RECORD_BYTES // 2**20} MB)", None)
     return (VERSION, ident.nct_id, ident.content_hash, ident.last_update_post_date, ident.version_holder,
             payload, rec.source_record)
+
+
+def _held_key(rec: RawRecord) -> str:
+    """A held record's key: the study it names, else its place in its file (worked out only for a hold,
+    off the path every record takes)."""
+    return named_nct_id(rec.record) or rec.source_record or "$"
 
 
 def _held_text(record: dict) -> str | None:
