@@ -22,10 +22,8 @@ twice SPLICE_STUDIES touched studies.
 from __future__ import annotations
 
 import bisect
-import errno
 import json
 import os
-import shutil
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -35,10 +33,10 @@ import numpy as np
 import orjson
 
 from .export_stamps import STAMPS, changed_urls, manifest_is_stamped, write_stamps  # noqa: F401 (STAMPS: callers')
+from .export_staging import STAGING, move_in, remove, sweep
 from .store import checked_schema
 
 SHARED = "shared"
-STAGING = ".staging"  # where a whole export writes its parts before they move in (export_ndjson)
 PREFIX = 7  # "NCT0123": an NCT id range of 10,000 numbers
 # The part of a resource row (columns nct_id, id), in SQL; the publish records touched parts with it
 # (identifiers from code).
@@ -85,7 +83,7 @@ def export_ndjson(con, schema: str, out_dir: Path, *, transaction_time: str | No
     target = Path(out_dir) / "fhir"
     target.mkdir(parents=True, exist_ok=True)
     staging = target / STAGING
-    _remove(staging)  # a killed export's
+    remove(staging)  # a killed export's
     staging.mkdir()
     sizes = {(t, p): n for t, p, n in con.execute(_COUNTS.format(schema=sql_schema, part=PART_SQL)).fetchall()}
     counts: dict[tuple[str, str], int] = {}
@@ -93,44 +91,10 @@ def export_ndjson(con, schema: str, out_dir: Path, *, transaction_time: str | No
         counts.update(_write_batch(con, sql_schema, staging, rtype, parts))
     for url in sorted(part_url(*key) for key in counts):
         (target / url).parent.mkdir(exist_ok=True)
-        _move_in(staging / url, target / url)
+        move_in(staging / url, target / url)
     manifest = _write_manifest(target, sql_schema, counts, transaction_time)
-    _sweep(target, manifest)
+    sweep(target, manifest)
     return manifest
-
-
-def _remove(path: Path) -> None:
-    """Remove a file, a link or a folder tree at `path`, if any (rmtree refuses the first two)."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
-
-
-def _move_in(src: Path, dst: Path) -> None:
-    """Move a staged part to its place, whole: a rename, or where the type's folder is a link to another
-    file system, a copy beside the place renamed onto it."""
-    try:
-        os.replace(src, dst)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-        src.unlink()
-
-
-def _sweep(target: Path, manifest: dict) -> None:
-    """Delete the part files the manifest does not list (the export before's, another layout's), then the
-    staging folder. A whole export does this once its manifest is written; the staging folder still there
-    says it did not finish, and the next export finishes it (whole or not): with the manifest already
-    valid, the next exports were part by part, and nothing else deletes an unlisted file."""
-    urls = {o["url"] for o in manifest["output"]}
-    for old in [*target.glob("*.ndjson"), *target.glob("*/*.ndjson")]:
-        if old.relative_to(target).as_posix() not in urls:
-            old.unlink()
-    _remove(target / STAGING)
 
 
 def export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], *,
@@ -158,7 +122,7 @@ def _export_parts(con, schema: str, out_dir: Path, parts: set[tuple[str, str]], 
     sql_schema = checked_schema(schema)
     target = Path(out_dir) / "fhir"
     if os.path.lexists(target / STAGING):  # a whole export that did not finish its sweep
-        _sweep(target, previous)
+        sweep(target, previous)
     counts = {(o["type"], o["url"].split("/", 1)[1].removesuffix(".ndjson")): o["count"] for o in previous["output"]}
     # A part changed since the export wrote it is written from the table, touched or not: splicing it
     # would keep whatever was edited in its other lines.
@@ -459,7 +423,7 @@ def export_pending(con, out_dir: Path, threads: int = 1, stats: dict | None = No
         stats["edited"] = len(edited)
     if previous is not None and not pending and not edited:
         if os.path.lexists(Path(out_dir) / "fhir" / STAGING):  # a whole export that did not finish its sweep
-            _sweep(Path(out_dir) / "fhir", previous)
+            sweep(Path(out_dir) / "fhir", previous)
         return 0, 0, previous
     done: dict = {}
     manifest = _export_parts(con, "fhir", out_dir, pending, previous, None, studies=pending_studies(con), stats=done,
